@@ -1,0 +1,86 @@
+//! `nym-gateway run`: load config and keys, print the node details, run until SIGINT/SIGTERM.
+
+use anyhow::Context as _;
+use tracing::{info, warn};
+
+use super::init::initialise;
+use super::overrides::{apply_overrides, IdentityFlags};
+use super::Context;
+use crate::build_info::VERSION;
+use crate::cli::{Overrides, Run};
+use crate::config::upgrade::{check_version, VersionCheck};
+use crate::config::{Config, ConfigError};
+use crate::keys::NodeKeys;
+use crate::node_details::NodeDetails;
+
+/// Hosts that other nodes cannot reach.
+const LOCAL_HOSTS: [&str; 5] = ["localhost", "127.0.0.1", "0.0.0.0", "::1", "[::1]"];
+
+pub(super) fn execute(args: &Run, ctx: &Context) -> anyhow::Result<()> {
+    println!("Starting gateway {}...", args.id);
+    let flags = IdentityFlags {
+        host: args.host.as_deref(),
+        wallet_address: args.wallet_address.as_deref(),
+        mnemonic: args.mnemonic.as_deref(),
+    };
+    let mut config = match ctx.load_config(&args.id) {
+        Ok(config) => config,
+        Err(e) if args.init_if_missing && is_missing(&e) => {
+            let local = IdentityFlags {
+                host: Some("127.0.0.1"),
+                ..IdentityFlags::default()
+            };
+            initialise(&args.id, local, &Overrides::default(), ctx)?.0
+        }
+        Err(e) => return Err(e),
+    };
+    version_check(&config)?;
+    // Overrides apply to this run only; the file is left as it is.
+    apply_overrides(&mut config, flags, &args.overrides, &ctx.network)?;
+
+    let listening = config.gateway.listening_address.to_string();
+    if LOCAL_HOSTS.contains(&listening.as_str()) {
+        println!("\n##### NOTE #####");
+        println!(
+            "\nYou are trying to bind to {listening} - you might not be accessible to other nodes\n\
+             You can ignore this warning if you're running setup on a local network \n\
+             or have set a custom 'announce-host'\n\n"
+        );
+    }
+
+    let keys = NodeKeys::load(&config.key_paths()).context("failed to load the gateway's keys")?;
+    let details = NodeDetails::new(&config, &keys, &ctx.network.bech32_prefix)
+        .map_err(|e| super::report_wallet_error(&e))?;
+    println!(
+        "\nTo bond your gateway you will need to install the Nym wallet, go to https://nymtech.net/get-involved and select the Download button.\n\
+         Select the correct version and install it to your machine. You will need to provide the following: \n"
+    );
+    print!("{}", details.to_text());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(crate::node::run(config, keys, ctx.network.clone()))
+}
+
+fn is_missing(err: &anyhow::Error) -> bool {
+    matches!(
+        err.downcast_ref::<ConfigError>(),
+        Some(ConfigError::Missing { .. })
+    )
+}
+
+/// The version check of `run` and `sign`: a different patch version runs with a hint, a
+/// different minor or major version refuses to run (exit 1).
+pub(super) fn version_check(config: &Config) -> anyhow::Result<()> {
+    let cfg = &config.gateway.version;
+    match check_version(VERSION, cfg)? {
+        VersionCheck::Equal => {}
+        VersionCheck::Compatible => {
+            warn!("The gateway binary has different version than what is specified in config file! {VERSION} and {cfg}");
+            info!("but they are still semver compatible. However, consider running the `upgrade` command");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! `[debug]`: every limit, queue size and timeout, each with a default sized for a 2-core,
+//! 4 GB machine. Durations are written the humantime way (`1500ms`, `30s`, `24h`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+/// Limits and timeouts. Any key may be omitted; it then takes the default shown in its doc.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Debug {
+    /// First reconnect delay of an outgoing mix connection (default 1s).
+    #[serde(with = "humantime_serde")]
+    pub packet_forwarding_initial_backoff: Duration,
+    /// Reconnect delays double up to this (default 30s).
+    #[serde(with = "humantime_serde")]
+    pub packet_forwarding_maximum_backoff: Duration,
+    /// Connect timeout of an outgoing mix connection (default 1500ms).
+    #[serde(with = "humantime_serde")]
+    pub initial_connection_timeout: Duration,
+    /// Packets queued per next hop before new ones are dropped and counted (default 2000).
+    pub maximum_connection_buffer_size: usize,
+    /// Stored messages sent to a client per batch (default 100).
+    pub message_retrieval_limit: usize,
+    /// Open client connections; more are refused (default 8192).
+    pub maximum_client_connections: usize,
+    /// Open mix connections; more are refused (default 4096).
+    pub maximum_mix_connections: usize,
+    /// The websocket upgrade must complete within this (default 1500ms).
+    #[serde(with = "humantime_serde")]
+    pub websocket_upgrade_timeout: Duration,
+    /// Each message before authentication must arrive within this (default 10s).
+    #[serde(with = "humantime_serde")]
+    pub initial_message_timeout: Duration,
+    /// Each registration handshake message must arrive within this (default 5s).
+    #[serde(with = "humantime_serde")]
+    pub handshake_message_timeout: Duration,
+    /// Largest websocket message accepted from a client, in bytes (default 65536).
+    pub maximum_client_message_size: usize,
+    /// Messages queued for one connected client before new ones go to the store (default 256).
+    pub client_push_queue_capacity: usize,
+    /// Allowed clock difference of `authenticateV2` requests (default 120s).
+    #[serde(with = "humantime_serde")]
+    pub maximum_auth_request_timestamp_skew: Duration,
+    /// Bytes granted per `claimFreeTestnetBandwidth` (default 64 GiB).
+    pub free_bandwidth_per_claim: i64,
+    /// Stored messages older than this are deleted (default 24h).
+    #[serde(with = "humantime_serde")]
+    pub stored_messages_max_age: Duration,
+    /// How often old stored messages are deleted (default 1h).
+    #[serde(with = "humantime_serde")]
+    pub stale_messages_cleaner_interval: Duration,
+    /// Stored messages per client; more are refused (0 = unlimited; default 20000).
+    pub max_stored_messages_per_client: u64,
+    /// Stored bytes per client; more are refused (0 = unlimited; default 64 MiB).
+    pub max_stored_bytes_per_client: u64,
+    /// Store operations queued before callers wait (default 8192).
+    pub store_queue_capacity: usize,
+    /// Store operations committed in one transaction at most (default 512).
+    pub store_max_batch: usize,
+    /// Commit with `synchronous=FULL` (survives power loss, slower) instead of NORMAL
+    /// (survives process crashes) (default false).
+    pub store_synchronous_full: bool,
+    /// Packets the replay filter is sized for per rotation (default 180 000 000: 25 h at 2 000/s).
+    pub replay_filter_capacity: u64,
+    /// Acceptable false-positive rate of the replay filter (default 1e-5).
+    pub replay_filter_false_positive_rate: f64,
+    /// Threads unwrapping Sphinx packets (0 = one per core; default 0).
+    pub unwrap_workers: usize,
+    /// Packets waiting for or in unwrapping, over all connections (default 4096).
+    pub unwrap_queue_capacity: usize,
+    /// Packets one mix connection may have in unwrapping at once (default 256).
+    pub mix_connection_max_in_flight: usize,
+}
+
+impl Default for Debug {
+    fn default() -> Self {
+        Self {
+            packet_forwarding_initial_backoff: Duration::from_secs(1),
+            packet_forwarding_maximum_backoff: Duration::from_secs(30),
+            initial_connection_timeout: Duration::from_millis(1500),
+            maximum_connection_buffer_size: 2000,
+            message_retrieval_limit: 100,
+            maximum_client_connections: 8192,
+            maximum_mix_connections: 4096,
+            websocket_upgrade_timeout: Duration::from_millis(1500),
+            initial_message_timeout: Duration::from_secs(10),
+            handshake_message_timeout: Duration::from_secs(5),
+            maximum_client_message_size: 64 * 1024,
+            client_push_queue_capacity: 256,
+            maximum_auth_request_timestamp_skew: Duration::from_secs(120),
+            free_bandwidth_per_claim: 64 * 1024 * 1024 * 1024,
+            stored_messages_max_age: Duration::from_secs(24 * 3600),
+            stale_messages_cleaner_interval: Duration::from_secs(3600),
+            max_stored_messages_per_client: 20_000,
+            max_stored_bytes_per_client: 64 * 1024 * 1024,
+            store_queue_capacity: 8192,
+            store_max_batch: 512,
+            store_synchronous_full: false,
+            replay_filter_capacity: 180_000_000,
+            replay_filter_false_positive_rate: 1e-5,
+            unwrap_workers: 0,
+            unwrap_queue_capacity: 4096,
+            mix_connection_max_in_flight: 256,
+        }
+    }
+}
+
+impl Debug {
+    /// Rejects values that would disable a limit by accident or make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive: [(&'static str, u64); 11] = [
+            (
+                "maximum_connection_buffer_size",
+                self.maximum_connection_buffer_size as u64,
+            ),
+            (
+                "message_retrieval_limit",
+                self.message_retrieval_limit as u64,
+            ),
+            (
+                "maximum_client_connections",
+                self.maximum_client_connections as u64,
+            ),
+            (
+                "maximum_mix_connections",
+                self.maximum_mix_connections as u64,
+            ),
+            (
+                "maximum_client_message_size",
+                self.maximum_client_message_size as u64,
+            ),
+            (
+                "client_push_queue_capacity",
+                self.client_push_queue_capacity as u64,
+            ),
+            ("store_queue_capacity", self.store_queue_capacity as u64),
+            ("store_max_batch", self.store_max_batch as u64),
+            ("replay_filter_capacity", self.replay_filter_capacity),
+            ("unwrap_queue_capacity", self.unwrap_queue_capacity as u64),
+            (
+                "mix_connection_max_in_flight",
+                self.mix_connection_max_in_flight as u64,
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be greater than 0".into(),
+                });
+            }
+        }
+        let rate = self.replay_filter_false_positive_rate;
+        if !(rate > 0.0 && rate < 1.0) {
+            return Err(ConfigError::Invalid {
+                key: "replay_filter_false_positive_rate",
+                reason: format!("{rate} is not between 0 and 1"),
+            });
+        }
+        if self.free_bandwidth_per_claim < 0 {
+            return Err(ConfigError::Invalid {
+                key: "free_bandwidth_per_claim",
+                reason: "must not be negative".into(),
+            });
+        }
+        if self.packet_forwarding_initial_backoff > self.packet_forwarding_maximum_backoff {
+            return Err(ConfigError::Invalid {
+                key: "packet_forwarding_initial_backoff",
+                reason: "must not exceed packet_forwarding_maximum_backoff".into(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,161 @@
+use super::*;
+use crate::network::Network;
+
+fn sample() -> Config {
+    let mut config = Config::new(
+        "demo",
+        Path::new("/home/op/.nym/gateways"),
+        &Network::mainnet(),
+    );
+    config.gateway.wallet_address = "n10yyd98e2tuwu0f7ypz9dy3hhjw7v772q6287gy".into();
+    config.gateway.listening_address = "62.240.134.46".parse().unwrap();
+    config.gateway.announce_address = "gw.example.org".into();
+    config.debug.client_push_queue_capacity = 7;
+    config
+}
+
+#[test]
+fn render_parses_back_to_the_same_config() {
+    let config = sample();
+    let text = config.render();
+    assert_eq!(Config::parse(&text).unwrap(), config, "{text}");
+    config.validate().unwrap();
+}
+
+#[test]
+fn render_keeps_the_1_0_2_key_order() {
+    let text = sample().render();
+    let order = [
+        "version =",
+        "id =",
+        "disabled_credentials_mode =",
+        "listening_address =",
+        "private_identity_key_file =",
+        "public_identity_key_file =",
+        "private_sphinx_key_file =",
+        "public_sphinx_key_file =",
+        "announce_address =",
+        "mix_port =",
+        "clients_port =",
+        "enabled_statistics =",
+        "statistics_service_url =",
+        "validator_api_urls =",
+        "validator_nymd_urls =",
+        "cosmos_mnemonic =",
+        "wallet_address =",
+        "nym_root_directory =",
+        "persistent_storage =",
+        "[logging]",
+        "[debug]",
+    ];
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|k| {
+            text.find(&format!("\n{k}"))
+                .unwrap_or_else(|| panic!("{k} missing"))
+        })
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+    assert!(text.contains("statistics_service_url = 'https://mainnet-stats.nymte.ch:8090/'"));
+}
+
+#[test]
+fn a_1_0_1_config_loads_with_defaults_for_the_new_keys() {
+    let text = include_str!("../../tests/fixtures/config-1.0.1.toml").replace("@ROOT@", "/r");
+    let config = Config::parse(&text).unwrap();
+    assert_eq!(config.gateway.version, "1.0.1");
+    assert!(!config.gateway.enabled_statistics);
+    assert_eq!(
+        config.gateway.statistics_service_url,
+        "https://mainnet-stats.nymte.ch:8090/"
+    );
+    assert_eq!(
+        config.gateway.eth_endpoint.as_deref(),
+        Some("https://rinkeby.infura.io/v3/00000000000000000000000000000000")
+    );
+    assert_eq!(config.debug, Debug::default());
+    config.validate().unwrap();
+}
+
+#[test]
+fn unknown_keys_and_bad_types_are_errors_naming_the_key() {
+    let text = sample().render();
+    let typo = text.replace("mix_port =", "mixport =");
+    assert!(Config::parse(&typo).unwrap_err().contains("mixport"));
+    let bad_type = text.replace("clients_port = 9000", "clients_port = 'nine'");
+    assert!(Config::parse(&bad_type)
+        .unwrap_err()
+        .contains("clients_port"));
+    let bad_ip = text.replace(
+        "listening_address = '62.240.134.46'",
+        "listening_address = 'nowhere'",
+    );
+    assert!(Config::parse(&bad_ip)
+        .unwrap_err()
+        .contains("listening_address"));
+}
+
+#[test]
+fn invalid_values_are_rejected_by_validate() {
+    let mut config = sample();
+    config.gateway.clients_port = config.gateway.mix_port;
+    assert!(matches!(
+        config.validate(),
+        Err(ConfigError::Invalid {
+            key: "clients_port",
+            ..
+        })
+    ));
+    let mut config = sample();
+    config.debug.maximum_client_connections = 0;
+    assert!(matches!(
+        config.validate(),
+        Err(ConfigError::Invalid {
+            key: "maximum_client_connections",
+            ..
+        })
+    ));
+    let mut config = sample();
+    config.gateway.statistics_service_url = "not a url".into();
+    assert!(config.validate().is_err());
+}
+
+#[test]
+fn load_reports_missing_and_corrupt_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    assert!(matches!(
+        Config::load(&path),
+        Err(ConfigError::Missing { .. })
+    ));
+    std::fs::write(&path, "[gateway\nid = ").unwrap();
+    let err = Config::load(&path).unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }));
+    assert!(err.to_string().contains("config.toml"), "{err}");
+}
+
+#[test]
+fn save_writes_owner_only_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/config.toml");
+    sample().save(&path).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    assert_eq!(Config::load(&path).unwrap(), sample());
+}
+
+#[test]
+fn url_lists_are_split_trimmed_and_checked() {
+    assert_eq!(
+        parse_url_list(" https://a.example/api , http://b.example").unwrap(),
+        vec![
+            "https://a.example/api".to_owned(),
+            "http://b.example/".to_owned()
+        ]
+    );
+    assert!(parse_url_list("https://ok.example, not a url").is_err());
+}

@@ -1,0 +1,27 @@
+//! The `nym-gateway` node: operator CLI, configuration, keys and the running gateway.
+//!
+//! # Layout
+//! - [`cli`]: the command line as operators type it (clap lives only here).
+//! - [`commands`]: one module per subcommand (`init`, `run`, `node-details`, `sign`, `upgrade`).
+//! - [`config`]: `config.toml` — loading, validation, rendering, migration of old versions.
+//! - [`network`]: built-in mainnet defaults and `--config-env-file` networks.
+//! - [`keys`]: the identity (ed25519) and sphinx (x25519) key files.
+//! - [`wallet`]: bech32 wallet-address validation.
+//! - [`node_details`]: the node-details block printed by `init`, `run` and `node-details`.
+//! - [`build_info`]: what `--version` prints.
+//! - [`node`]: the running gateway (listeners, router, store, egress).
+//! - [`storage`]: opening the SQLite store from the config.
+//! - [`logging`]: log output.
+#![forbid(unsafe_code)]
+
+pub mod build_info;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod keys;
+pub mod logging;
+pub mod network;
+pub mod node;
+pub mod node_details;
+pub mod storage;
+pub mod wallet;

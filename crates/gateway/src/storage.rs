@@ -1,0 +1,30 @@
+//! Opening the gateway's SQLite store with the limits from the config.
+
+use gateway_store::{Store, StoreConfig};
+
+use crate::config::Config;
+
+/// The store settings a config describes.
+pub fn store_config(config: &Config) -> StoreConfig {
+    let d = &config.debug;
+    let mut store = StoreConfig::new(config.gateway.persistent_storage.clone());
+    store.queue_capacity = d.store_queue_capacity;
+    store.max_batch = d.store_max_batch;
+    store.max_messages_per_client = d.max_stored_messages_per_client;
+    store.max_bytes_per_client = d.max_stored_bytes_per_client;
+    store.synchronous_full = d.store_synchronous_full;
+    store
+}
+
+/// Opens the store (creating and migrating it).
+pub fn open(config: &Config) -> Result<Store, gateway_store::StoreError> {
+    Store::open(store_config(config))
+}
+
+/// Creates and migrates the store, then closes it (what `init` does, outside any runtime).
+pub fn initialise(config: &Config) -> anyhow::Result<()> {
+    let store = open(config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    runtime.block_on(store.close())?;
+    Ok(())
+}

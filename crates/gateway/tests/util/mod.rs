@@ -1,0 +1,245 @@
+//! Running the real `nym-gateway` binary in a temporary HOME.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A valid mainnet wallet address.
+pub const MAINNET_WALLET: &str = "n10yyd98e2tuwu0f7ypz9dy3hhjw7v772q6287gy";
+
+/// How long a test waits for the gateway to be ready before failing.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub trait OutputText {
+    fn stdout_text(&self) -> String;
+    fn stderr_text(&self) -> String;
+}
+
+impl OutputText for Output {
+    fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Permission bits of a file.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The value after `prefix` on the line that starts with it.
+pub fn field(text: &str, prefix: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{text}"))
+        .trim()
+        .to_owned()
+}
+
+/// One gateway id in its own temporary HOME, with its own free ports.
+pub struct Gateway {
+    home: tempfile::TempDir,
+    id: String,
+    pub mix_port: u16,
+    pub clients_port: u16,
+    pub http_port: u16,
+}
+
+impl Gateway {
+    pub fn new(id: &str) -> Self {
+        Self {
+            home: tempfile::tempdir().unwrap(),
+            id: id.to_owned(),
+            mix_port: free_port(),
+            clients_port: free_port(),
+            http_port: free_port(),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.home().join(".nym/gateways")
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.root().join(&self.id)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("config/config.toml")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nym-gateway"));
+        cmd.args(args)
+            .env("HOME", self.home())
+            .env_remove("CONFIGURED")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// `init` on 127.0.0.1 with this gateway's ports, plus `extra` flags.
+    pub fn init(&self, extra: &[&str]) -> Output {
+        let mix = self.mix_port.to_string();
+        let clients = self.clients_port.to_string();
+        let http = format!("127.0.0.1:{}", self.http_port);
+        let mut args = vec![
+            "init",
+            "--id",
+            &self.id,
+            "--host",
+            "127.0.0.1",
+            "--wallet-address",
+            MAINNET_WALLET,
+        ];
+        // This gateway's own ports, unless the test supplies its own.
+        for (flag, value) in [
+            ("--mix-port", &mix),
+            ("--clients-port", &clients),
+            ("--http-api-address", &http),
+        ] {
+            if !extra.contains(&flag) {
+                args.extend([flag, value.as_str()]);
+            }
+        }
+        args.extend_from_slice(extra);
+        self.cmd(&args)
+    }
+
+    /// `init` with defaults and `extra` flags (which may be invalid).
+    pub fn init_with(&self, extra: &[&str]) -> Output {
+        self.init(extra)
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let tx_err = tx.clone();
+        let stderr_reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("Finished nym gateway startup procedure") {
+                    let _ = tx_err.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let stdout = child.stdout.take().unwrap();
+        let stdout_reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            let _ = BufReader::new(stdout).read_to_string(&mut all);
+            all
+        });
+        drop(tx);
+        Running {
+            child,
+            ready: rx,
+            stdout_reader: Some(stdout_reader),
+            stderr_reader: Some(stderr_reader),
+        }
+    }
+}
+
+/// A running gateway process.
+pub struct Running {
+    child: Child,
+    ready: mpsc::Receiver<()>,
+    stdout_reader: Option<std::thread::JoinHandle<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Running {
+    /// Waits for the startup-finished log line; panics with the process output on timeout.
+    pub fn wait_ready(&mut self) {
+        match self.ready.recv_timeout(READY_TIMEOUT) {
+            Ok(()) => {}
+            Err(_) => {
+                let _ = self.child.kill();
+                let out = self.collect();
+                panic!(
+                    "gateway not ready:\nstdout:\n{}\nstderr:\n{}",
+                    out.stdout_text(),
+                    out.stderr_text()
+                );
+            }
+        }
+    }
+
+    /// Sends a signal (`INT`, `TERM`, `KILL`) and waits for exit.
+    pub fn terminate(mut self, signal: &str) -> Output {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.collect()
+    }
+
+    fn collect(&mut self) -> Output {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                break self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = self
+            .stdout_reader
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or_default();
+        let stderr = self
+            .stderr_reader
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or_default();
+        Output {
+            status,
+            stdout: stdout.into_bytes(),
+            stderr: stderr.into_bytes(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

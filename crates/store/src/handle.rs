@@ -1,0 +1,310 @@
+//! [`Store`]: the async handle the rest of the gateway uses.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::info;
+
+use crate::reader::{self, ReadCommand, ToReader};
+use crate::writer::{Counters, Reply, ToWriter, WriteCommand, Writer};
+use crate::{
+    address_bs58, schema, Bandwidth, ClientAddress, SharedKeyRecord, StoreConfig, StoreCounters,
+    StoreError, StoreStats, StoredMessage,
+};
+
+/// A handle to the store. Cloning is cheap; all clones talk to the same two threads.
+///
+/// Every method queues a command and waits for its answer. A write answers only after its
+/// transaction committed. Dropping a method's future does not cancel a command already
+/// queued: it runs, and its answer is discarded.
+///
+/// # Shutdown
+/// [`close`](Self::close) drains both queues, commits, closes the connections and joins the
+/// threads. Dropping the last handle instead lets the threads drain and stop on their own
+/// without waiting for them (so a drop never blocks an async runtime); call `close` when the
+/// process is about to exit, so the final commit and WAL checkpoint are done before it does.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    writes: mpsc::Sender<ToWriter>,
+    reads: mpsc::Sender<ToReader>,
+    counters: Arc<Counters>,
+    /// Taken by the first `close`.
+    threads: Mutex<Vec<(&'static str, JoinHandle<()>)>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database, then starts the writer and
+    /// reader threads. Blocking: call it at startup, or from `spawn_blocking`.
+    pub fn open(config: StoreConfig) -> Result<Self, StoreError> {
+        let write_conn = schema::open_writer(&config)?;
+        let read_conn = schema::open_reader(&config)?;
+        let capacity = config.queue_capacity.max(1);
+        let (writes, write_queue) = mpsc::channel(capacity);
+        let (reads, read_queue) = mpsc::channel(capacity);
+        let counters = Arc::new(Counters::default());
+
+        let writer = Writer::new(write_conn, &config, counters.clone());
+        let writer_thread = spawn("writer", move || writer.run(write_queue))?;
+        // If this fails, `writes` is dropped on return and the writer thread stops by itself.
+        let reader_thread = spawn("reader", move || reader::run(read_conn, read_queue))?;
+
+        info!(
+            path = %config.path.display(),
+            schema_version = schema::SCHEMA_VERSION,
+            synchronous_full = config.synchronous_full,
+            "store opened"
+        );
+        Ok(Self {
+            shared: Arc::new(Shared {
+                path: config.path,
+                writes,
+                reads,
+                counters,
+                threads: Mutex::new(vec![("writer", writer_thread), ("reader", reader_thread)]),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Counters of the writer since open.
+    pub fn counters(&self) -> StoreCounters {
+        self.shared.counters.snapshot()
+    }
+
+    /// Write commands queued and not yet taken by the writer (a gauge for metrics).
+    pub fn queued_writes(&self) -> usize {
+        let writes = &self.shared.writes;
+        writes.max_capacity() - writes.capacity()
+    }
+
+    /// Stores a message for `client` and returns its id, once committed. Fails with
+    /// [`StoreError::QuotaExceeded`], storing nothing, if the client's inbox is full.
+    pub async fn insert_message(
+        &self,
+        client: ClientAddress,
+        content: Vec<u8>,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        self.write(|reply| WriteCommand::InsertMessage {
+            client: address_bs58(&client),
+            content,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    /// Up to `limit` of `client`'s messages with an id above `after_id` (all if `None`),
+    /// oldest first.
+    pub async fn fetch_messages(
+        &self,
+        client: ClientAddress,
+        after_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.read(|reply| ReadCommand::FetchMessages {
+            client: address_bs58(&client),
+            after_id,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    /// Deletes messages by id, in one transaction; ids that no longer exist are skipped.
+    pub async fn delete_messages(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.write(|reply| WriteCommand::DeleteMessages { ids, reply })
+            .await
+    }
+
+    /// Deletes every message stored before `cutoff` (unix seconds) and returns how many.
+    pub async fn delete_messages_older_than(&self, cutoff: i64) -> Result<u64, StoreError> {
+        self.write(|reply| WriteCommand::DeleteMessagesOlderThan { cutoff, reply })
+            .await
+    }
+
+    /// Sets `client`'s shared key, registering the client if new. A known client keeps its
+    /// id, bandwidth and last authentication time.
+    pub async fn upsert_shared_key(
+        &self,
+        client: ClientAddress,
+        key: [u8; 32],
+    ) -> Result<(), StoreError> {
+        self.write(|reply| WriteCommand::UpsertSharedKey {
+            client: address_bs58(&client),
+            key,
+            reply,
+        })
+        .await
+    }
+
+    /// `client`'s shared key, if registered.
+    pub async fn shared_key(
+        &self,
+        client: ClientAddress,
+    ) -> Result<Option<SharedKeyRecord>, StoreError> {
+        self.read(|reply| ReadCommand::SharedKey {
+            client: address_bs58(&client),
+            reply,
+        })
+        .await
+    }
+
+    /// Records when `client` authenticated (unix seconds). Fails with
+    /// [`StoreError::NotRegistered`] if it has no shared key.
+    pub async fn set_last_used_authentication(
+        &self,
+        client: ClientAddress,
+        timestamp: i64,
+    ) -> Result<(), StoreError> {
+        self.write(|reply| WriteCommand::SetLastUsedAuthentication {
+            client: address_bs58(&client),
+            timestamp,
+            reply,
+        })
+        .await
+    }
+
+    /// `client`'s bandwidth, created as `available = 0, expiration = 0` if missing.
+    pub async fn ensure_bandwidth(&self, client: ClientAddress) -> Result<Bandwidth, StoreError> {
+        self.write(|reply| WriteCommand::EnsureBandwidth {
+            client: address_bs58(&client),
+            reply,
+        })
+        .await
+    }
+
+    /// `client`'s bandwidth, if it has any row.
+    pub async fn bandwidth(&self, client: ClientAddress) -> Result<Option<Bandwidth>, StoreError> {
+        self.read(|reply| ReadCommand::Bandwidth {
+            client: address_bs58(&client),
+            reply,
+        })
+        .await
+    }
+
+    /// Sets `client`'s bandwidth, creating the row (and the client) if missing.
+    pub async fn set_bandwidth(
+        &self,
+        client: ClientAddress,
+        bandwidth: Bandwidth,
+    ) -> Result<(), StoreError> {
+        self.write(|reply| WriteCommand::SetBandwidth {
+            client: address_bs58(&client),
+            bandwidth,
+            reply,
+        })
+        .await
+    }
+
+    /// Deletes everything stored about `client`: messages, shared key, bandwidth.
+    pub async fn forget_client(&self, client: ClientAddress) -> Result<(), StoreError> {
+        self.write(|reply| WriteCommand::ForgetClient {
+            client: address_bs58(&client),
+            reply,
+        })
+        .await
+    }
+
+    /// Totals over the database (scans `message_store`; meant for metrics scrapes).
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.read(|reply| ReadCommand::Stats { reply }).await
+    }
+
+    /// Graceful shutdown: every command queued before this call runs (writes are committed),
+    /// later ones fail with [`StoreError::Closed`], then the connections are closed and the
+    /// threads joined. Other clones of this handle see [`StoreError::Closed`] from then on;
+    /// closing an already closed store is `Ok`.
+    pub async fn close(self) -> Result<(), StoreError> {
+        // The reader goes first so that the writer's connection is the last one open: closing
+        // it checkpoints the WAL into the database file.
+        let (done, stopped) = oneshot::channel();
+        if self.shared.reads.send(ToReader::Close(done)).await.is_ok() {
+            self.join("reader", stopped).await?;
+        }
+        let (done, stopped) = oneshot::channel();
+        if self.shared.writes.send(ToWriter::Close(done)).await.is_ok() {
+            self.join("writer", stopped).await?;
+        }
+        // A queue already closed means another clone's `close` got there first and joins.
+        Ok(())
+    }
+
+    /// Waits for a thread's stop signal, then joins it. The signal is the thread's last act
+    /// (or is dropped when it panics), so the join is short and never holds up the runtime.
+    async fn join(
+        &self,
+        thread: &'static str,
+        stopped: oneshot::Receiver<()>,
+    ) -> Result<(), StoreError> {
+        let _ = stopped.await;
+        let handle = {
+            let mut threads = self
+                .shared
+                .threads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let index = threads.iter().position(|(name, _)| *name == thread);
+            index.map(|index| threads.swap_remove(index).1)
+        };
+        match handle.map(JoinHandle::join) {
+            Some(Err(_)) => Err(StoreError::Panicked { thread }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn write<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> WriteCommand,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .writes
+            .send(ToWriter::Command(command(reply)))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> ReadCommand,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .reads
+            .send(ToReader::Command(command(reply)))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn spawn(
+    thread: &'static str,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, StoreError> {
+    std::thread::Builder::new()
+        .name(format!("store-{thread}"))
+        .spawn(body)
+        .map_err(|source| StoreError::Spawn { thread, source })
+}

@@ -1,0 +1,51 @@
+//! The gateway's durable state in SQLite: client inboxes (messages stored for clients that are
+//! offline), shared keys, and bandwidth.
+//!
+//! [`Store::open`] opens (or creates) the database file, migrates its schema and starts two
+//! threads: one **writer** that owns the only write connection and commits queued commands in
+//! batches (group commit), and one **reader** on a second, query-only connection. [`Store`] is
+//! a cheap `Clone` handle; its methods are `async` and resolve once the work is done, for a
+//! write that means *committed*. The queues in front of both threads are bounded: when they
+//! are full, callers wait.
+//!
+//! Messages leave the store only by [`Store::delete_messages`] (called once they were written
+//! to the client's socket), by retention ([`Store::delete_messages_older_than`]) or by
+//! [`Store::forget_client`].
+//!
+//! # Layout
+//! - [`config`] — [`StoreConfig`]: path, durability, queue and batch sizes, quotas.
+//! - [`error`] — [`StoreError`].
+//! - `handle` — [`Store`], the async API; turns calls into commands for the two threads.
+//! - `schema` — opening connections, pragmas, migrations (`PRAGMA user_version`).
+//! - `writer` — the writer thread: batching, one transaction per batch, a savepoint per command.
+//! - `write_ops` — the SQL of each write command.
+//! - `quota` — per-client inbox usage, cached in the writer.
+//! - `reader` — the reader thread and the SQL of each read.
+//! - [`types`] — the records the API returns.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+mod handle;
+mod quota;
+mod reader;
+mod schema;
+pub mod types;
+mod write_ops;
+mod writer;
+
+pub use config::StoreConfig;
+pub use error::StoreError;
+pub use handle::Store;
+pub use types::{Bandwidth, SharedKeyRecord, StoreCounters, StoreStats, StoredMessage};
+
+/// A client's address: its 32-byte identity key. Stored in base58, as the schema's
+/// `client_address_bs58` columns say.
+pub type ClientAddress = [u8; 32];
+
+/// The base58 text under which a client's rows are stored.
+pub(crate) fn address_bs58(client: &ClientAddress) -> String {
+    bs58::encode(client).into_string()
+}

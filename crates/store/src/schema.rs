@@ -1,0 +1,163 @@
+//! Opening connections, pragmas and schema migrations.
+//!
+//! The schema version lives in `PRAGMA user_version`; migration `n` (1-based) takes the file
+//! from version `n - 1` to `n` in one transaction, so a failed migration leaves the file as it
+//! was. Migrations are only ever appended.
+
+use std::path::Path;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use tracing::{info, warn};
+
+use crate::{StoreConfig, StoreError};
+
+/// The schema, one entry per version. Column names match the reference gateway's, so tools
+/// that read its database read ours.
+const MIGRATIONS: &[&str] = &[
+    // Version 1.
+    "CREATE TABLE clients (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_address_bs58 TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE shared_keys (
+        client_id INTEGER PRIMARY KEY REFERENCES clients(id),
+        client_address_bs58 TEXT NOT NULL UNIQUE,
+        derived_aes256_gcm_siv_key BLOB NOT NULL,
+        last_used_authentication INTEGER NULL -- unix seconds
+    );
+    CREATE TABLE available_bandwidth (
+        client_id INTEGER PRIMARY KEY REFERENCES clients(id),
+        available INTEGER NOT NULL,
+        expiration INTEGER NOT NULL -- unix seconds
+    );
+    CREATE TABLE message_store (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_address_bs58 TEXT NOT NULL,
+        content BLOB NOT NULL,
+        timestamp INTEGER NOT NULL -- unix seconds
+    );
+    CREATE INDEX message_store_client_id ON message_store (client_address_bs58, id);",
+];
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// One query per table naming every column the code uses: preparing them at open turns a
+/// foreign or damaged schema into a clear error instead of failures later.
+const SCHEMA_PROBES: &[&str] = &[
+    "SELECT id, client_address_bs58 FROM clients LIMIT 0",
+    "SELECT client_id, client_address_bs58, derived_aes256_gcm_siv_key, last_used_authentication
+     FROM shared_keys LIMIT 0",
+    "SELECT client_id, available, expiration FROM available_bandwidth LIMIT 0",
+    "SELECT id, client_address_bs58, content, timestamp FROM message_store LIMIT 0",
+];
+
+/// Opens the write connection: creates the file, sets WAL and the pragmas, migrates.
+pub(crate) fn open_writer(config: &StoreConfig) -> Result<Connection, StoreError> {
+    let path = config.path.as_path();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+    conn.busy_timeout(config.busy_timeout)
+        .map_err(|e| open_error(path, e))?;
+
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+        .map_err(|e| open_error(path, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // Some file systems (network mounts) cannot do WAL; the store still works, slower and
+        // with readers blocking the writer.
+        warn!(path = %path.display(), journal_mode = %mode, "store could not switch to WAL mode");
+    }
+    let synchronous = if config.synchronous_full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=ON;"
+    ))
+    .map_err(|e| open_error(path, e))?;
+
+    migrate(&conn, path)?;
+    probe_schema(&conn, path)?;
+    Ok(conn)
+}
+
+/// Opens the read connection. It is read-write at the file level (a WAL reader must be able
+/// to update the shared-memory index) but `query_only`, so it can never change data.
+pub(crate) fn open_reader(config: &StoreConfig) -> Result<Connection, StoreError> {
+    let path = config.path.as_path();
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    conn.busy_timeout(config.busy_timeout)
+        .map_err(|e| open_error(path, e))?;
+    conn.execute_batch("PRAGMA query_only=ON;")
+        .map_err(|e| open_error(path, e))?;
+    probe_schema(&conn, path)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    // IMMEDIATE takes the write lock before reading the version, so two processes opening
+    // the same new file cannot both run a migration.
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| open_error(path, e))?;
+    let result = migrate_locked(conn, path);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = conn.execute_batch(end);
+    result?;
+    ended.map_err(|source| StoreError::Migration {
+        path: path.to_path_buf(),
+        version: SCHEMA_VERSION,
+        source,
+    })
+}
+
+fn migrate_locked(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|e| open_error(path, e))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for version in (found + 1)..=SCHEMA_VERSION {
+        let sql = MIGRATIONS[(version - 1) as usize];
+        conn.execute_batch(sql)
+            .and_then(|()| conn.pragma_update(None, "user_version", version))
+            .map_err(|source| StoreError::Migration {
+                path: path.to_path_buf(),
+                version,
+                source,
+            })?;
+        info!(path = %path.display(), version, "store schema migrated");
+    }
+    Ok(())
+}
+
+fn probe_schema(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    for sql in SCHEMA_PROBES {
+        conn.prepare(sql).map_err(|e| open_error(path, e))?;
+    }
+    Ok(())
+}
+
+/// Classifies an error met while opening: a lock held elsewhere gets its own variant because
+/// the operator's fix (stop the other process) differs from a damaged file's.
+fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
+    let path = path.to_path_buf();
+    match source.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Locked { path, source }
+        }
+        _ => StoreError::Open { path, source },
+    }
+}

@@ -1,0 +1,265 @@
+//! Inbox behaviour: insert, fetch, delete, quotas, retention, durability across reopen.
+
+mod common;
+
+use common::{client, db_path, is_quota_error, open, open_with};
+use gateway_store::StoreError;
+
+#[tokio::test]
+async fn insert_then_fetch_in_insertion_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir));
+    let mut ids = Vec::new();
+    for n in 0..5u8 {
+        ids.push(
+            store
+                .insert_message(client(1), vec![n; 3], 100)
+                .await
+                .unwrap(),
+        );
+        store.insert_message(client(2), vec![9], 100).await.unwrap();
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+
+    let fetched = store.fetch_messages(client(1), None, 100).await.unwrap();
+    assert_eq!(fetched.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
+    for (n, message) in fetched.iter().enumerate() {
+        assert_eq!(message.content, vec![n as u8; 3]);
+    }
+    assert!(store
+        .fetch_messages(client(3), None, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn fetch_pages_with_after_id_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir));
+    for n in 0..10u8 {
+        store.insert_message(client(1), vec![n], 0).await.unwrap();
+        store.insert_message(client(2), vec![n], 0).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = store.fetch_messages(client(1), after, 4).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        pages.push(page.len());
+        after = page.last().map(|m| m.id);
+        seen.extend(page.into_iter().map(|m| m.content[0]));
+    }
+    assert_eq!(pages, [4, 4, 2]);
+    assert_eq!(seen, (0..10).collect::<Vec<u8>>());
+    assert!(store
+        .fetch_messages(client(1), None, 0)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn delete_removes_only_given_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir));
+    let mut ids = Vec::new();
+    for n in 0..4u8 {
+        ids.push(store.insert_message(client(1), vec![n], 0).await.unwrap());
+    }
+    // Unknown ids (already delivered, or never existed) are not an error.
+    store
+        .delete_messages(vec![ids[0], ids[2], 999_999])
+        .await
+        .unwrap();
+    let left = store.fetch_messages(client(1), None, 10).await.unwrap();
+    assert_eq!(
+        left.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [ids[1], ids[3]]
+    );
+    store.delete_messages(Vec::new()).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().messages, 2);
+}
+
+#[tokio::test]
+async fn quota_by_count_is_exact_and_freed_by_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&db_path(&dir), |c| {
+        c.max_messages_per_client = 3;
+        c.max_bytes_per_client = 0;
+    });
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            store
+                .insert_message(client(1), vec![1; 10], 0)
+                .await
+                .unwrap(),
+        );
+    }
+    let over = store.insert_message(client(1), vec![1], 0).await;
+    match over {
+        Err(StoreError::QuotaExceeded {
+            messages, bytes, ..
+        }) => assert_eq!((messages, bytes), (3, 30)),
+        other => panic!("expected QuotaExceeded, got {other:?}"),
+    }
+    // Nothing was stored, and other clients are not affected.
+    assert_eq!(
+        store
+            .fetch_messages(client(1), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    store.insert_message(client(2), vec![1], 0).await.unwrap();
+
+    store.delete_messages(vec![ids[0]]).await.unwrap();
+    store.insert_message(client(1), vec![1], 0).await.unwrap();
+    assert!(is_quota_error(
+        &store.insert_message(client(1), vec![1], 0).await
+    ));
+}
+
+#[tokio::test]
+async fn quota_by_bytes_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&db_path(&dir), |c| {
+        c.max_messages_per_client = 0;
+        c.max_bytes_per_client = 100;
+    });
+    assert!(is_quota_error(
+        &store.insert_message(client(1), vec![0; 101], 0).await
+    ));
+    let first = store
+        .insert_message(client(1), vec![0; 60], 0)
+        .await
+        .unwrap();
+    store
+        .insert_message(client(1), vec![0; 40], 0)
+        .await
+        .unwrap();
+    assert!(is_quota_error(
+        &store.insert_message(client(1), vec![0; 1], 0).await
+    ));
+    store.delete_messages(vec![first]).await.unwrap();
+    store
+        .insert_message(client(1), vec![0; 60], 0)
+        .await
+        .unwrap();
+    assert!(is_quota_error(
+        &store.insert_message(client(1), vec![0; 1], 0).await
+    ));
+    assert_eq!(store.stats().await.unwrap().message_bytes, 100);
+}
+
+#[tokio::test]
+async fn quota_is_counted_from_disk_after_reopen_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let limit = |c: &mut gateway_store::StoreConfig| c.max_messages_per_client = 2;
+    let store = open_with(&path, limit);
+    store.insert_message(client(1), vec![1], 10).await.unwrap();
+    store.insert_message(client(1), vec![1], 20).await.unwrap();
+    store.close().await.unwrap();
+
+    let store = open_with(&path, limit);
+    assert!(is_quota_error(
+        &store.insert_message(client(1), vec![1], 30).await
+    ));
+    assert_eq!(store.delete_messages_older_than(15).await.unwrap(), 1);
+    store.insert_message(client(1), vec![1], 30).await.unwrap();
+    assert!(is_quota_error(
+        &store.insert_message(client(1), vec![1], 30).await
+    ));
+}
+
+#[tokio::test]
+async fn retention_deletes_only_older_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir));
+    for (n, ts) in [100, 200, 300].into_iter().enumerate() {
+        store
+            .insert_message(client(1), vec![n as u8], ts)
+            .await
+            .unwrap();
+        store
+            .insert_message(client(2), vec![n as u8], ts)
+            .await
+            .unwrap();
+    }
+    // Strictly older than the cutoff.
+    assert_eq!(store.delete_messages_older_than(200).await.unwrap(), 2);
+    let left = store.fetch_messages(client(1), None, 10).await.unwrap();
+    assert_eq!(
+        left.iter().map(|m| m.content[0]).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(store.delete_messages_older_than(200).await.unwrap(), 0);
+    assert_eq!(store.stats().await.unwrap().messages, 4);
+}
+
+#[tokio::test]
+async fn committed_state_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path);
+    let id = store
+        .insert_message(client(1), b"hello".to_vec(), 5)
+        .await
+        .unwrap();
+    store.upsert_shared_key(client(1), [7; 32]).await.unwrap();
+    store
+        .set_last_used_authentication(client(1), 1234)
+        .await
+        .unwrap();
+    store
+        .set_bandwidth(
+            client(1),
+            gateway_store::Bandwidth {
+                available: 1 << 30,
+                expiration: 99,
+            },
+        )
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+
+    let store = open(&path);
+    let messages = store.fetch_messages(client(1), None, 10).await.unwrap();
+    assert_eq!(
+        (messages[0].id, messages[0].content.as_slice()),
+        (id, &b"hello"[..])
+    );
+    let key = store.shared_key(client(1)).await.unwrap().unwrap();
+    assert_eq!(
+        (key.key, key.last_used_authentication),
+        ([7; 32], Some(1234))
+    );
+    let bandwidth = store.bandwidth(client(1)).await.unwrap().unwrap();
+    assert_eq!((bandwidth.available, bandwidth.expiration), (1 << 30, 99));
+    // Ids keep increasing across reopen (AUTOINCREMENT), even after deletes.
+    store.delete_messages(vec![id]).await.unwrap();
+    assert!(store.insert_message(client(1), vec![], 6).await.unwrap() > id);
+}
+
+#[tokio::test]
+async fn acknowledged_writes_are_on_disk_without_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path);
+    store.insert_message(client(1), vec![1], 0).await.unwrap();
+    // Dropping the last handle does not wait; what was acknowledged is already committed,
+    // and another connection sees it at once.
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let count: i64 = conn
+        .query_row("SELECT COUNT(*) FROM message_store", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 1);
+}
