@@ -113,6 +113,29 @@ impl Store {
         .await
     }
 
+    /// Queues a message for `client` and returns once it is *queued*, in call order; the
+    /// returned [`PendingInsert`] resolves when it is committed (or refused). Callers that must
+    /// keep per-sender order without waiting for each commit (the mix ingress) use this.
+    pub async fn queue_message(
+        &self,
+        client: ClientAddress,
+        content: Vec<u8>,
+        now: i64,
+    ) -> Result<PendingInsert, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .writes
+            .send(ToWriter::Command(WriteCommand::InsertMessage {
+                client: address_bs58(&client),
+                content,
+                now,
+                reply,
+            }))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(PendingInsert { answer })
+    }
+
     /// Up to `limit` of `client`'s messages with an id above `after_id` (all if `None`),
     /// oldest first.
     pub async fn fetch_messages(
@@ -296,6 +319,19 @@ impl Store {
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// A message queued by [`Store::queue_message`]; await [`PendingInsert::committed`] for its id.
+#[derive(Debug)]
+pub struct PendingInsert {
+    answer: oneshot::Receiver<Result<i64, StoreError>>,
+}
+
+impl PendingInsert {
+    /// The message's id once its transaction committed, or why it was not stored.
+    pub async fn committed(self) -> Result<i64, StoreError> {
+        self.answer.await.map_err(|_| StoreError::Closed)?
     }
 }
 

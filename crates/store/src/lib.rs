@@ -38,7 +38,7 @@ mod writer;
 
 pub use config::StoreConfig;
 pub use error::StoreError;
-pub use handle::Store;
+pub use handle::{PendingInsert, Store};
 pub use types::{Bandwidth, SharedKeyRecord, StoreCounters, StoreStats, StoredMessage};
 
 /// A client's address: its 32-byte identity key. Stored in base58, as the schema's

@@ -263,3 +263,21 @@ async fn acknowledged_writes_are_on_disk_without_close() {
         .unwrap();
     assert_eq!(count, 1);
 }
+
+#[tokio::test]
+async fn queued_messages_commit_in_queue_order_without_waiting_for_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir));
+    let mut pending = Vec::new();
+    for n in 0..200u8 {
+        pending.push(store.queue_message(client(1), vec![n], 100).await.unwrap());
+    }
+    let mut ids = Vec::new();
+    for p in pending {
+        ids.push(p.committed().await.unwrap());
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids follow queue order");
+    let fetched = store.fetch_messages(client(1), None, 1000).await.unwrap();
+    let contents: Vec<u8> = fetched.iter().map(|m| m.content[0]).collect();
+    assert_eq!(contents, (0..200u8).collect::<Vec<_>>());
+}

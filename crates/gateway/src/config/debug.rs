@@ -22,6 +22,12 @@ pub struct Debug {
     pub initial_connection_timeout: Duration,
     /// Packets queued per next hop before new ones are dropped and counted (default 2000).
     pub maximum_connection_buffer_size: usize,
+    /// Outgoing mix connections (one per next hop) open at once; packets for more hops are
+    /// dropped and counted (default 1024).
+    pub maximum_egress_connections: usize,
+    /// An outgoing mix connection with nothing to send for this long is closed (default 10m).
+    #[serde(with = "humantime_serde")]
+    pub egress_idle_timeout: Duration,
     /// Stored messages sent to a client per batch (default 100).
     pub message_retrieval_limit: usize,
     /// Open client connections; more are refused (default 8192).
@@ -39,6 +45,10 @@ pub struct Debug {
     pub handshake_message_timeout: Duration,
     /// Largest websocket message accepted from a client, in bytes (default 65536).
     pub maximum_client_message_size: usize,
+    /// A write to a client socket that takes longer than this ends the session; its undelivered
+    /// messages go back to the store (default 10s).
+    #[serde(with = "humantime_serde")]
+    pub client_write_timeout: Duration,
     /// Messages queued for one connected client before new ones go to the store (default 256).
     pub client_push_queue_capacity: usize,
     /// Allowed clock difference of `authenticateV2` requests (default 120s).
@@ -82,6 +92,8 @@ impl Default for Debug {
             packet_forwarding_maximum_backoff: Duration::from_secs(30),
             initial_connection_timeout: Duration::from_millis(1500),
             maximum_connection_buffer_size: 2000,
+            maximum_egress_connections: 1024,
+            egress_idle_timeout: Duration::from_secs(600),
             message_retrieval_limit: 100,
             maximum_client_connections: 8192,
             maximum_mix_connections: 4096,
@@ -89,6 +101,7 @@ impl Default for Debug {
             initial_message_timeout: Duration::from_secs(10),
             handshake_message_timeout: Duration::from_secs(5),
             maximum_client_message_size: 64 * 1024,
+            client_write_timeout: Duration::from_secs(10),
             client_push_queue_capacity: 256,
             maximum_auth_request_timestamp_skew: Duration::from_secs(120),
             free_bandwidth_per_claim: 64 * 1024 * 1024 * 1024,
@@ -111,7 +124,8 @@ impl Default for Debug {
 impl Debug {
     /// Rejects values that would disable a limit by accident or make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let positive: [(&'static str, u64); 11] = [
+        let positive: [(&'static str, u64); 12] = [
+            ("maximum_egress_connections", self.maximum_egress_connections as u64),
             (
                 "maximum_connection_buffer_size",
                 self.maximum_connection_buffer_size as u64,

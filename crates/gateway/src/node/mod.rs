@@ -1,29 +1,180 @@
 //! The running gateway: wires listeners, router, store and egress, and shuts them down in order.
+//!
+//! # Data flow
+//! mix TCP → [`mix_ingress`] (framing, unwrap on [`cpu_pool`], [`replay`] check) → [`router`]
+//! → live client session ([`client`]) or the store; SURB-acks → [`egress`] once the message was
+//! written or committed. Client packets → [`egress`].
+//!
+//! # Shutdown
+//! Listeners stop accepting and sessions stop reading; packets already read are processed and
+//! messages still queued for sessions go to the store; pending commits finish; egress flushes
+//! what it can; the store commits and closes. Then the process exits 0.
+
+pub mod client;
+pub mod cpu_pool;
+pub mod egress;
+pub mod http_api;
+pub mod metrics;
+pub mod mix_ingress;
+pub mod replay;
+pub mod router;
+mod shutdown;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use tracing::info;
-
-use crate::config::Config;
-use crate::keys::NodeKeys;
-use crate::network::Network;
-
-mod shutdown;
+use gateway_protocol::final_hop::SphinxSecret;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
 
 pub use shutdown::wait_for_signal;
 
+use self::egress::{Egress, EgressConfig};
+use self::metrics::Metrics;
+use self::router::Router;
+use crate::config::Config;
+use crate::keys::NodeKeys;
+use crate::network::Network;
+use crate::node_details::NodeDetails;
+
+/// How long each shutdown stage may take before the next one starts anyway.
+const SHUTDOWN_STAGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("Failed to bind the {what} listener to {addr}. Are you sure nothing else is running on the specified port and your user has sufficient permission to bind to the requested address?")
+    })
+}
+
 /// Runs the gateway until SIGINT or SIGTERM, then shuts down cleanly.
-pub async fn run(config: Config, keys: NodeKeys, _network: Network) -> anyhow::Result<()> {
+pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Result<()> {
     // Signal handlers first: a SIGTERM during start-up must also shut down cleanly.
     let signal = tokio::spawn(wait_for_signal());
     info!("Starting nym gateway!");
-    let store = crate::storage::open(&config).context("failed to initialise gateway storage")?;
+    let g = &config.gateway;
+    let d = &config.debug;
+    let details = NodeDetails::new(&config, &keys, &network.bech32_prefix)?;
+    let store_config = crate::storage::store_config(&config);
+    let store = tokio::task::spawn_blocking(move || gateway_store::Store::open(store_config))
+        .await?
+        .context("failed to initialise gateway storage")?;
+
+    let metrics = Metrics::new();
+    let ingress_shutdown = CancellationToken::new();
+    let egress_shutdown = CancellationToken::new();
+    let ingress_tasks = TaskTracker::new();
+    let commit_tasks = TaskTracker::new();
+    let egress_tasks = TaskTracker::new();
+
     info!("Starting mix packet forwarder...");
+    let egress = Egress::new(
+        EgressConfig {
+            queue_capacity: d.maximum_connection_buffer_size,
+            max_connections: d.maximum_egress_connections,
+            connect_timeout: d.initial_connection_timeout,
+            initial_backoff: d.packet_forwarding_initial_backoff,
+            maximum_backoff: d.packet_forwarding_maximum_backoff,
+            idle_timeout: d.egress_idle_timeout,
+        },
+        metrics.clone(),
+        egress_shutdown.clone(),
+        egress_tasks.clone(),
+    );
+    let router = Router::new(store.clone(), egress, metrics.clone(), commit_tasks.clone());
+    let pool = Arc::new(CpuPoolHandle::new(d.unwrap_workers, d.unwrap_queue_capacity)?);
+
     info!("Starting mix socket listener...");
+    let mix_addr = SocketAddr::new(g.listening_address, g.mix_port);
+    let mix_listener = bind(mix_addr, "mix").await?;
+    info!("Running mix listener on \"{mix_addr}\"");
+    let ingress = mix_ingress::MixIngress {
+        sphinx: Arc::new(SphinxSecret::from_bytes(keys.sphinx.to_bytes())),
+        pool: pool.0.clone(),
+        replay: Arc::new(Mutex::new(replay::ReplayFilter::new(
+            d.replay_filter_capacity,
+            d.replay_filter_false_positive_rate,
+        ))),
+        router: router.clone(),
+        connection_limit: Arc::new(Semaphore::new(d.maximum_mix_connections)),
+        max_in_flight: d.mix_connection_max_in_flight,
+    };
+    ingress_tasks.spawn(ingress.serve(mix_listener, ingress_shutdown.clone(), ingress_tasks.clone()));
+
     info!("Starting client [web]socket listener...");
+    let clients_addr = SocketAddr::new(g.listening_address, g.clients_port);
+    let clients_listener = bind(clients_addr, "client websocket").await?;
+    info!("Running client websocket listener on \"{clients_addr}\"");
+    let client_ctx = client::ClientContext {
+        router: router.clone(),
+        identity: Arc::new(keys.identity.clone()),
+        limits: Arc::new(d.clone()),
+    };
+    ingress_tasks.spawn(client::serve(clients_listener, client_ctx, ingress_shutdown.clone(), ingress_tasks.clone()));
+
+    let http_listener = bind(g.http_api_address, "HTTP API").await?;
+    info!("HTTP API (health, metrics) on http://{}", g.http_api_address);
+    let http_shutdown = CancellationToken::new();
+    let http_task = tokio::spawn(http_api::serve(http_listener, metrics.clone(), store.clone(), details, http_shutdown.clone()));
+
+    let cleaner = tokio::spawn(clean_stale_messages(store.clone(), d.stale_messages_cleaner_interval, d.stored_messages_max_age));
+
     info!("Finished nym gateway startup procedure - it should now be able to receive mix and client traffic!");
     let signal = signal.await??;
     info!("Received {signal} - the gateway is shutting down cleanly");
-    store.close().await?;
-    drop(keys);
+
+    cleaner.abort();
+    ingress_shutdown.cancel();
+    ingress_tasks.close();
+    if tokio::time::timeout(SHUTDOWN_STAGE_TIMEOUT, ingress_tasks.wait()).await.is_err() {
+        warn!("connections did not finish in time; continuing shutdown");
+    }
+    commit_tasks.close();
+    if tokio::time::timeout(SHUTDOWN_STAGE_TIMEOUT, commit_tasks.wait()).await.is_err() {
+        warn!("store commits did not finish in time; continuing shutdown");
+    }
+    egress_shutdown.cancel();
+    egress_tasks.close();
+    if tokio::time::timeout(SHUTDOWN_STAGE_TIMEOUT, egress_tasks.wait()).await.is_err() {
+        warn!("outgoing packets could not all be flushed in time");
+    }
+    http_shutdown.cancel();
+    let _ = http_task.await;
+    pool.0.shutdown();
+    store.close().await.context("failed to close the store cleanly")?;
+    info!("gateway stopped");
     Ok(())
+}
+
+/// Owns the CPU pool so it is shut down even on early returns.
+struct CpuPoolHandle(Arc<cpu_pool::CpuPool>);
+
+impl CpuPoolHandle {
+    fn new(workers: usize, capacity: usize) -> anyhow::Result<Self> {
+        Ok(Self(Arc::new(cpu_pool::CpuPool::new(workers, capacity).context("failed to start the unwrap threads")?)))
+    }
+}
+
+impl Drop for CpuPoolHandle {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
+
+/// Deletes stored messages older than `max_age`, every `interval`.
+async fn clean_stale_messages(store: gateway_store::Store, interval: Duration, max_age: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        ticker.tick().await;
+        let cutoff = router::now_unix() - i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+        match store.delete_messages_older_than(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => info!(deleted = n, "deleted stored messages older than {}", humantime::format_duration(max_age)),
+            Err(e) => warn!(error = %e, "failed to delete stale stored messages"),
+        }
+    }
 }

@@ -1,0 +1,271 @@
+//! Egress: packets to next hops (SURB-acks, client packets). One TCP connection per next hop,
+//! each with a bounded queue, v7 frames, connect timeout and capped exponential backoff.
+//!
+//! `send` never waits: a full queue or too many hops is a counted, logged drop, because a
+//! slow or dead next hop must not stall the packets for every other hop.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use gateway_protocol::framing::FrameVersion;
+use gateway_protocol::mix_packet::MixPacket;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use super::metrics::Metrics;
+
+/// Egress limits (from `[debug]`).
+#[derive(Debug, Clone)]
+pub struct EgressConfig {
+    /// Packets queued per next hop.
+    pub queue_capacity: usize,
+    /// Next hops with an open connection or queue at once.
+    pub max_connections: usize,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// First reconnect delay.
+    pub initial_backoff: Duration,
+    /// Largest reconnect delay.
+    pub maximum_backoff: Duration,
+    /// Close a connection idle for this long.
+    pub idle_timeout: Duration,
+}
+
+/// Why a packet was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EgressError {
+    /// The next hop's queue is full.
+    #[error("the queue to this next hop is full")]
+    QueueFull,
+    /// Too many distinct next hops.
+    #[error("too many next hops are in use")]
+    TooManyConnections,
+    /// The gateway is shutting down.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+impl EgressError {
+    fn reason(self) -> &'static str {
+        match self {
+            Self::QueueFull => "queue_full",
+            Self::TooManyConnections => "too_many_connections",
+            Self::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// Handle to the egress; cloning shares it.
+#[derive(Clone)]
+pub struct Egress {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: EgressConfig,
+    hops: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Egress {
+    /// An egress whose connection tasks stop when `shutdown` is cancelled (after flushing
+    /// what they hold, best effort) and are tracked by `tasks`.
+    pub fn new(
+        config: EgressConfig,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                hops: Mutex::new(HashMap::new()),
+                metrics,
+                shutdown,
+                tasks,
+            }),
+        }
+    }
+
+    /// Queues `packet` for its next hop, v7-framed. Never waits.
+    pub fn send(&self, packet: &MixPacket) -> Result<(), EgressError> {
+        let result = self.try_send(packet);
+        if let Err(e) = result {
+            self.shared.metrics.egress_drop(e.reason());
+            debug!(next_hop = %packet.next_hop, error = %e, "packet not forwarded");
+        }
+        result
+    }
+
+    fn try_send(&self, packet: &MixPacket) -> Result<(), EgressError> {
+        let shared = &self.shared;
+        if shared.shutdown.is_cancelled() {
+            return Err(EgressError::ShuttingDown);
+        }
+        let mut frame = Vec::with_capacity(packet.packet.len() + 4);
+        // The packet's length always maps to a size: MixPacket is only built from valid sizes.
+        if packet.encode_frame(FrameVersion::V7, &mut frame).is_err() {
+            return Err(EgressError::QueueFull);
+        }
+        let mut hops = shared.hops.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(queue) = hops.get(&packet.next_hop) {
+            match queue.try_send(frame) {
+                Ok(()) => {
+                    shared.metrics.egress_queue_depth.inc();
+                    return Ok(());
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => return Err(EgressError::QueueFull),
+                // The connection task ended (idle); start a new one below.
+                Err(mpsc::error::TrySendError::Closed(returned)) => {
+                    hops.remove(&packet.next_hop);
+                    frame = returned;
+                }
+            }
+        }
+        if hops.len() >= shared.config.max_connections {
+            hops.retain(|_, queue| !queue.is_closed());
+            if hops.len() >= shared.config.max_connections {
+                return Err(EgressError::TooManyConnections);
+            }
+        }
+        let (queue, rx) = mpsc::channel(shared.config.queue_capacity);
+        // A fresh queue has room for one frame.
+        let _ = queue.try_send(frame);
+        shared.metrics.egress_queue_depth.inc();
+        hops.insert(packet.next_hop, queue);
+        drop(hops);
+        let connection = Connection {
+            addr: packet.next_hop,
+            shared: self.shared.clone(),
+        };
+        shared.tasks.spawn(connection.run(rx));
+        Ok(())
+    }
+}
+
+struct Connection {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl Connection {
+    async fn run(self, mut rx: mpsc::Receiver<Vec<u8>>) {
+        let config = &self.shared.config;
+        let metrics = &self.shared.metrics;
+        let mut backoff = config.initial_backoff;
+        // A frame taken from the queue but not yet written (kept across reconnects).
+        let mut pending: Option<Vec<u8>> = None;
+        loop {
+            if self.shared.shutdown.is_cancelled() && pending.is_none() && rx.is_empty() {
+                break;
+            }
+            let stream = tokio::select! {
+                result = tokio::time::timeout(config.connect_timeout, TcpStream::connect(self.addr)) => result,
+                _ = self.shared.shutdown.cancelled(), if pending.is_none() && rx.is_empty() => break,
+            };
+            let mut stream = match stream {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    warn!(next_hop = %self.addr, error = %e, retry_in = ?backoff, "could not connect to next hop");
+                    if !self.wait_backoff(&mut backoff).await {
+                        break;
+                    }
+                    continue;
+                }
+                Err(_) => {
+                    warn!(next_hop = %self.addr, retry_in = ?backoff, "timed out connecting to next hop");
+                    if !self.wait_backoff(&mut backoff).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            backoff = config.initial_backoff;
+            metrics.egress_connections.inc();
+            let outcome = self.write_loop(&mut stream, &mut rx, &mut pending).await;
+            metrics.egress_connections.dec();
+            match outcome {
+                WriteOutcome::Finished => break,
+                WriteOutcome::Broken(e) => {
+                    warn!(next_hop = %self.addr, error = %e, "connection to next hop failed; reconnecting");
+                }
+            }
+        }
+        // Whatever is left is lost: count it so it is never silent.
+        rx.close();
+        let mut lost = u64::from(pending.is_some());
+        while rx.try_recv().is_ok() {
+            metrics.egress_queue_depth.dec();
+            lost += 1;
+        }
+        if lost > 0 {
+            metrics
+                .egress_packets_dropped
+                .get_or_create(&super::metrics::Reason { reason: "unreachable" })
+                .inc_by(lost);
+            warn!(next_hop = %self.addr, lost, "dropped packets for an unreachable next hop at shutdown");
+        }
+    }
+
+    /// Sleeps for the backoff (doubling it up to the maximum); false if shutting down.
+    async fn wait_backoff(&self, backoff: &mut Duration) -> bool {
+        let delay = *backoff;
+        *backoff = (*backoff * 2).min(self.shared.config.maximum_backoff);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = self.shared.shutdown.cancelled() => false,
+        }
+    }
+
+    async fn write_loop(
+        &self,
+        stream: &mut TcpStream,
+        rx: &mut mpsc::Receiver<Vec<u8>>,
+        pending: &mut Option<Vec<u8>>,
+    ) -> WriteOutcome {
+        let metrics = &self.shared.metrics;
+        loop {
+            let frame = match pending.take() {
+                Some(frame) => frame,
+                None => {
+                    let next = tokio::select! {
+                        frame = rx.recv() => frame,
+                        _ = tokio::time::sleep(self.shared.config.idle_timeout) => {
+                            // Idle: stop taking new frames (senders start a fresh connection),
+                            // write whatever raced in, then finish.
+                            rx.close();
+                            continue;
+                        }
+                        _ = self.shared.shutdown.cancelled(), if rx.is_empty() => return WriteOutcome::Finished,
+                    };
+                    match next {
+                        Some(frame) => {
+                            metrics.egress_queue_depth.dec();
+                            frame
+                        }
+                        None => return WriteOutcome::Finished,
+                    }
+                }
+            };
+            if let Err(e) = stream.write_all(&frame).await {
+                *pending = Some(frame);
+                return WriteOutcome::Broken(e);
+            }
+            metrics.egress_packets_sent.inc();
+        }
+    }
+}
+
+enum WriteOutcome {
+    Finished,
+    Broken(std::io::Error),
+}

@@ -1,0 +1,205 @@
+//! The mix port (1789): accepts TCP connections from mix nodes, decodes v7/v8 frames, unwraps
+//! each Sphinx packet on the CPU pool, drops replays and forward hops, and hands final-hop
+//! messages to the router — in the order the packets arrived on each connection.
+//!
+//! A framing error closes the connection (the stream is out of sync); a bad packet only drops
+//! that packet.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use gateway_protocol::final_hop::{self, Hop, SphinxSecret, UnwrapError, Unwrapped};
+use gateway_protocol::framing::{self, Frame};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use super::cpu_pool::{CpuPool, JobResult};
+use super::replay::ReplayFilter;
+use super::router::{Delivery, Router};
+
+/// Read buffer per connection: a few regular frames, grown as needed for extended ones.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What the mix listener needs.
+#[derive(Clone)]
+pub struct MixIngress {
+    /// The gateway's sphinx key.
+    pub sphinx: Arc<SphinxSecret>,
+    /// Unwrapping threads.
+    pub pool: Arc<CpuPool>,
+    /// Replay tags seen.
+    pub replay: Arc<Mutex<ReplayFilter>>,
+    /// Where messages go.
+    pub router: Router,
+    /// Open connections allowed.
+    pub connection_limit: Arc<Semaphore>,
+    /// Packets one connection may have in unwrapping.
+    pub max_in_flight: usize,
+}
+
+impl MixIngress {
+    /// Accepts connections until `shutdown`; each connection is a task tracked by `tasks`.
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken, tasks: TaskTracker) {
+        let metrics = self.router.metrics().clone();
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = shutdown.cancelled() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    warn!(error = %e, "failed to accept a mix connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = self.connection_limit.clone().try_acquire_owned() else {
+                metrics.mix_connections_closed.get_or_create(&super::metrics::Reason { reason: "connection_limit" }).inc();
+                debug!(%peer, "mix connection refused: limit reached");
+                continue;
+            };
+            let ingress = self.clone();
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                ingress.router.metrics().mix_connections_active.inc();
+                ingress.handle(stream, peer, shutdown).await;
+                ingress.router.metrics().mix_connections_active.dec();
+                drop(permit);
+            });
+        }
+        info!("mix listener stopped");
+    }
+
+    async fn handle(&self, mut stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+        let metrics = self.router.metrics().clone();
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        let mut in_flight: VecDeque<oneshot::Receiver<JobResult<UnwrapOutcome>>> = VecDeque::new();
+        let mut open = true;
+        while open || !in_flight.is_empty() {
+            tokio::select! {
+                biased;
+                result = async { in_flight.front_mut().expect("guarded").await }, if !in_flight.is_empty() => {
+                    in_flight.pop_front();
+                    match result {
+                        Ok(Ok(outcome)) => self.finish(outcome).await,
+                        Ok(Err(_panicked)) => metrics.mix_drop("unwrap_failed"),
+                        Err(_) => metrics.mix_drop("shutting_down"),
+                    }
+                }
+                _ = shutdown.cancelled(), if open => {
+                    // Stop reading; packets already read are still processed.
+                    open = false;
+                }
+                read = stream.read_buf(&mut buf), if open && in_flight.len() < self.max_in_flight => {
+                    match read {
+                        Ok(0) => open = false,
+                        Ok(_) => {
+                            if let Err(reason) = self.decode_available(&mut buf, &mut in_flight).await {
+                                metrics.mix_connections_closed.get_or_create(&super::metrics::Reason { reason: "codec_error" }).inc();
+                                debug!(%peer, error = %reason, "mix connection stream corrupted; closing");
+                                open = false;
+                            }
+                            if buf.capacity() - buf.len() < 1024 {
+                                buf.reserve(READ_CHUNK);
+                            }
+                        }
+                        Err(e) => {
+                            debug!(%peer, error = %e, "mix connection read failed");
+                            open = false;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Submits every complete frame in `buf` for unwrapping, in order.
+    async fn decode_available(
+        &self,
+        buf: &mut Vec<u8>,
+        in_flight: &mut VecDeque<oneshot::Receiver<JobResult<UnwrapOutcome>>>,
+    ) -> Result<(), framing::FramingError> {
+        let mut consumed = 0;
+        let result = loop {
+            match framing::decode(&buf[consumed..]) {
+                Ok(Some((frame, used))) => {
+                    consumed += used;
+                    self.router.metrics().mix_packets_received.inc();
+                    let sphinx = self.sphinx.clone();
+                    match self.pool.submit(move || unwrap(&sphinx, &frame)).await {
+                        Ok(rx) => in_flight.push_back(rx),
+                        Err(_) => self.router.metrics().mix_drop("shutting_down"),
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        buf.drain(..consumed);
+        result
+    }
+
+    /// Replay check, then route the message (final hop) or drop (forward hop, failure).
+    async fn finish(&self, outcome: UnwrapOutcome) {
+        let metrics = self.router.metrics();
+        metrics.unwrap_seconds.observe(outcome.elapsed_seconds);
+        let unwrapped = match outcome.result {
+            Ok(u) => u,
+            Err(e) => {
+                metrics.mix_drop(match e {
+                    UnwrapError::MissingSurbAck { .. } | UnwrapError::MalformedSurbAck(_) => "malformed_surb_ack",
+                    _ => "unwrap_failed",
+                });
+                debug!(error = %e, "mix packet dropped");
+                return;
+            }
+        };
+        let fresh = self
+            .replay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .check_and_insert(&unwrapped.replay_tag);
+        if !fresh {
+            metrics.mix_drop("replay");
+            debug!("replayed mix packet dropped");
+            return;
+        }
+        match unwrapped.hop {
+            Hop::Forward(_) => {
+                metrics.mix_drop("forward_hop");
+                debug!("forward-hop packet dropped: this node is a gateway only");
+            }
+            Hop::Final(final_hop) => {
+                metrics.mix_packets_unwrapped.inc();
+                let delivery = Delivery {
+                    message: final_hop.message,
+                    ack: final_hop.ack,
+                };
+                self.router.deliver(final_hop.destination, delivery).await;
+            }
+        }
+    }
+}
+
+/// What an unwrap job returns.
+struct UnwrapOutcome {
+    result: Result<Unwrapped, UnwrapError>,
+    elapsed_seconds: f64,
+}
+
+fn unwrap(sphinx: &SphinxSecret, frame: &Frame) -> UnwrapOutcome {
+    let start = Instant::now();
+    let result = final_hop::unwrap_frame(sphinx, frame);
+    UnwrapOutcome {
+        result,
+        elapsed_seconds: start.elapsed().as_secs_f64(),
+    }
+}

@@ -1,0 +1,258 @@
+//! The router decides where a client's message goes: to its live session, or to the store.
+//! It also owns the rule that a SURB-ack is forwarded only after its message was written to the
+//! client's socket or committed to the store, so a sender never hears "delivered" for a message
+//! the gateway could still lose.
+//!
+//! Sessions register here while authenticated. A session that cannot write a message (full
+//! queue, closed socket, shutdown) hands it back through [`Router::store_then_ack`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use gateway_protocol::mix_packet::MixPacket;
+use gateway_store::Store;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use super::egress::{Egress, EgressError};
+use super::metrics::Metrics;
+
+/// A client's address: its 32-byte ed25519 identity key.
+pub type ClientAddress = [u8; 32];
+
+/// A message for a client and the SURB-ack to forward once it is safe.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The final-hop message (SURB-ack already removed).
+    pub message: Vec<u8>,
+    /// The SURB-ack to send back into the mixnet, if the packet carried one.
+    pub ack: Option<MixPacket>,
+}
+
+/// A liveness probe: the session pings its client and answers whether a pong came back.
+pub type LivenessProbe = oneshot::Sender<bool>;
+
+/// What a live session gives the router.
+#[derive(Debug)]
+pub struct SessionHandle {
+    /// Live messages for the session to write.
+    pub deliveries: mpsc::Sender<Delivery>,
+    /// Asks the session to check its client is still there.
+    pub liveness: mpsc::Sender<LivenessProbe>,
+    /// Woken when a message for this client was committed to the store during the session.
+    pub stored: Arc<Notify>,
+    /// When the session started (its authentication timestamp or registration time, unix s).
+    pub started_at: u64,
+}
+
+/// The session already registered for a client.
+#[derive(Debug, Clone)]
+pub struct ExistingSession {
+    /// Its registration id (to replace exactly this one).
+    pub id: u64,
+    /// When it started.
+    pub started_at: u64,
+    /// To probe it.
+    pub liveness: mpsc::Sender<LivenessProbe>,
+}
+
+/// A session's place in the router; dropping it unregisters the session.
+#[derive(Debug)]
+pub struct Registration {
+    router: Router,
+    client: ClientAddress,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut sessions = self.router.sessions();
+        if sessions.get(&self.client).is_some_and(|e| e.id == self.id) {
+            sessions.remove(&self.client);
+            self.router.shared.metrics.clients_connected.dec();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: u64,
+    handle: SessionHandle,
+}
+
+/// The router; cloning shares it.
+#[derive(Clone, Debug)]
+pub struct Router {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    sessions: Mutex<HashMap<ClientAddress, Entry>>,
+    next_id: AtomicU64,
+    store: Store,
+    egress: Egress,
+    metrics: Metrics,
+    tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for Egress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Egress")
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+/// Unix time in seconds.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Router {
+    /// A router storing through `store` and forwarding through `egress`; background commits
+    /// are tracked by `tasks` so shutdown can wait for them.
+    pub fn new(store: Store, egress: Egress, metrics: Metrics, tasks: TaskTracker) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                sessions: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                store,
+                egress,
+                metrics,
+                tasks,
+            }),
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<ClientAddress, Entry>> {
+        self.shared.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Number of registered sessions.
+    pub fn connected_clients(&self) -> usize {
+        self.sessions().len()
+    }
+
+    /// Delivers a message from the mixnet. Calls made in order by one caller are stored in
+    /// that order; this waits only for room in the store's queue, never for a commit.
+    pub async fn deliver(&self, client: ClientAddress, delivery: Delivery) {
+        let queue = self.sessions().get(&client).map(|e| e.handle.deliveries.clone());
+        let delivery = match queue {
+            Some(queue) => match queue.try_send(delivery) {
+                // The session writes it and then calls `pushed`.
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d)) => d,
+            },
+            None => delivery,
+        };
+        self.store_then_ack(client, delivery).await;
+    }
+
+    /// Stores a message and forwards its ack once committed. A refused message (quota, store
+    /// failure) is counted and logged, and its ack is *not* sent, so the sender retransmits.
+    pub async fn store_then_ack(&self, client: ClientAddress, delivery: Delivery) {
+        let Delivery { message, ack } = delivery;
+        let pending = match self.shared.store.queue_message(client, message, now_unix()).await {
+            Ok(pending) => pending,
+            Err(e) => {
+                self.shared.metrics.mix_drop("store_refused");
+                warn!(error = %e, "message not stored; its SURB-ack is withheld");
+                return;
+            }
+        };
+        let router = self.clone();
+        self.shared.tasks.spawn(async move {
+            match pending.committed().await {
+                Ok(_) => {
+                    router.shared.metrics.messages_stored.inc();
+                    if let Some(ack) = ack {
+                        router.forward_ack(&ack);
+                    }
+                    let stored = router.sessions().get(&client).map(|e| e.handle.stored.clone());
+                    if let Some(stored) = stored {
+                        stored.notify_one();
+                    }
+                }
+                Err(e) => {
+                    router.shared.metrics.mix_drop("store_refused");
+                    debug!(error = %e, "message refused by the store; its SURB-ack is withheld");
+                }
+            }
+        });
+    }
+
+    /// A session wrote a live message to its client's socket: count it, forward the ack.
+    pub fn pushed(&self, ack: Option<MixPacket>) {
+        self.shared.metrics.messages_pushed.inc();
+        if let Some(ack) = ack {
+            self.forward_ack(&ack);
+        }
+    }
+
+    fn forward_ack(&self, ack: &MixPacket) {
+        if self.shared.egress.send(ack).is_ok() {
+            self.shared.metrics.acks_forwarded.inc();
+        }
+    }
+
+    /// Forwards a client's packet to its next hop.
+    pub fn forward(&self, packet: &MixPacket) -> Result<(), EgressError> {
+        self.shared.egress.send(packet)
+    }
+
+    /// Registers a session for `client`, unless one is registered already.
+    pub fn claim(&self, client: ClientAddress, handle: SessionHandle) -> Result<Registration, (ExistingSession, SessionHandle)> {
+        self.register(client, handle, None)
+    }
+
+    /// Registers a session for `client` in place of the session `stale` (found unresponsive);
+    /// fails if another session took the place meanwhile.
+    pub fn replace(&self, client: ClientAddress, stale: u64, handle: SessionHandle) -> Result<Registration, (ExistingSession, SessionHandle)> {
+        self.register(client, handle, Some(stale))
+    }
+
+    fn register(&self, client: ClientAddress, handle: SessionHandle, replacing: Option<u64>) -> Result<Registration, (ExistingSession, SessionHandle)> {
+        let mut sessions = self.sessions();
+        if let Some(existing) = sessions.get(&client) {
+            if Some(existing.id) != replacing && !existing.handle.deliveries.is_closed() {
+                let existing = ExistingSession {
+                    id: existing.id,
+                    started_at: existing.handle.started_at,
+                    liveness: existing.handle.liveness.clone(),
+                };
+                return Err((existing, handle));
+            }
+            // A replaced or finished session: its queue closes, its task ends and hands back
+            // whatever it still holds.
+            sessions.remove(&client);
+            self.shared.metrics.clients_connected.dec();
+        }
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        sessions.insert(client, Entry { id, handle });
+        self.shared.metrics.clients_connected.inc();
+        Ok(Registration {
+            router: self.clone(),
+            client,
+            id,
+        })
+    }
+}
