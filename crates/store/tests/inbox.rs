@@ -276,7 +276,10 @@ async fn queued_messages_commit_in_queue_order_without_waiting_for_each() {
     for p in pending {
         ids.push(p.committed().await.unwrap());
     }
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids follow queue order");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids follow queue order"
+    );
     let fetched = store.fetch_messages(client(1), None, 1000).await.unwrap();
     let contents: Vec<u8> = fetched.iter().map(|m| m.content[0]).collect();
     assert_eq!(contents, (0..200u8).collect::<Vec<_>>());

@@ -125,7 +125,10 @@ impl Debug {
     /// Rejects values that would disable a limit by accident or make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive: [(&'static str, u64); 12] = [
-            ("maximum_egress_connections", self.maximum_egress_connections as u64),
+            (
+                "maximum_egress_connections",
+                self.maximum_egress_connections as u64,
+            ),
             (
                 "maximum_connection_buffer_size",
                 self.maximum_connection_buffer_size as u64,

@@ -53,6 +53,10 @@ const DEBUG_KEYS: &[(&str, &str)] = &[
         "Largest websocket message accepted from a client, in bytes.",
     ),
     (
+        "client_write_timeout",
+        "A client socket write slower than this ends the session; its messages are stored.",
+    ),
+    (
         "client_push_queue_capacity",
         "Messages queued for one connected client before new ones are stored.",
     ),

@@ -71,22 +71,34 @@ impl CpuPool {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<oneshot::Receiver<JobResult<T>>, PoolClosed> {
-        let permit = self.permits.clone().acquire_owned().await.map_err(|_| PoolClosed)?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| PoolClosed)?;
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
             let result = catch_unwind(AssertUnwindSafe(work)).map_err(|_| JobPanicked);
             let _ = tx.send(result);
         });
         let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-        jobs.as_ref().ok_or(PoolClosed)?.send((job, permit)).map_err(|_| PoolClosed)?;
+        jobs.as_ref()
+            .ok_or(PoolClosed)?
+            .send((job, permit))
+            .map_err(|_| PoolClosed)?;
         Ok(rx)
     }
 
     /// Stops accepting jobs, lets queued ones finish, joins the threads.
     pub fn shutdown(&self) {
         self.permits.close();
-        self.jobs.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
         for thread in threads {
             let _ = thread.join();
         }
@@ -110,7 +122,11 @@ mod tests {
         let rx = pool.submit(|| -> u32 { panic!("boom") }).await.unwrap();
         assert!(rx.await.unwrap().is_err());
         let rx = pool.submit(|| 7).await.unwrap();
-        assert_eq!(rx.await.unwrap().unwrap(), 7, "the pool survives a panicking job");
+        assert_eq!(
+            rx.await.unwrap().unwrap(),
+            7,
+            "the pool survives a panicking job"
+        );
         pool.shutdown();
         assert!(pool.submit(|| 1).await.is_err());
     }

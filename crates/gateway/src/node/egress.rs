@@ -210,7 +210,9 @@ impl Connection {
         if lost > 0 {
             metrics
                 .egress_packets_dropped
-                .get_or_create(&super::metrics::Reason { reason: "unreachable" })
+                .get_or_create(&super::metrics::Reason {
+                    reason: "unreachable",
+                })
                 .inc_by(lost);
             warn!(next_hop = %self.addr, lost, "dropped packets for an unreachable next hop at shutdown");
         }

@@ -56,14 +56,23 @@ async fn metrics_text(State(state): State<ApiState>) -> impl IntoResponse {
     // Store totals are read at scrape time: they are not on any hot path.
     match state.store.stats().await {
         Ok(stats) => {
-            state.metrics.store_messages.set(i64::try_from(stats.messages).unwrap_or(i64::MAX));
-            state.metrics.store_message_bytes.set(i64::try_from(stats.message_bytes).unwrap_or(i64::MAX));
+            state
+                .metrics
+                .store_messages
+                .set(i64::try_from(stats.messages).unwrap_or(i64::MAX));
+            state
+                .metrics
+                .store_message_bytes
+                .set(i64::try_from(stats.message_bytes).unwrap_or(i64::MAX));
         }
         Err(e) => warn!(error = %e, "could not read store totals for /metrics"),
     }
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

@@ -94,28 +94,112 @@ impl Metrics {
             }};
         }
         let metrics = Self {
-            mix_packets_received: register!("mix_packets_received", "Sphinx packets read from mix connections", Counter::default()),
-            mix_packets_dropped: register!("mix_packets_dropped", "Mix packets dropped, by reason", Family::default()),
-            mix_connections_closed: register!("mix_connections_closed", "Mix connections closed by the gateway, by reason", Family::default()),
-            mix_connections_active: register!("mix_connections_active", "Open mix connections", Gauge::default()),
-            mix_packets_unwrapped: register!("mix_packets_unwrapped", "Final-hop packets unwrapped", Counter::default()),
-            messages_pushed: register!("messages_pushed", "Messages written to connected clients on arrival", Counter::default()),
-            messages_stored: register!("messages_stored", "Messages committed to the store", Counter::default()),
-            messages_delivered_from_store: register!("messages_delivered_from_store", "Stored messages written to clients", Counter::default()),
-            acks_forwarded: register!("acks_forwarded", "SURB-acks handed to egress", Counter::default()),
-            egress_packets_sent: register!("egress_packets_sent", "Packets written to next hops", Counter::default()),
-            egress_packets_dropped: register!("egress_packets_dropped", "Packets egress could not send, by reason", Family::default()),
-            egress_queue_depth: register!("egress_queue_depth", "Packets waiting in egress queues", Gauge::default()),
-            egress_connections: register!("egress_connections", "Open outgoing mix connections", Gauge::default()),
-            clients_connected: register!("clients_connected", "Authenticated client sessions", Gauge::default()),
-            client_connections_rejected: register!("client_connections_rejected", "Client connections refused or closed early, by reason", Family::default()),
-            handshakes: register!("handshakes", "Registration handshakes, by outcome", Family::default()),
-            authentications: register!("authentications", "Client authentications, by outcome", Family::default()),
-            client_packets_forwarded: register!("client_packets_forwarded", "Sphinx packets forwarded for clients", Counter::default()),
-            bandwidth_granted_bytes: register!("bandwidth_granted_bytes", "Bandwidth granted to clients, in bytes", Counter::default()),
-            bandwidth_used_bytes: register!("bandwidth_used_bytes", "Bandwidth used by clients, in bytes", Counter::default()),
+            mix_packets_received: register!(
+                "mix_packets_received",
+                "Sphinx packets read from mix connections",
+                Counter::default()
+            ),
+            mix_packets_dropped: register!(
+                "mix_packets_dropped",
+                "Mix packets dropped, by reason",
+                Family::default()
+            ),
+            mix_connections_closed: register!(
+                "mix_connections_closed",
+                "Mix connections closed by the gateway, by reason",
+                Family::default()
+            ),
+            mix_connections_active: register!(
+                "mix_connections_active",
+                "Open mix connections",
+                Gauge::default()
+            ),
+            mix_packets_unwrapped: register!(
+                "mix_packets_unwrapped",
+                "Final-hop packets unwrapped",
+                Counter::default()
+            ),
+            messages_pushed: register!(
+                "messages_pushed",
+                "Messages written to connected clients on arrival",
+                Counter::default()
+            ),
+            messages_stored: register!(
+                "messages_stored",
+                "Messages committed to the store",
+                Counter::default()
+            ),
+            messages_delivered_from_store: register!(
+                "messages_delivered_from_store",
+                "Stored messages written to clients",
+                Counter::default()
+            ),
+            acks_forwarded: register!(
+                "acks_forwarded",
+                "SURB-acks handed to egress",
+                Counter::default()
+            ),
+            egress_packets_sent: register!(
+                "egress_packets_sent",
+                "Packets written to next hops",
+                Counter::default()
+            ),
+            egress_packets_dropped: register!(
+                "egress_packets_dropped",
+                "Packets egress could not send, by reason",
+                Family::default()
+            ),
+            egress_queue_depth: register!(
+                "egress_queue_depth",
+                "Packets waiting in egress queues",
+                Gauge::default()
+            ),
+            egress_connections: register!(
+                "egress_connections",
+                "Open outgoing mix connections",
+                Gauge::default()
+            ),
+            clients_connected: register!(
+                "clients_connected",
+                "Authenticated client sessions",
+                Gauge::default()
+            ),
+            client_connections_rejected: register!(
+                "client_connections_rejected",
+                "Client connections refused or closed early, by reason",
+                Family::default()
+            ),
+            handshakes: register!(
+                "handshakes",
+                "Registration handshakes, by outcome",
+                Family::default()
+            ),
+            authentications: register!(
+                "authentications",
+                "Client authentications, by outcome",
+                Family::default()
+            ),
+            client_packets_forwarded: register!(
+                "client_packets_forwarded",
+                "Sphinx packets forwarded for clients",
+                Counter::default()
+            ),
+            bandwidth_granted_bytes: register!(
+                "bandwidth_granted_bytes",
+                "Bandwidth granted to clients, in bytes",
+                Counter::default()
+            ),
+            bandwidth_used_bytes: register!(
+                "bandwidth_used_bytes",
+                "Bandwidth used by clients, in bytes",
+                Counter::default()
+            ),
             store_messages: register!("store_messages", "Messages in the store", Gauge::default()),
-            store_message_bytes: register!("store_message_bytes", "Bytes of stored messages", Gauge::default()),
+            store_message_bytes: register!(
+                "store_message_bytes",
+                "Bytes of stored messages",
+                Gauge::default()
+            ),
             unwrap_seconds: register!(
                 "unwrap_seconds",
                 "Time to unwrap one Sphinx packet, in seconds",
@@ -131,12 +215,16 @@ impl Metrics {
 
     /// Counts a dropped mix packet.
     pub fn mix_drop(&self, reason: &'static str) {
-        self.mix_packets_dropped.get_or_create(&Reason { reason }).inc();
+        self.mix_packets_dropped
+            .get_or_create(&Reason { reason })
+            .inc();
     }
 
     /// Counts a dropped egress packet.
     pub fn egress_drop(&self, reason: &'static str) {
-        self.egress_packets_dropped.get_or_create(&Reason { reason }).inc();
+        self.egress_packets_dropped
+            .get_or_create(&Reason { reason })
+            .inc();
     }
 
     /// The text exposition format.

@@ -45,7 +45,12 @@ pub struct MixIngress {
 
 impl MixIngress {
     /// Accepts connections until `shutdown`; each connection is a task tracked by `tasks`.
-    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken, tasks: TaskTracker) {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) {
         let metrics = self.router.metrics().clone();
         loop {
             let accepted = tokio::select! {
@@ -62,7 +67,12 @@ impl MixIngress {
                 }
             };
             let Ok(permit) = self.connection_limit.clone().try_acquire_owned() else {
-                metrics.mix_connections_closed.get_or_create(&super::metrics::Reason { reason: "connection_limit" }).inc();
+                metrics
+                    .mix_connections_closed
+                    .get_or_create(&super::metrics::Reason {
+                        reason: "connection_limit",
+                    })
+                    .inc();
                 debug!(%peer, "mix connection refused: limit reached");
                 continue;
             };
@@ -155,7 +165,9 @@ impl MixIngress {
             Ok(u) => u,
             Err(e) => {
                 metrics.mix_drop(match e {
-                    UnwrapError::MissingSurbAck { .. } | UnwrapError::MalformedSurbAck(_) => "malformed_surb_ack",
+                    UnwrapError::MissingSurbAck { .. } | UnwrapError::MalformedSurbAck(_) => {
+                        "malformed_surb_ack"
+                    }
                     _ => "unwrap_failed",
                 });
                 debug!(error = %e, "mix packet dropped");

@@ -86,7 +86,10 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
         egress_tasks.clone(),
     );
     let router = Router::new(store.clone(), egress, metrics.clone(), commit_tasks.clone());
-    let pool = Arc::new(CpuPoolHandle::new(d.unwrap_workers, d.unwrap_queue_capacity)?);
+    let pool = Arc::new(CpuPoolHandle::new(
+        d.unwrap_workers,
+        d.unwrap_queue_capacity,
+    )?);
 
     info!("Starting mix socket listener...");
     let mix_addr = SocketAddr::new(g.listening_address, g.mix_port);
@@ -103,7 +106,11 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
         connection_limit: Arc::new(Semaphore::new(d.maximum_mix_connections)),
         max_in_flight: d.mix_connection_max_in_flight,
     };
-    ingress_tasks.spawn(ingress.serve(mix_listener, ingress_shutdown.clone(), ingress_tasks.clone()));
+    ingress_tasks.spawn(ingress.serve(
+        mix_listener,
+        ingress_shutdown.clone(),
+        ingress_tasks.clone(),
+    ));
 
     info!("Starting client [web]socket listener...");
     let clients_addr = SocketAddr::new(g.listening_address, g.clients_port);
@@ -114,14 +121,32 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
         identity: Arc::new(keys.identity.clone()),
         limits: Arc::new(d.clone()),
     };
-    ingress_tasks.spawn(client::serve(clients_listener, client_ctx, ingress_shutdown.clone(), ingress_tasks.clone()));
+    ingress_tasks.spawn(client::serve(
+        clients_listener,
+        client_ctx,
+        ingress_shutdown.clone(),
+        ingress_tasks.clone(),
+    ));
 
     let http_listener = bind(g.http_api_address, "HTTP API").await?;
-    info!("HTTP API (health, metrics) on http://{}", g.http_api_address);
+    info!(
+        "HTTP API (health, metrics) on http://{}",
+        g.http_api_address
+    );
     let http_shutdown = CancellationToken::new();
-    let http_task = tokio::spawn(http_api::serve(http_listener, metrics.clone(), store.clone(), details, http_shutdown.clone()));
+    let http_task = tokio::spawn(http_api::serve(
+        http_listener,
+        metrics.clone(),
+        store.clone(),
+        details,
+        http_shutdown.clone(),
+    ));
 
-    let cleaner = tokio::spawn(clean_stale_messages(store.clone(), d.stale_messages_cleaner_interval, d.stored_messages_max_age));
+    let cleaner = tokio::spawn(clean_stale_messages(
+        store.clone(),
+        d.stale_messages_cleaner_interval,
+        d.stored_messages_max_age,
+    ));
 
     info!("Finished nym gateway startup procedure - it should now be able to receive mix and client traffic!");
     let signal = signal.await??;
@@ -130,22 +155,34 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
     cleaner.abort();
     ingress_shutdown.cancel();
     ingress_tasks.close();
-    if tokio::time::timeout(SHUTDOWN_STAGE_TIMEOUT, ingress_tasks.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_STAGE_TIMEOUT, ingress_tasks.wait())
+        .await
+        .is_err()
+    {
         warn!("connections did not finish in time; continuing shutdown");
     }
     commit_tasks.close();
-    if tokio::time::timeout(SHUTDOWN_STAGE_TIMEOUT, commit_tasks.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_STAGE_TIMEOUT, commit_tasks.wait())
+        .await
+        .is_err()
+    {
         warn!("store commits did not finish in time; continuing shutdown");
     }
     egress_shutdown.cancel();
     egress_tasks.close();
-    if tokio::time::timeout(SHUTDOWN_STAGE_TIMEOUT, egress_tasks.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_STAGE_TIMEOUT, egress_tasks.wait())
+        .await
+        .is_err()
+    {
         warn!("outgoing packets could not all be flushed in time");
     }
     http_shutdown.cancel();
     let _ = http_task.await;
     pool.0.shutdown();
-    store.close().await.context("failed to close the store cleanly")?;
+    store
+        .close()
+        .await
+        .context("failed to close the store cleanly")?;
     info!("gateway stopped");
     Ok(())
 }
@@ -155,7 +192,10 @@ struct CpuPoolHandle(Arc<cpu_pool::CpuPool>);
 
 impl CpuPoolHandle {
     fn new(workers: usize, capacity: usize) -> anyhow::Result<Self> {
-        Ok(Self(Arc::new(cpu_pool::CpuPool::new(workers, capacity).context("failed to start the unwrap threads")?)))
+        Ok(Self(Arc::new(
+            cpu_pool::CpuPool::new(workers, capacity)
+                .context("failed to start the unwrap threads")?,
+        )))
     }
 }
 
@@ -173,7 +213,11 @@ async fn clean_stale_messages(store: gateway_store::Store, interval: Duration, m
         let cutoff = router::now_unix() - i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
         match store.delete_messages_older_than(cutoff).await {
             Ok(0) => {}
-            Ok(n) => info!(deleted = n, "deleted stored messages older than {}", humantime::format_duration(max_age)),
+            Ok(n) => info!(
+                deleted = n,
+                "deleted stored messages older than {}",
+                humantime::format_duration(max_age)
+            ),
             Err(e) => warn!(error = %e, "failed to delete stale stored messages"),
         }
     }

@@ -28,7 +28,8 @@ impl Generation {
     fn positions(&self, tag: &[u8; 32]) -> impl Iterator<Item = u64> + '_ {
         let h1 = u64::from_le_bytes(tag[0..8].try_into().unwrap_or_default());
         let h2 = u64::from_le_bytes(tag[8..16].try_into().unwrap_or_default()) | 1;
-        (0..u64::from(self.hashes)).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % self.len_bits)
+        (0..u64::from(self.hashes))
+            .map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % self.len_bits)
     }
 
     fn contains(&self, tag: &[u8; 32]) -> bool {
@@ -60,8 +61,12 @@ impl ReplayFilter {
         let generation_capacity = (capacity / 2).max(1);
         let ln2 = std::f64::consts::LN_2;
         // Standard Bloom sizing: m = -n ln p / (ln 2)^2, k = (m/n) ln 2.
-        let len_bits = ((-(generation_capacity as f64) * fp_rate.ln()) / (ln2 * ln2)).ceil().max(64.0) as u64;
-        let hashes = (((len_bits as f64) / (generation_capacity as f64)) * ln2).round().clamp(1.0, 32.0) as u32;
+        let len_bits = ((-(generation_capacity as f64) * fp_rate.ln()) / (ln2 * ln2))
+            .ceil()
+            .max(64.0) as u64;
+        let hashes = (((len_bits as f64) / (generation_capacity as f64)) * ln2)
+            .round()
+            .clamp(1.0, 32.0) as u32;
         Self {
             current: Generation::new(len_bits, hashes),
             previous: None,
@@ -118,10 +123,15 @@ mod tests {
     #[test]
     fn false_positive_rate_is_near_the_target() {
         let mut filter = ReplayFilter::new(20_000, 1e-3);
-        for n in 0..10_000 {
-            assert!(filter.check_and_insert(&tag(n)), "fresh tag {n} reported as replay");
-        }
-        let false_positives = (1_000_000..1_100_000).filter(|&n| !filter.check_and_insert(&tag(n))).count();
+        // Filling to capacity, the running false-positive rate climbs to the target: expect
+        // about a few fresh tags in 10k to be mistaken, never many.
+        let mistaken = (0..10_000)
+            .filter(|&n| !filter.check_and_insert(&tag(n)))
+            .count();
+        assert!(mistaken < 30, "{mistaken} fresh tags reported as replays");
+        let false_positives = (1_000_000..1_100_000)
+            .filter(|&n| !filter.check_and_insert(&tag(n)))
+            .count();
         // 100k probes at 1e-3 expect ~100 (the later probes also fill the filter); allow slack.
         assert!(false_positives < 400, "{false_positives} false positives");
     }
@@ -133,11 +143,17 @@ mod tests {
         for n in 1..150 {
             filter.check_and_insert(&tag(n));
         }
-        assert!(!filter.check_and_insert(&tag(0)), "still remembered after one rotation");
+        assert!(
+            !filter.check_and_insert(&tag(0)),
+            "still remembered after one rotation"
+        );
         for n in 1000..1300 {
             filter.check_and_insert(&tag(n));
         }
-        assert!(filter.check_and_insert(&tag(0)), "forgotten after two rotations: memory is bounded");
+        assert!(
+            filter.check_and_insert(&tag(0)),
+            "forgotten after two rotations: memory is bounded"
+        );
         assert!(filter.allocated_bytes() > 0);
     }
 }

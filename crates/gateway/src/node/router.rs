@@ -134,7 +134,10 @@ impl Router {
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<ClientAddress, Entry>> {
-        self.shared.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The store.
@@ -155,7 +158,10 @@ impl Router {
     /// Delivers a message from the mixnet. Calls made in order by one caller are stored in
     /// that order; this waits only for room in the store's queue, never for a commit.
     pub async fn deliver(&self, client: ClientAddress, delivery: Delivery) {
-        let queue = self.sessions().get(&client).map(|e| e.handle.deliveries.clone());
+        let queue = self
+            .sessions()
+            .get(&client)
+            .map(|e| e.handle.deliveries.clone());
         let delivery = match queue {
             Some(queue) => match queue.try_send(delivery) {
                 // The session writes it and then calls `pushed`.
@@ -171,7 +177,12 @@ impl Router {
     /// failure) is counted and logged, and its ack is *not* sent, so the sender retransmits.
     pub async fn store_then_ack(&self, client: ClientAddress, delivery: Delivery) {
         let Delivery { message, ack } = delivery;
-        let pending = match self.shared.store.queue_message(client, message, now_unix()).await {
+        let pending = match self
+            .shared
+            .store
+            .queue_message(client, message, now_unix())
+            .await
+        {
             Ok(pending) => pending,
             Err(e) => {
                 self.shared.metrics.mix_drop("store_refused");
@@ -187,7 +198,10 @@ impl Router {
                     if let Some(ack) = ack {
                         router.forward_ack(&ack);
                     }
-                    let stored = router.sessions().get(&client).map(|e| e.handle.stored.clone());
+                    let stored = router
+                        .sessions()
+                        .get(&client)
+                        .map(|e| e.handle.stored.clone());
                     if let Some(stored) = stored {
                         stored.notify_one();
                     }
@@ -220,17 +234,31 @@ impl Router {
     }
 
     /// Registers a session for `client`, unless one is registered already.
-    pub fn claim(&self, client: ClientAddress, handle: SessionHandle) -> Result<Registration, (ExistingSession, SessionHandle)> {
+    pub fn claim(
+        &self,
+        client: ClientAddress,
+        handle: SessionHandle,
+    ) -> Result<Registration, (ExistingSession, SessionHandle)> {
         self.register(client, handle, None)
     }
 
     /// Registers a session for `client` in place of the session `stale` (found unresponsive);
     /// fails if another session took the place meanwhile.
-    pub fn replace(&self, client: ClientAddress, stale: u64, handle: SessionHandle) -> Result<Registration, (ExistingSession, SessionHandle)> {
+    pub fn replace(
+        &self,
+        client: ClientAddress,
+        stale: u64,
+        handle: SessionHandle,
+    ) -> Result<Registration, (ExistingSession, SessionHandle)> {
         self.register(client, handle, Some(stale))
     }
 
-    fn register(&self, client: ClientAddress, handle: SessionHandle, replacing: Option<u64>) -> Result<Registration, (ExistingSession, SessionHandle)> {
+    fn register(
+        &self,
+        client: ClientAddress,
+        handle: SessionHandle,
+        replacing: Option<u64>,
+    ) -> Result<Registration, (ExistingSession, SessionHandle)> {
         let mut sessions = self.sessions();
         if let Some(existing) = sessions.get(&client) {
             if Some(existing.id) != replacing && !existing.handle.deliveries.is_closed() {

@@ -22,7 +22,12 @@ pub struct ClientContext {
 }
 
 /// Accepts client connections until `shutdown`.
-pub async fn serve(listener: TcpListener, ctx: ClientContext, shutdown: CancellationToken, tasks: TaskTracker) {
+pub async fn serve(
+    listener: TcpListener,
+    ctx: ClientContext,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
     let _ = (&ctx, &tasks);
     loop {
         tokio::select! {
