@@ -25,6 +25,14 @@ const DEBUG_KEYS: &[(&str, &str)] = &[
         "Packets queued per next hop; more are dropped and counted.",
     ),
     (
+        "maximum_egress_connections",
+        "Outgoing mix connections open at once; packets for more hops are dropped and counted.",
+    ),
+    (
+        "egress_idle_timeout",
+        "An outgoing mix connection with nothing to send for this long is closed.",
+    ),
+    (
         "message_retrieval_limit",
         "Stored messages sent to a client per batch.",
     ),
