@@ -469,7 +469,23 @@ fn run_stops_cleanly_on_sigint_and_sigterm() {
 #[test]
 fn run_init_if_missing_needs_no_wallet() {
     let gw = Gateway::new("demo");
-    let mut child = gw.spawn(&["run", "--id", "demo", "--init-if-missing"]);
+    let (mix, clients, http) = (
+        gw.mix_port.to_string(),
+        gw.clients_port.to_string(),
+        format!("127.0.0.1:{}", gw.http_port),
+    );
+    let mut child = gw.spawn(&[
+        "run",
+        "--id",
+        "demo",
+        "--init-if-missing",
+        "--mix-port",
+        &mix,
+        "--clients-port",
+        &clients,
+        "--http-api-address",
+        &http,
+    ]);
     child.wait_ready();
     assert!(gw.config_path().exists());
     let output = child.terminate("TERM");

@@ -14,6 +14,7 @@ pub mod client;
 pub mod cpu_pool;
 pub mod egress;
 pub mod http_api;
+mod listeners;
 pub mod metrics;
 pub mod mix_ingress;
 pub mod replay;
@@ -45,7 +46,8 @@ use crate::node_details::NodeDetails;
 /// How long each shutdown stage may take before the next one starts anyway.
 const SHUTDOWN_STAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+async fn bind_http(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let what = "HTTP API";
     TcpListener::bind(addr).await.with_context(|| {
         format!("Failed to bind the {what} listener to {addr}. Are you sure nothing else is running on the specified port and your user has sufficient permission to bind to the requested address?")
     })
@@ -92,9 +94,10 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
     )?);
 
     info!("Starting mix socket listener...");
-    let mix_addr = SocketAddr::new(g.listening_address, g.mix_port);
-    let mix_listener = bind(mix_addr, "mix").await?;
-    info!("Running mix listener on \"{mix_addr}\"");
+    let mix_listeners = listeners::bind(g.listening_address, g.mix_port, "mix").await?;
+    for listener in &mix_listeners {
+        info!("Running mix listener on \"{}\"", listener.local_addr()?);
+    }
     let ingress = mix_ingress::MixIngress {
         sphinx: Arc::new(SphinxSecret::from_bytes(keys.sphinx.to_bytes())),
         pool: pool.0.clone(),
@@ -106,29 +109,38 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
         connection_limit: Arc::new(Semaphore::new(d.maximum_mix_connections)),
         max_in_flight: d.mix_connection_max_in_flight,
     };
-    ingress_tasks.spawn(ingress.serve(
-        mix_listener,
-        ingress_shutdown.clone(),
-        ingress_tasks.clone(),
-    ));
+    for listener in mix_listeners {
+        let serve =
+            ingress
+                .clone()
+                .serve(listener, ingress_shutdown.clone(), ingress_tasks.clone());
+        ingress_tasks.spawn(serve);
+    }
 
     info!("Starting client [web]socket listener...");
-    let clients_addr = SocketAddr::new(g.listening_address, g.clients_port);
-    let clients_listener = bind(clients_addr, "client websocket").await?;
-    info!("Running client websocket listener on \"{clients_addr}\"");
+    let client_listeners =
+        listeners::bind(g.listening_address, g.clients_port, "client websocket").await?;
+    for listener in &client_listeners {
+        info!(
+            "Running client websocket listener on \"{}\"",
+            listener.local_addr()?
+        );
+    }
     let client_ctx = client::ClientContext {
         router: router.clone(),
         identity: Arc::new(keys.identity.clone()),
         limits: Arc::new(d.clone()),
     };
-    ingress_tasks.spawn(client::serve(
-        clients_listener,
-        client_ctx,
-        ingress_shutdown.clone(),
-        ingress_tasks.clone(),
-    ));
+    for listener in client_listeners {
+        ingress_tasks.spawn(client::serve(
+            listener,
+            client_ctx.clone(),
+            ingress_shutdown.clone(),
+            ingress_tasks.clone(),
+        ));
+    }
 
-    let http_listener = bind(g.http_api_address, "HTTP API").await?;
+    let http_listener = bind_http(g.http_api_address).await?;
     info!(
         "HTTP API (health, metrics) on http://{}",
         g.http_api_address

@@ -1,0 +1,48 @@
+//! Binding the mix and client ports on IPv4 and IPv6. A node must be reachable over both
+//! (peers may use either), so an unspecified IPv4 address (`0.0.0.0`) also binds `[::]`
+//! (IPv6 only, best effort), and `::` binds one dual-stack socket.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+use anyhow::Context as _;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tracing::warn;
+
+/// Pending connections the kernel may hold per listener.
+const BACKLOG: i32 = 1024;
+
+fn bind_one(addr: SocketAddr, only_v6: Option<bool>) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if let Some(only_v6) = only_v6 {
+        socket.set_only_v6(only_v6)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Binds `ip:port` (and its IPv6 twin for `0.0.0.0`). Failing to bind the configured address
+/// is an error; failing to add IPv6 is a warning.
+pub(super) async fn bind(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<Vec<TcpListener>> {
+    let addr = SocketAddr::new(ip, port);
+    let only_v6 = match ip {
+        IpAddr::V6(v6) if v6.is_unspecified() => Some(false),
+        IpAddr::V6(_) => Some(true),
+        IpAddr::V4(_) => None,
+    };
+    let primary = bind_one(addr, only_v6).with_context(|| {
+        format!("Failed to bind the {what} listener to {addr}. Are you sure nothing else is running on the specified port and your user has sufficient permission to bind to the requested address?")
+    })?;
+    let mut listeners = vec![primary];
+    if ip == IpAddr::from([0, 0, 0, 0]) {
+        let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
+        match bind_one(v6, Some(true)) {
+            Ok(listener) => listeners.push(listener),
+            Err(e) => warn!(%v6, error = %e, "{what} listener is IPv4 only: could not bind IPv6"),
+        }
+    }
+    Ok(listeners)
+}
