@@ -40,6 +40,8 @@ pub struct Network {
     pub nymd_validator: String,
     /// Default validator API URL.
     pub api_validator: String,
+    /// Chain id for `nyxd` commands.
+    pub chain_id: String,
 }
 
 /// A `--config-env-file` that cannot be used.
@@ -84,6 +86,7 @@ impl Network {
             statistics_service_url: "https://mainnet-stats.nymte.ch:8090/".into(),
             nymd_validator: "https://rpc.nyx.nodes.guru/".into(),
             api_validator: "https://validator.nymtech.net/api/".into(),
+            chain_id: "nyx".into(),
         }
     }
 
@@ -146,6 +149,7 @@ impl Network {
         // Later network files renamed these two; both spellings are accepted.
         set(&mut self.nymd_validator, &["NYMD_VALIDATOR", "NYXD"]);
         set(&mut self.api_validator, &["API_VALIDATOR", "NYM_API"]);
+        set(&mut self.chain_id, &["CHAIN_ID"]);
         if let Some(value) = vars.get("DENOMS_EXPONENT") {
             self.denoms_exponent = value.parse().map_err(|_| NetworkError::InvalidValue {
                 key: "DENOMS_EXPONENT",

@@ -56,6 +56,39 @@ impl NodeDetails {
         })
     }
 
+    /// The mixnet contract's `bond_gateway` execute message for these details, or `None` without
+    /// a wallet address (nothing to sign). The contract requires every gateway field shown;
+    /// `location` is free text and defaults to the announced host.
+    pub fn bond_gateway_message(&self) -> Option<serde_json::Value> {
+        let owner_signature = self.owner_signature.as_ref()?;
+        Some(serde_json::json!({
+            "bond_gateway": {
+                "gateway": {
+                    "host": self.host,
+                    "mix_port": self.mix_port,
+                    "clients_port": self.clients_port,
+                    "location": self.host,
+                    "sphinx_key": self.sphinx_key,
+                    "identity_key": self.identity_key,
+                    "version": self.version,
+                },
+                "owner_signature": owner_signature,
+            }
+        }))
+    }
+
+    /// The `nyxd tx wasm execute` command that bonds this gateway with the minimum pledge.
+    pub fn bonding_command(&self, network: &crate::network::Network) -> Option<String> {
+        let message = self.bond_gateway_message()?;
+        Some(format!(
+            "nyxd tx wasm execute {contract} '{message}' --from {wallet} --chain-id {chain} --amount 100000000{denom}",
+            contract = network.mixnet_contract_address,
+            wallet = self.wallet_address,
+            chain = network.chain_id,
+            denom = network.mix_denom,
+        ))
+    }
+
     /// The text block, one fact per line.
     pub fn to_text(&self) -> String {
         let mut out = String::new();

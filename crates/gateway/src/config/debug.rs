@@ -56,6 +56,15 @@ pub struct Debug {
     pub maximum_auth_request_timestamp_skew: Duration,
     /// Bytes granted per `claimFreeTestnetBandwidth` (default 64 GiB).
     pub free_bandwidth_per_claim: i64,
+    /// Timeout of the start-up duplicate-host check against the validator API (default 5s).
+    #[serde(with = "humantime_serde")]
+    pub validator_check_timeout: Duration,
+    /// How often statistics are reported when enabled (default 60s).
+    #[serde(with = "humantime_serde")]
+    pub statistics_report_interval: Duration,
+    /// Timeout of one statistics report (default 10s).
+    #[serde(with = "humantime_serde")]
+    pub statistics_request_timeout: Duration,
     /// Stored messages older than this are deleted (default 24h).
     #[serde(with = "humantime_serde")]
     pub stored_messages_max_age: Duration,
@@ -105,6 +114,9 @@ impl Default for Debug {
             client_push_queue_capacity: 256,
             maximum_auth_request_timestamp_skew: Duration::from_secs(120),
             free_bandwidth_per_claim: 64 * 1024 * 1024 * 1024,
+            validator_check_timeout: Duration::from_secs(5),
+            statistics_report_interval: Duration::from_secs(60),
+            statistics_request_timeout: Duration::from_secs(10),
             stored_messages_max_age: Duration::from_secs(24 * 3600),
             stale_messages_cleaner_interval: Duration::from_secs(3600),
             max_stored_messages_per_client: 20_000,

@@ -77,6 +77,18 @@ const DEBUG_KEYS: &[(&str, &str)] = &[
         "Bytes granted per free bandwidth claim.",
     ),
     (
+        "validator_check_timeout",
+        "Timeout of the start-up duplicate-host check against the validator API.",
+    ),
+    (
+        "statistics_report_interval",
+        "How often statistics are reported when enabled.",
+    ),
+    (
+        "statistics_request_timeout",
+        "Timeout of one statistics report.",
+    ),
+    (
         "stored_messages_max_age",
         "Stored messages older than this are deleted.",
     ),

@@ -20,6 +20,8 @@ pub mod mix_ingress;
 pub mod replay;
 pub mod router;
 mod shutdown;
+pub mod statistics;
+pub mod validator_check;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -61,6 +63,17 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
     let g = &config.gateway;
     let d = &config.debug;
     let details = NodeDetails::new(&config, &keys, &network.bech32_prefix)?;
+    let check = {
+        let apis = g.validator_api_urls.clone();
+        let host = g.announce_address.clone();
+        let identity = keys.identity_public_bs58();
+        let timeout = d.validator_check_timeout;
+        tokio::task::spawn_blocking(move || {
+            validator_check::check(&apis, &host, &identity, timeout)
+        })
+        .await?
+    };
+    validator_check::report(&check?);
     let store_config = crate::storage::store_config(&config);
     let store = tokio::task::spawn_blocking(move || gateway_store::Store::open(store_config))
         .await?
@@ -154,6 +167,19 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
         http_shutdown.clone(),
     ));
 
+    let statistics = g.enabled_statistics.then(|| {
+        let reporter = statistics::ReporterConfig {
+            service_url: g.statistics_service_url.clone(),
+            gateway_id: keys.identity_public_bs58(),
+            interval: d.statistics_report_interval,
+            timeout: d.statistics_request_timeout,
+        };
+        tokio::spawn(statistics::run(
+            reporter,
+            router.clone(),
+            http_shutdown.clone(),
+        ))
+    });
     let cleaner = tokio::spawn(clean_stale_messages(
         store.clone(),
         d.stale_messages_cleaner_interval,
@@ -161,10 +187,16 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
     ));
 
     info!("Finished nym gateway startup procedure - it should now be able to receive mix and client traffic!");
+    // Tell systemd (Type=notify) we are up; a no-op when not run by systemd.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let signal = signal.await??;
     info!("Received {signal} - the gateway is shutting down cleanly");
 
     cleaner.abort();
+    if let Some(statistics) = statistics {
+        statistics.abort();
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     ingress_shutdown.cancel();
     ingress_tasks.close();
     if tokio::time::timeout(SHUTDOWN_STAGE_TIMEOUT, ingress_tasks.wait())
