@@ -79,8 +79,8 @@ pub struct Debug {
     pub store_queue_capacity: usize,
     /// Store operations committed in one transaction at most (default 512).
     pub store_max_batch: usize,
-    /// Commit with `synchronous=FULL` (survives power loss, slower) instead of NORMAL
-    /// (survives process crashes) (default false).
+    /// Commit with `synchronous=FULL`: a committed message (whose SURB-ack is then sent)
+    /// survives power loss, not only process crashes, at one fsync per batch (default true).
     pub store_synchronous_full: bool,
     /// Packets the replay filter is sized for per rotation (default 180 000 000: 25 h at 2 000/s).
     pub replay_filter_capacity: u64,
@@ -123,7 +123,7 @@ impl Default for Debug {
             max_stored_bytes_per_client: 64 * 1024 * 1024,
             store_queue_capacity: 8192,
             store_max_batch: 512,
-            store_synchronous_full: false,
+            store_synchronous_full: true,
             replay_filter_capacity: 180_000_000,
             replay_filter_false_positive_rate: 1e-5,
             unwrap_workers: 0,

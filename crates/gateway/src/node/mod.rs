@@ -143,6 +143,7 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
         router: router.clone(),
         identity: Arc::new(keys.identity.clone()),
         limits: Arc::new(d.clone()),
+        connection_limit: Arc::new(Semaphore::new(d.maximum_client_connections)),
     };
     for listener in client_listeners {
         ingress_tasks.spawn(client::serve(

@@ -1,6 +1,10 @@
 //! Running the real `nym-gateway` binary in a temporary HOME.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod harness;
+pub mod sphinx;
+pub mod ws_client;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

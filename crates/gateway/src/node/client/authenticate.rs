@@ -1,0 +1,201 @@
+//! `authenticateV2` (PROTOCOL §2.5) for a returning client, including what happens when the
+//! client already has a live session (§2.10).
+
+use std::time::Duration;
+
+use gateway_protocol::client::authenticate::check_not_stale;
+use gateway_protocol::client::{
+    verify_request, AuthError, AuthenticateV2Request, ServerResponse, SharedKey,
+};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use super::bandwidth::ClientBandwidth;
+use super::listener::reject;
+use super::session::{inbox, Accepted, Inbox, Session};
+use super::socket::ClientSocket;
+use super::{ClientContext, STORAGE_ERROR};
+use crate::node::metrics::Outcome;
+use crate::node::router::{now_unix, ClientAddress, LivenessProbe, Registration, SessionHandle};
+
+/// The error a client gets while another connection of it is live and answering.
+pub(super) const DUPLICATE_CONNECTION: &str = "There is already an open connection to this client";
+
+/// How long a live session gets to report whether its client answered our ping (which itself
+/// has 1 s); past this the session counts as dead (PROTOCOL §2.10).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why an authentication was refused.
+enum Refusal {
+    Auth(AuthError),
+    Duplicate,
+    Storage,
+}
+
+/// Verifies `request` and starts the client's session.
+pub(super) async fn run(
+    socket: ClientSocket,
+    ctx: &ClientContext,
+    request: AuthenticateV2Request,
+) -> Option<Accepted> {
+    match authenticate(ctx, request).await {
+        Ok(Authenticated {
+            client,
+            key,
+            version,
+            registration,
+            inbox,
+            bandwidth,
+        }) => {
+            count(ctx, "ok");
+            debug!("client authenticated");
+            let mut bandwidth = ClientBandwidth::new(client, bandwidth, now_unix());
+            // An expired allowance was just reset; the reset is saved now, as it is reported.
+            bandwidth.persist(ctx.router.store()).await;
+            let remaining = bandwidth.available(now_unix());
+            let session = Session::new(
+                socket,
+                ctx.clone(),
+                client,
+                key,
+                bandwidth,
+                registration,
+                inbox,
+            );
+            Some(Accepted {
+                session,
+                response: ServerResponse::Authenticate {
+                    protocol_version: version,
+                    status: true,
+                    bandwidth_remaining: remaining,
+                    upgrade_mode: false,
+                },
+            })
+        }
+        Err(refusal) => {
+            let message = match refusal {
+                Refusal::Auth(e) => {
+                    count(ctx, "failed");
+                    e.to_string()
+                }
+                Refusal::Duplicate => {
+                    reject(ctx, "duplicate_client");
+                    DUPLICATE_CONNECTION.to_owned()
+                }
+                Refusal::Storage => {
+                    count(ctx, "failed");
+                    STORAGE_ERROR.to_owned()
+                }
+            };
+            socket.fail(&message).await;
+            None
+        }
+    }
+}
+
+struct Authenticated {
+    client: ClientAddress,
+    key: SharedKey,
+    version: u8,
+    registration: Registration,
+    inbox: Inbox,
+    bandwidth: gateway_store::Bandwidth,
+}
+
+/// The checks of §2.5 in their order, then the session's place in the router.
+async fn authenticate(
+    ctx: &ClientContext,
+    request: AuthenticateV2Request,
+) -> Result<Authenticated, Refusal> {
+    let now = u64::try_from(now_unix()).unwrap_or(0);
+    let skew = ctx.limits.maximum_auth_request_timestamp_skew.as_secs();
+    let verified = verify_request(request, now, skew).map_err(Refusal::Auth)?;
+    let client = verified.client_identity();
+    tracing::Span::current().record("client", bs58::encode(client).into_string());
+    let store = ctx.router.store();
+    let record = match store.shared_key(client).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return Err(Refusal::Auth(AuthError::NotRegistered)),
+        Err(e) => {
+            warn!(error = %e, "failed to read a client's key");
+            return Err(Refusal::Storage);
+        }
+    };
+    let key = SharedKey::from_bytes(record.key);
+    let last_used = record
+        .last_used_authentication
+        .map(|t| u64::try_from(t).unwrap_or(0));
+    let timestamp = verified
+        .verify_with_key(&key, last_used)
+        .map_err(Refusal::Auth)?;
+
+    let (handle, inbox) = inbox(ctx.limits.client_push_queue_capacity, timestamp);
+    let registration = take_place(ctx, client, timestamp, handle).await?;
+    let recorded = async {
+        store
+            .set_last_used_authentication(client, i64::try_from(timestamp).unwrap_or(i64::MAX))
+            .await?;
+        match store.bandwidth(client).await? {
+            Some(bandwidth) => Ok(bandwidth),
+            None => store.ensure_bandwidth(client).await,
+        }
+    };
+    match recorded.await {
+        Ok(bandwidth) => Ok(Authenticated {
+            client,
+            key,
+            version: verified.protocol_version(),
+            registration,
+            inbox,
+            bandwidth,
+        }),
+        Err(e) => {
+            warn!(error = %e, "failed to record a client's authentication");
+            inbox.give_back(registration, &ctx.router, client).await;
+            Err(Refusal::Storage)
+        }
+    }
+}
+
+/// Registers the session. If the client has a live session, this one replaces it only if it
+/// is newer and the old one's client does not answer a ping.
+async fn take_place(
+    ctx: &ClientContext,
+    client: ClientAddress,
+    timestamp: u64,
+    handle: SessionHandle,
+) -> Result<Registration, Refusal> {
+    let (existing, handle) = match ctx.router.claim(client, handle) {
+        Ok(registration) => return Ok(registration),
+        Err(taken) => taken,
+    };
+    check_not_stale(timestamp, existing.started_at).map_err(Refusal::Auth)?;
+    if is_alive(&existing.liveness).await {
+        return Err(Refusal::Duplicate);
+    }
+    debug!("replacing an unresponsive session of the client");
+    ctx.router
+        .replace(client, existing.id, handle)
+        .map_err(|_| Refusal::Duplicate)
+}
+
+/// Asks a live session whether its client answers a ping; no answer in time means no.
+async fn is_alive(liveness: &mpsc::Sender<LivenessProbe>) -> bool {
+    let (reply, answer) = oneshot::channel();
+    let asked = async {
+        liveness.send(reply).await.ok()?;
+        answer.await.ok()
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, asked).await,
+        Ok(Some(true))
+    )
+}
+
+fn count(ctx: &ClientContext, outcome: &'static str) {
+    ctx.router
+        .metrics()
+        .authentications
+        .get_or_create(&Outcome { outcome })
+        .inc();
+}

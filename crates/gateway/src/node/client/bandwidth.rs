@@ -1,0 +1,203 @@
+//! A session's bandwidth allowance (PROTOCOL §2.7, §2.8.4), metered in memory and saved to
+//! the store when it changed by [`PERSIST_THRESHOLD`], after a claim, and at session end.
+//!
+//! An allowance expires at the end of the UTC day of its `expiration` (which a claim sets to
+//! today 00:00 UTC): it counts as expired once `expiration` is before today 00:00 UTC, and an
+//! expired allowance is reset to 0 before it is used or reported.
+
+use gateway_protocol::client::TypedError;
+use gateway_store::{Bandwidth, Store};
+use tracing::warn;
+
+use crate::node::router::ClientAddress;
+
+/// Unsaved usage that triggers a save: what the reference gateway uses, so a crash loses at
+/// most this much metering per client.
+const PERSIST_THRESHOLD: i64 = 512 * 1024;
+
+const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
+
+/// Today 00:00 UTC, in unix seconds.
+pub(super) fn today_start(now_unix: i64) -> i64 {
+    now_unix - now_unix.rem_euclid(SECONDS_PER_DAY)
+}
+
+/// One client's allowance during a session.
+#[derive(Debug)]
+pub(super) struct ClientBandwidth {
+    client: ClientAddress,
+    current: Bandwidth,
+    /// Bytes used or dropped since the last save.
+    unsaved: i64,
+    /// Changed since the last save.
+    dirty: bool,
+    /// The client asked to be forgotten: saving would recreate its rows.
+    forgotten: bool,
+}
+
+impl ClientBandwidth {
+    /// The allowance as stored, reset to 0 if it expired.
+    pub(super) fn new(client: ClientAddress, stored: Bandwidth, now_unix: i64) -> Self {
+        let mut bandwidth = Self {
+            client,
+            current: stored,
+            unsaved: 0,
+            dirty: false,
+            forgotten: false,
+        };
+        bandwidth.expire(now_unix);
+        bandwidth
+    }
+
+    /// Bytes available now.
+    pub(super) fn available(&mut self, now_unix: i64) -> i64 {
+        self.expire(now_unix);
+        self.current.available
+    }
+
+    /// Adds a free claim of `amount` bytes valid until the end of today; returns the new total.
+    pub(super) fn claim(&mut self, amount: i64, now_unix: i64) -> i64 {
+        self.expire(now_unix);
+        self.current.available = self.current.available.saturating_add(amount);
+        self.current.expiration = today_start(now_unix);
+        self.dirty = true;
+        self.current.available
+    }
+
+    /// Checks that `cost` bytes are available, without using them.
+    pub(super) fn check(&mut self, cost: i64, now_unix: i64) -> Result<(), TypedError> {
+        let available = self.available(now_unix);
+        if available < cost {
+            return Err(TypedError::OutOfBandwidth {
+                required: cost,
+                available,
+            });
+        }
+        Ok(())
+    }
+
+    /// Uses `cost` bytes (after a successful [`check`](Self::check)); returns what remains.
+    pub(super) fn charge(&mut self, cost: i64) -> i64 {
+        self.current.available = self.current.available.saturating_sub(cost);
+        self.unsaved = self.unsaved.saturating_add(cost);
+        self.dirty = true;
+        self.current.available
+    }
+
+    /// Whether enough has changed since the last save to save now.
+    pub(super) fn save_due(&self) -> bool {
+        self.dirty && self.unsaved >= PERSIST_THRESHOLD
+    }
+
+    /// The client's rows are gone; nothing is saved from now on.
+    pub(super) fn forget(&mut self) {
+        self.forgotten = true;
+        self.current = Bandwidth::default();
+    }
+
+    /// Saves the allowance if it changed. A failed save is logged and retried at the next one.
+    pub(super) async fn persist(&mut self, store: &Store) {
+        if !self.dirty || self.forgotten {
+            return;
+        }
+        match store.set_bandwidth(self.client, self.current).await {
+            Ok(()) => {
+                self.dirty = false;
+                self.unsaved = 0;
+            }
+            Err(e) => warn!(error = %e, "failed to save a client's bandwidth"),
+        }
+    }
+
+    fn expire(&mut self, now_unix: i64) {
+        if self.current.expiration < today_start(now_unix) && self.current.available != 0 {
+            self.current.available = 0;
+            self.dirty = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = SECONDS_PER_DAY;
+    /// 2025-06-15 13:20:00 UTC.
+    const NOW: i64 = 1_750_000_000 - 1_750_000_000 % DAY + 48_000;
+
+    fn fresh(available: i64, expiration: i64) -> ClientBandwidth {
+        ClientBandwidth::new(
+            [1; 32],
+            Bandwidth {
+                available,
+                expiration,
+            },
+            NOW,
+        )
+    }
+
+    #[test]
+    fn today_start_is_midnight_utc() {
+        assert_eq!(today_start(NOW) % DAY, 0);
+        assert!(NOW - today_start(NOW) < DAY);
+        assert_eq!(today_start(today_start(NOW)), today_start(NOW));
+        assert_eq!(today_start(-1), -DAY);
+    }
+
+    #[test]
+    fn a_claim_lasts_until_the_end_of_the_utc_day() {
+        let mut b = fresh(0, 0);
+        assert_eq!(b.claim(1000, NOW), 1000);
+        assert_eq!(b.claim(1000, NOW), 2000, "claims add up");
+        let last_second = today_start(NOW) + DAY - 1;
+        assert_eq!(b.available(last_second), 2000);
+        assert_eq!(b.available(last_second + 1), 0);
+    }
+
+    #[test]
+    fn expired_allowance_is_reset_when_loaded() {
+        let mut b = fresh(5000, today_start(NOW) - 1);
+        assert_eq!(b.available(NOW), 0);
+        assert!(b.dirty, "the reset is saved");
+        let mut current = fresh(5000, today_start(NOW));
+        assert_eq!(current.available(NOW), 5000);
+        assert!(!current.dirty);
+    }
+
+    #[test]
+    fn check_then_charge() {
+        let mut b = fresh(0, 0);
+        assert_eq!(
+            b.check(2413, NOW),
+            Err(TypedError::OutOfBandwidth {
+                required: 2413,
+                available: 0
+            })
+        );
+        b.claim(5000, NOW);
+        assert_eq!(b.check(2413, NOW), Ok(()));
+        assert_eq!(b.charge(2413), 2587);
+        assert_eq!(b.check(2413, NOW), Ok(()), "exactly enough is enough");
+        assert_eq!(b.charge(2413), 174);
+        assert!(b.check(2413, NOW).is_err());
+    }
+
+    #[test]
+    fn saves_are_due_after_the_threshold() {
+        let mut b = fresh(0, 0);
+        b.claim(i64::MAX, NOW);
+        assert!(!b.save_due(), "a claim is saved by the caller right away");
+        b.charge(PERSIST_THRESHOLD - 1);
+        assert!(!b.save_due());
+        b.charge(1);
+        assert!(b.save_due());
+    }
+
+    #[test]
+    fn forgotten_clients_have_nothing() {
+        let mut b = fresh(0, 0);
+        b.claim(100, NOW);
+        b.forget();
+        assert_eq!(b.available(NOW), 0);
+    }
+}

@@ -1,0 +1,126 @@
+//! Accepting client connections: the connection limit, the websocket upgrade, and one task
+//! per connection.
+
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, info_span, warn, Instrument as _};
+
+use super::session::Accepted;
+use super::socket::ClientSocket;
+use super::{fresh, ClientContext};
+use crate::config::Debug;
+use crate::node::metrics::Reason;
+
+/// Read buffer each connection starts with. Requests are small and idle clients are many, so
+/// this stays at a few KiB instead of tungstenite's 128 KiB; a larger frame grows it for as
+/// long as it is being read.
+const READ_BUFFER_SIZE: usize = 4 * 1024;
+
+/// Pause after a failed `accept` (usually out of file descriptors), so the loop does not spin.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Accepts connections until `shutdown`.
+pub(super) async fn run(
+    listener: TcpListener,
+    ctx: ClientContext,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                warn!(error = %e, "failed to accept a client connection");
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                continue;
+            }
+        };
+        let Ok(permit) = ctx.connection_limit.clone().try_acquire_owned() else {
+            reject(&ctx, "connection_limit");
+            debug!(%peer, "client connection refused: connection limit reached");
+            continue;
+        };
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        let span = info_span!("client", %peer, client = tracing::field::Empty);
+        tasks.spawn(handle(stream, ctx, shutdown, permit).instrument(span));
+    }
+    info!("client listener stopped");
+}
+
+/// One connection, from the upgrade to the end of its session.
+///
+/// Each phase is boxed: a task keeps its future's largest state for its whole life, and the
+/// handshake's state is several KiB, while an idle authenticated client should cost only what
+/// its session loop needs (about 1 KiB plus the socket's buffers).
+async fn handle(
+    stream: TcpStream,
+    ctx: ClientContext,
+    shutdown: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let upgrade = Box::pin(tokio_tungstenite::accept_async_with_config(
+        stream,
+        Some(websocket_config(&ctx.limits)),
+    ));
+    let ws = tokio::select! {
+        result = tokio::time::timeout(ctx.limits.websocket_upgrade_timeout, upgrade) => result,
+        _ = shutdown.cancelled() => return,
+    };
+    let ws = match ws {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            reject(&ctx, "websocket_upgrade");
+            debug!(error = %e, "websocket upgrade failed");
+            return;
+        }
+        Err(_) => {
+            reject(&ctx, "websocket_upgrade");
+            debug!("websocket upgrade timed out");
+            return;
+        }
+    };
+    debug!("client connected");
+    let socket = ClientSocket::new(ws, ctx.limits.client_write_timeout);
+    let Some(Accepted {
+        mut session,
+        response,
+    }) = Box::pin(fresh::run(socket, &ctx, &shutdown)).await
+    else {
+        return;
+    };
+    let end = match Box::pin(session.start(response, &shutdown)).await {
+        Ok(()) => Box::pin(session.run(&shutdown)).await,
+        Err(end) => end,
+    };
+    Box::pin(session.finish(end)).await;
+}
+
+/// Counts a connection refused or closed before authentication.
+pub(super) fn reject(ctx: &ClientContext, reason: &'static str) {
+    ctx.router
+        .metrics()
+        .client_connections_rejected
+        .get_or_create(&Reason { reason })
+        .inc();
+}
+
+/// Message limits from the config, small buffers, and writes that go out at once (a pushed
+/// message should not wait in a buffer for the next one).
+fn websocket_config(limits: &Debug) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_SIZE)
+        .write_buffer_size(0)
+        .max_message_size(Some(limits.maximum_client_message_size))
+        .max_frame_size(Some(limits.maximum_client_message_size))
+}

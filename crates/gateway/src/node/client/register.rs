@@ -1,0 +1,247 @@
+//! Registration (PROTOCOL §2.4): the key-agreement handshake, then the client's key is stored
+//! and its session starts.
+
+use gateway_protocol::client::handshake::{self, HandshakeError, FINALIZATION_SUCCESS};
+use gateway_protocol::client::negotiate_registration_version;
+use gateway_protocol::client::{HandshakeFrame, ServerResponse};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::authenticate::DUPLICATE_CONNECTION;
+use super::bandwidth::ClientBandwidth;
+use super::listener::reject;
+use super::session::{inbox, Accepted, Session};
+use super::socket::ClientSocket;
+use super::{ClientContext, STORAGE_ERROR};
+use crate::node::metrics::Outcome;
+use crate::node::router::{now_unix, ClientAddress, Router};
+
+/// Runs the handshake started by message 1 (`init`) and registers the client.
+pub(super) async fn run(
+    mut socket: ClientSocket,
+    ctx: &ClientContext,
+    shutdown: &CancellationToken,
+    proposed_version: u8,
+    init: Vec<u8>,
+) -> Option<Accepted> {
+    let version = negotiate_registration_version(proposed_version);
+    let client = match handshake::client_identity_from_init(&init) {
+        Ok(client) => client,
+        Err(e) => return failed(socket, ctx, e).await,
+    };
+    tracing::Span::current().record("client", bs58::encode(client).into_string());
+    // Checked before any work, as the reference does; checked again when the session is
+    // registered, since another connection may get there during the handshake.
+    if has_live_session(&ctx.router, client) {
+        reject(ctx, "duplicate_client");
+        socket.fail(DUPLICATE_CONNECTION).await;
+        return None;
+    }
+
+    let started = handshake::start_with_rng(&init, &ctx.identity, &mut rand::rng());
+    let (state, reply) = match started {
+        Ok(started) => started,
+        Err(e) => return failed(socket, ctx, e).await,
+    };
+    let reply = ServerResponse::HandshakePayload {
+        protocol_version: version,
+        data: reply,
+    };
+    if socket.send_response(&reply).await.is_err() {
+        return failed(socket, ctx, HandshakeError::Network).await;
+    }
+    let finish = match wait_for_finish(&mut socket, ctx, shutdown).await {
+        Ok(finish) => finish,
+        Err(e) => return failed(socket, ctx, e).await,
+    };
+    let registered = match state.finish(&finish) {
+        Ok(registered) => registered,
+        Err(e) => return failed(socket, ctx, e).await,
+    };
+    let done = ServerResponse::HandshakePayload {
+        protocol_version: version,
+        data: FINALIZATION_SUCCESS.to_vec(),
+    };
+    if socket.send_response(&done).await.is_err() {
+        return failed(socket, ctx, HandshakeError::Network).await;
+    }
+    count(ctx, "ok");
+
+    // Into the router before the key is stored: a client with a live session keeps the key
+    // that session uses, and from here live messages queue for us while the stored ones go out.
+    let now = now_unix();
+    let (handle, inbox) = inbox(
+        ctx.limits.client_push_queue_capacity,
+        u64::try_from(now).unwrap_or(0),
+    );
+    let Ok(registration) = ctx.router.claim(client, handle) else {
+        reject(ctx, "duplicate_client");
+        socket.fail(DUPLICATE_CONNECTION).await;
+        return None;
+    };
+    let store = ctx.router.store();
+    let stored = async {
+        store
+            .upsert_shared_key(client, *registered.shared_key.as_bytes())
+            .await?;
+        store.ensure_bandwidth(client).await
+    };
+    let bandwidth = match stored.await {
+        Ok(bandwidth) => bandwidth,
+        Err(e) => {
+            warn!(error = %e, "failed to store a new client's key");
+            inbox.give_back(registration, &ctx.router, client).await;
+            socket.fail(STORAGE_ERROR).await;
+            return None;
+        }
+    };
+    debug!("client registered");
+    let session = Session::new(
+        socket,
+        ctx.clone(),
+        client,
+        registered.shared_key,
+        ClientBandwidth::new(client, bandwidth, now),
+        registration,
+        inbox,
+    );
+    Some(Accepted {
+        session,
+        response: ServerResponse::Register {
+            protocol_version: version,
+            status: true,
+            upgrade_mode: false,
+        },
+    })
+}
+
+/// Waits for handshake message 3. Other text frames are ignored, as the reference does, but do
+/// not extend the deadline.
+async fn wait_for_finish(
+    socket: &mut ClientSocket,
+    ctx: &ClientContext,
+    shutdown: &CancellationToken,
+) -> Result<Vec<u8>, HandshakeError> {
+    let deadline = Instant::now() + ctx.limits.handshake_message_timeout;
+    loop {
+        let next = tokio::select! {
+            next = socket.next() => next,
+            _ = tokio::time::sleep_until(deadline) => return Err(HandshakeError::Timeout),
+            _ = shutdown.cancelled() => return Err(HandshakeError::Network),
+        };
+        match next {
+            Some(Ok(Message::Text(text))) => match HandshakeFrame::parse(&text) {
+                Some(HandshakeFrame::HandshakePayload { data, .. }) => return Ok(data),
+                Some(HandshakeFrame::HandshakeError { message }) => {
+                    return Err(HandshakeError::Remote(message))
+                }
+                None => debug!("ignored a non-handshake text frame during the handshake"),
+            },
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                return Err(HandshakeError::Network)
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Reports a failed handshake (`handshakeError`, then the error) and closes.
+async fn failed(
+    mut socket: ClientSocket,
+    ctx: &ClientContext,
+    error: HandshakeError,
+) -> Option<Accepted> {
+    count(ctx, "failed");
+    let _ = socket
+        .send_response(&ServerResponse::HandshakeError {
+            message: error.to_string(),
+        })
+        .await;
+    socket
+        .fail(&format!(
+            "Failed to perform registration handshake: {error}"
+        ))
+        .await;
+    None
+}
+
+fn count(ctx: &ClientContext, outcome: &'static str) {
+    ctx.router
+        .metrics()
+        .handshakes
+        .get_or_create(&Outcome { outcome })
+        .inc();
+}
+
+/// Whether `client` has a live session. The router has no read-only query for this, so it
+/// claims the client's place with a handle whose queue is already closed and gives it back at
+/// once: the claim fails exactly when a live session holds the place, and for the instant it
+/// succeeds the router treats the closed queue as a finished session (messages go to the
+/// store, and a real session may take the place).
+fn has_live_session(router: &Router, client: ClientAddress) -> bool {
+    let (handle, inbox) = inbox(1, 0);
+    drop(inbox);
+    router.claim(client, handle).is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio_util::task::TaskTracker;
+
+    use super::*;
+    use crate::node::egress::{Egress, EgressConfig};
+    use crate::node::metrics::Metrics;
+
+    fn router(dir: &std::path::Path) -> Router {
+        let config = gateway_store::StoreConfig::new(dir.join("db.sqlite"));
+        let store = gateway_store::Store::open(config).unwrap();
+        let metrics = Metrics::new();
+        let egress = Egress::new(
+            EgressConfig {
+                queue_capacity: 1,
+                max_connections: 1,
+                connect_timeout: Duration::from_secs(1),
+                initial_backoff: Duration::from_secs(1),
+                maximum_backoff: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(1),
+            },
+            metrics.clone(),
+            CancellationToken::new(),
+            TaskTracker::new(),
+        );
+        Router::new(store, egress, metrics, TaskTracker::new())
+    }
+
+    #[tokio::test]
+    async fn the_live_session_check_leaves_the_router_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let router = router(dir.path());
+        let client = [7; 32];
+
+        assert!(!has_live_session(&router, client));
+        assert_eq!(router.connected_clients(), 0);
+        assert_eq!(router.metrics().clients_connected.get(), 0);
+
+        let (handle, _inbox) = inbox(4, 0);
+        let registration = router.claim(client, handle).unwrap();
+        assert!(has_live_session(&router, client));
+        assert!(
+            has_live_session(&router, client),
+            "checking twice changes nothing"
+        );
+        assert_eq!(router.connected_clients(), 1);
+        assert!(
+            router.claim(client, inbox(4, 0).0).is_err(),
+            "still registered"
+        );
+
+        drop(registration);
+        assert!(!has_live_session(&router, client));
+        assert_eq!(router.connected_clients(), 0);
+        assert_eq!(router.metrics().clients_connected.get(), 0);
+    }
+}

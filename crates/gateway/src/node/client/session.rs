@@ -1,0 +1,327 @@
+//! An authenticated session (PROTOCOL §2.7–2.11): one `select!` over the client's frames, live
+//! messages from the router, liveness probes, store notifications and shutdown; and the end
+//! of a session, which gives back everything it still holds.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_protocol::client::{ServerResponse, SharedKey};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::bandwidth::ClientBandwidth;
+use super::delivery::{self, DeliveryError};
+use super::socket::{ClientSocket, WriteError};
+use super::{ClientContext, STORAGE_ERROR};
+use crate::node::router::{
+    ClientAddress, Delivery, LivenessProbe, Registration, Router, SessionHandle,
+};
+
+/// How long a client has to answer our liveness Ping with its Pong (PROTOCOL §2.10).
+const PONG_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Liveness probes waiting for a session; one is answered at a time, so one slot suffices.
+const LIVENESS_QUEUE: usize = 1;
+
+/// The receiving ends of what the router holds for a session.
+pub(super) struct Inbox {
+    deliveries: mpsc::Receiver<Delivery>,
+    liveness: mpsc::Receiver<LivenessProbe>,
+    stored: Arc<Notify>,
+}
+
+impl Inbox {
+    /// Unregisters the session, then hands every message still queued for it to the store
+    /// (their acks follow once committed).
+    pub(super) async fn give_back(
+        mut self,
+        registration: Registration,
+        router: &Router,
+        client: ClientAddress,
+    ) {
+        // Unregister first: from here on the router stores new messages instead of queueing
+        // them for us, so the queue below only shrinks.
+        drop(registration);
+        self.deliveries.close();
+        let mut returned = 0u64;
+        while let Some(delivery) = self.deliveries.recv().await {
+            router.store_then_ack(client, delivery).await;
+            returned += 1;
+        }
+        if returned > 0 {
+            debug!(returned, "queued messages handed back to the store");
+        }
+    }
+}
+
+/// A new session's channels: the handle for the router and the inbox for the session.
+/// `started_at` is the authentication timestamp or registration time (unix seconds).
+pub(super) fn inbox(push_queue_capacity: usize, started_at: u64) -> (SessionHandle, Inbox) {
+    let (deliveries_tx, deliveries) = mpsc::channel(push_queue_capacity);
+    let (liveness_tx, liveness) = mpsc::channel(LIVENESS_QUEUE);
+    let stored = Arc::new(Notify::new());
+    let handle = SessionHandle {
+        deliveries: deliveries_tx,
+        liveness: liveness_tx,
+        stored: stored.clone(),
+        started_at,
+    };
+    (
+        handle,
+        Inbox {
+            deliveries,
+            liveness,
+            stored,
+        },
+    )
+}
+
+/// A registered or authenticated client and the answer it is waiting for.
+pub(super) struct Accepted {
+    pub(super) session: Session,
+    /// `register` or `authenticate`, sent once the stored messages are out.
+    pub(super) response: ServerResponse,
+}
+
+/// An authenticated client's session.
+pub(super) struct Session {
+    pub(super) socket: ClientSocket,
+    pub(super) ctx: ClientContext,
+    pub(super) client: ClientAddress,
+    pub(super) key: SharedKey,
+    pub(super) bandwidth: ClientBandwidth,
+    registration: Registration,
+    inbox: Inbox,
+    probe: Option<PendingProbe>,
+}
+
+/// A liveness Ping we sent and the prober waiting for its answer.
+struct PendingProbe {
+    payload: [u8; 8],
+    reply: LivenessProbe,
+    deadline: Instant,
+}
+
+/// Why a session ended (for the log).
+pub(super) enum End {
+    ClientClosed,
+    ReadFailed(String),
+    WriteFailed(WriteError),
+    Store(String),
+    Replaced,
+    Unresponsive,
+    Shutdown,
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ClientClosed => f.write_str("the client closed the connection"),
+            Self::ReadFailed(e) => write!(f, "reading from the client failed: {e}"),
+            Self::WriteFailed(e) => write!(f, "writing to the client failed: {e}"),
+            Self::Store(e) => write!(f, "the store failed: {e}"),
+            Self::Replaced => f.write_str("a newer connection of the client replaced this one"),
+            Self::Unresponsive => f.write_str("the client did not answer a liveness ping"),
+            Self::Shutdown => f.write_str("the gateway is shutting down"),
+        }
+    }
+}
+
+impl From<WriteError> for End {
+    fn from(e: WriteError) -> Self {
+        Self::WriteFailed(e)
+    }
+}
+
+impl From<DeliveryError> for End {
+    fn from(e: DeliveryError) -> Self {
+        match e {
+            DeliveryError::Write(e) => Self::WriteFailed(e),
+            DeliveryError::Store(e) => Self::Store(e.to_string()),
+        }
+    }
+}
+
+impl Session {
+    pub(super) fn new(
+        socket: ClientSocket,
+        ctx: ClientContext,
+        client: ClientAddress,
+        key: SharedKey,
+        bandwidth: ClientBandwidth,
+        registration: Registration,
+        inbox: Inbox,
+    ) -> Self {
+        Self {
+            socket,
+            ctx,
+            client,
+            key,
+            bandwidth,
+            registration,
+            inbox,
+            probe: None,
+        }
+    }
+
+    /// Sends everything stored for the client, then the register/authenticate `response`.
+    pub(super) async fn start(
+        &mut self,
+        response: ServerResponse,
+        shutdown: &CancellationToken,
+    ) -> Result<(), End> {
+        let result = self.deliver_stored(shutdown).await;
+        if let Err(End::Store(e)) = &result {
+            warn!(error = %e, "could not read the client's stored messages");
+            let reply = ServerResponse::error(STORAGE_ERROR);
+            let _ = self.socket.send_response(&reply).await;
+        }
+        result?;
+        self.socket.send_response(&response).await?;
+        Ok(())
+    }
+
+    /// Serves the client until it leaves, fails, is replaced, or the gateway shuts down.
+    pub(super) async fn run(&mut self, shutdown: &CancellationToken) -> End {
+        let mut liveness_open = true;
+        loop {
+            let probe_deadline = self.probe.as_ref().map(|p| p.deadline);
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => return End::Shutdown,
+                delivery = self.inbox.deliveries.recv() => match delivery {
+                    Some(delivery) => self.push(delivery).await,
+                    // The router dropped our queue: another connection of the client took over.
+                    None => return End::Replaced,
+                },
+                probe = self.inbox.liveness.recv(), if liveness_open => match probe {
+                    Some(probe) => self.start_probe(probe).await,
+                    None => {
+                        liveness_open = false;
+                        Ok(())
+                    }
+                },
+                _ = self.inbox.stored.notified() => match self.deliver_stored(shutdown).await {
+                    // The messages stay stored for the next notification or connection.
+                    Err(End::Store(e)) => {
+                        warn!(error = %e, "could not read the client's stored messages");
+                        Ok(())
+                    }
+                    other => other,
+                },
+                _ = tokio::time::sleep_until(probe_deadline.unwrap_or_else(Instant::now)), if probe_deadline.is_some() => {
+                    if let Some(probe) = self.probe.take() {
+                        let _ = probe.reply.send(false);
+                    }
+                    return End::Unresponsive;
+                }
+                message = self.socket.next() => match message {
+                    None | Some(Ok(Message::Close(_))) => return End::ClientClosed,
+                    Some(Err(e)) => return End::ReadFailed(e.to_string()),
+                    Some(Ok(message)) => self.handle_message(message).await,
+                },
+            };
+            if let Err(end) = result {
+                return end;
+            }
+        }
+    }
+
+    async fn handle_message(&mut self, message: Message) -> Result<(), End> {
+        let response = match message {
+            Message::Text(text) => self.handle_text(&text).await,
+            Message::Binary(frame) => self.handle_binary(&frame).await,
+            Message::Pong(payload) => {
+                self.pong(&payload);
+                return Ok(());
+            }
+            // Pings are answered by the websocket layer.
+            Message::Ping(_) | Message::Close(_) | Message::Frame(_) => return Ok(()),
+        };
+        self.socket.send_response(&response).await?;
+        Ok(())
+    }
+
+    /// Writes a live message; on failure it goes back to the store and the session ends.
+    async fn push(&mut self, delivery: Delivery) -> Result<(), End> {
+        let Some(frame) = delivery::seal(&delivery.message, &self.key) else {
+            self.ctx.router.store_then_ack(self.client, delivery).await;
+            return Ok(());
+        };
+        match self.socket.send_binary(frame).await {
+            Ok(()) => {
+                self.ctx.router.pushed(delivery.ack);
+                Ok(())
+            }
+            Err(e) => {
+                self.ctx.router.store_then_ack(self.client, delivery).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn deliver_stored(&mut self, shutdown: &CancellationToken) -> Result<(), End> {
+        delivery::send_stored(
+            &mut self.socket,
+            &self.key,
+            self.client,
+            &self.ctx,
+            shutdown,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Pings the client for a prober (a newer connection of the same client). A probe that
+    /// arrives while one is pending is answered "alive" at once, as the reference does.
+    async fn start_probe(&mut self, reply: LivenessProbe) -> Result<(), End> {
+        if self.probe.is_some() {
+            let _ = reply.send(true);
+            return Ok(());
+        }
+        let payload = delivery::random_bytes::<8>();
+        if let Err(e) = self.socket.ping(payload).await {
+            let _ = reply.send(false);
+            return Err(e.into());
+        }
+        self.probe = Some(PendingProbe {
+            payload,
+            reply,
+            deadline: Instant::now() + PONG_TIMEOUT,
+        });
+        Ok(())
+    }
+
+    fn pong(&mut self, payload: &[u8]) {
+        if self.probe.as_ref().is_some_and(|p| p.payload == payload) {
+            if let Some(probe) = self.probe.take() {
+                let _ = probe.reply.send(true);
+            }
+        }
+    }
+
+    /// Ends the session: unregisters, gives every message still queued back to the store
+    /// (their acks follow once committed), saves the bandwidth, closes the socket.
+    pub(super) async fn finish(self, end: End) {
+        let Self {
+            socket,
+            ctx,
+            client,
+            mut bandwidth,
+            registration,
+            inbox,
+            probe,
+            ..
+        } = self;
+        debug!(reason = %end, "session ended");
+        if let Some(probe) = probe {
+            let _ = probe.reply.send(false);
+        }
+        inbox.give_back(registration, &ctx.router, client).await;
+        bandwidth.persist(ctx.router.store()).await;
+        socket.close().await;
+    }
+}

@@ -1,0 +1,198 @@
+//! A running gateway for the client protocol tests, and the loopback peers around it: the mix
+//! port to inject packets, next-hop listeners, the metrics endpoint and the store file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::ws_client::READ_TIMEOUT;
+use super::{Gateway, OutputText, Running};
+
+/// A started gateway and the keys a client needs.
+pub struct TestGateway {
+    pub gw: Gateway,
+    pub running: Running,
+    pub identity: VerifyingKey,
+    pub sphinx_key: [u8; 32],
+}
+
+impl TestGateway {
+    /// `init`, then `[debug]` values (TOML, e.g. `("initial_message_timeout", "'2s'")`) on top
+    /// of a small replay filter, then `run` until ready.
+    pub fn start(id: &str, debug: &[(&str, &str)]) -> Self {
+        let gw = Gateway::new(id);
+        let out = gw.init(&[]);
+        assert!(out.status.success(), "{}", out.stderr_text());
+        // The default replay filter is sized for a busy node; tests need a small one.
+        let mut values = vec![("replay_filter_capacity", "100000")];
+        values.extend_from_slice(debug);
+        set_debug(&gw, &values);
+
+        let details = gw.cmd(&["node-details", "--id", id, "--output", "json"]);
+        assert!(details.status.success(), "{}", details.stderr_text());
+        let json: serde_json::Value = serde_json::from_slice(&details.stdout).unwrap();
+        let key = |name: &str| -> [u8; 32] {
+            bs58::decode(json[name].as_str().unwrap())
+                .into_vec()
+                .unwrap()
+                .try_into()
+                .unwrap()
+        };
+        let identity = VerifyingKey::from_bytes(&key("identity_key")).unwrap();
+        let sphinx_key = key("sphinx_key");
+
+        let mut running = gw.spawn(&["run", "--id", id]);
+        running.wait_ready();
+        Self {
+            gw,
+            running,
+            identity,
+            sphinx_key,
+        }
+    }
+
+    pub fn clients_port(&self) -> u16 {
+        self.gw.clients_port
+    }
+
+    pub fn mix_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.gw.mix_port))
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.gw.dir().join("data/db.sqlite")
+    }
+
+    /// Sends mix-port frames over one new connection.
+    pub async fn inject(&self, frames: &[Vec<u8>]) {
+        let mut stream = TcpStream::connect(self.mix_addr()).await.unwrap();
+        for frame in frames {
+            stream.write_all(frame).await.unwrap();
+        }
+        stream.flush().await.unwrap();
+        // Closing right away is fine: the gateway processes what it read.
+    }
+
+    /// The Prometheus text from the HTTP API.
+    pub async fn metrics(&self) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.gw.http_port))
+            .await
+            .unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut body = String::new();
+        tokio::time::timeout(READ_TIMEOUT, stream.read_to_string(&mut body))
+            .await
+            .unwrap()
+            .unwrap();
+        body
+    }
+
+    /// The value of the metric line starting with `series ` (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+
+    /// Polls the store until `client` has `count` stored messages.
+    pub async fn wait_stored(&self, client_bs58: &str, count: i64) {
+        let deadline = tokio::time::Instant::now() + READ_TIMEOUT;
+        loop {
+            if self.stored_count(client_bs58) == count {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {count} stored messages, have {}",
+                self.stored_count(client_bs58)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Messages stored for `client`.
+    pub fn stored_count(&self, client_bs58: &str) -> i64 {
+        self.query_i64(
+            "SELECT COUNT(*) FROM message_store WHERE client_address_bs58 = ?1",
+            client_bs58,
+        )
+    }
+
+    /// Runs a one-number query with one text parameter against the store file.
+    pub fn query_i64(&self, sql: &str, param: &str) -> i64 {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.db_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn.query_row(sql, [param], |row| row.get(0)).unwrap()
+    }
+}
+
+/// Rewrites `key = value` lines of the `[debug]` section (every key must be present).
+pub fn set_debug(gw: &Gateway, values: &[(&str, &str)]) {
+    let path = gw.config_path();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (key, value) in values {
+        let prefix = format!("\n{key} = ");
+        let start = text
+            .find(&prefix)
+            .unwrap_or_else(|| panic!("{key} not in config"))
+            + 1;
+        let end = start + text[start..].find('\n').unwrap();
+        text.replace_range(start..end, &format!("{key} = {value}"));
+    }
+    std::fs::write(&path, text).unwrap();
+}
+
+/// A loopback TCP listener standing in for a mix node.
+pub struct NextHop {
+    listener: TcpListener,
+}
+
+impl NextHop {
+    pub async fn bind() -> Self {
+        Self {
+            listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap()
+    }
+
+    /// Accepts the gateway's connection.
+    pub async fn accept(&self) -> TcpStream {
+        tokio::time::timeout(READ_TIMEOUT, self.listener.accept())
+            .await
+            .expect("the gateway connects in time")
+            .unwrap()
+            .0
+    }
+
+    /// Whether a connection is waiting within `wait`.
+    pub async fn has_connection_within(&self, wait: Duration) -> bool {
+        tokio::time::timeout(wait, self.listener.accept())
+            .await
+            .is_ok()
+    }
+}
+
+/// Reads exactly `len` bytes.
+pub async fn read_exact(stream: &mut TcpStream, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    tokio::time::timeout(READ_TIMEOUT, stream.read_exact(&mut buf))
+        .await
+        .expect("data in time")
+        .unwrap();
+    buf
+}

@@ -1,0 +1,298 @@
+//! A test client for the client port: raw websocket plus the client side of the protocol
+//! (registration handshake, `authenticateV2`, binary frames), built on `gateway_protocol`.
+
+use std::time::Duration;
+
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use futures_util::{SinkExt, StreamExt};
+use gateway_protocol::client::binary::{decrypt_pushed_message, encrypt_request};
+use gateway_protocol::client::handshake::derive_shared_key;
+use gateway_protocol::client::{
+    AuthenticateV2Request, ClientRequest, RequestKind, ServerResponse, SharedKey,
+};
+use gateway_protocol::mix_packet::MixPacket;
+use rand::Rng;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use x25519_dalek::{PublicKey as X25519Public, StaticSecret};
+
+/// How long any single read may take before the test fails.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+}
+
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A raw websocket connection to the gateway's client port.
+pub struct WsClient {
+    pub ws: WebSocketStream<TcpStream>,
+}
+
+impl WsClient {
+    pub async fn connect(port: u16) -> Self {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}"), tcp)
+            .await
+            .expect("websocket upgrade");
+        Self { ws }
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.ws.send(Message::text(text.into())).await.unwrap();
+    }
+
+    pub async fn send_request(&mut self, request: &ClientRequest) {
+        self.send_text(request.to_text()).await;
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::binary(bytes)).await.unwrap();
+    }
+
+    /// The next data frame (Pings and Pongs are skipped; the websocket layer answers
+    /// Pings); panics on timeout, close or error.
+    pub async fn next_message(&mut self) -> Message {
+        loop {
+            match tokio::time::timeout(READ_TIMEOUT, self.ws.next()).await {
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+                Ok(Some(Ok(message))) => return message,
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next text frame, parsed; panics on anything else.
+    pub async fn next_response(&mut self) -> ServerResponse {
+        match self.next_message().await {
+            Message::Text(text) => ServerResponse::parse(&text)
+                .unwrap_or_else(|e| panic!("unparsable response {text}: {e}")),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next binary frame; panics on anything else.
+    pub async fn next_binary(&mut self) -> Vec<u8> {
+        match self.next_message().await {
+            Message::Binary(bytes) => bytes.to_vec(),
+            other => panic!("expected a binary frame, got {other:?}"),
+        }
+    }
+
+    /// The text of the next frame, which must be `{"type":"error",...}`.
+    pub async fn next_error(&mut self) -> String {
+        match self.next_response().await {
+            ServerResponse::Error { message } => message,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    /// Expects the error `expected`, then the end of the connection.
+    pub async fn expect_error_and_close(&mut self, expected: &str) {
+        assert_eq!(self.next_error().await, expected);
+        self.expect_closed().await;
+    }
+
+    /// Expects the gateway to close the connection (a Close frame, EOF or a reset) with no
+    /// further data frame.
+    pub async fn expect_closed(&mut self) {
+        loop {
+            match tokio::time::timeout(READ_TIMEOUT, self.ws.next()).await {
+                Err(_) => panic!("connection still open"),
+                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+                Ok(Some(Ok(other))) => panic!("expected the connection to close, got {other:?}"),
+            }
+        }
+    }
+
+    /// Closes from our side and waits for the gateway to finish the close.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        let _ = tokio::time::timeout(READ_TIMEOUT, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+}
+
+/// A client identity and, once registered, its shared key.
+pub struct TestClient {
+    pub identity: SigningKey,
+    pub key: Option<SharedKey>,
+    last_timestamp: u64,
+}
+
+impl Default for TestClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestClient {
+    pub fn new() -> Self {
+        Self {
+            identity: SigningKey::from_bytes(&random()),
+            key: None,
+            last_timestamp: 0,
+        }
+    }
+
+    /// The client's address (its identity public key).
+    pub fn address(&self) -> [u8; 32] {
+        self.identity.verifying_key().to_bytes()
+    }
+
+    pub fn address_bs58(&self) -> String {
+        bs58::encode(self.address()).into_string()
+    }
+
+    pub fn key(&self) -> &SharedKey {
+        self.key.as_ref().expect("registered")
+    }
+
+    /// Handshake message 1: identity, a fresh x25519 key, a fresh salt.
+    pub fn handshake_init(&self) -> (StaticSecret, Vec<u8>) {
+        let ephemeral = StaticSecret::from(random::<32>());
+        let salt: [u8; 16] = random();
+        let mut init = self.address().to_vec();
+        init.extend_from_slice(X25519Public::from(&ephemeral).as_bytes());
+        init.extend_from_slice(&salt);
+        (ephemeral, init)
+    }
+
+    pub fn init_request(init: Vec<u8>) -> ClientRequest {
+        ClientRequest::RegisterHandshakeInitRequest {
+            protocol_version: 6,
+            data: init,
+        }
+    }
+
+    /// Runs the registration handshake up to (not including) the gateway's final answer:
+    /// checks the gateway's signature, sends message 3 and expects message 4.
+    pub async fn handshake(&mut self, ws: &mut WsClient, gateway: &VerifyingKey) {
+        let (ephemeral, init) = self.handshake_init();
+        // The wire form real clients use is the `handshakePayload` alias.
+        ws.send_text(
+            serde_json::json!({"type": "handshakePayload", "protocol_version": 6, "data": init})
+                .to_string(),
+        )
+        .await;
+        let ServerResponse::HandshakePayload {
+            protocol_version,
+            data,
+        } = ws.next_response().await
+        else {
+            panic!("expected handshake message 2");
+        };
+        assert_eq!(protocol_version, 6);
+        assert_eq!(data.len(), 124);
+        let gateway_ephemeral: [u8; 32] = data[..32].try_into().unwrap();
+        let client_ephemeral = X25519Public::from(&ephemeral).to_bytes();
+        let dh = ephemeral.diffie_hellman(&X25519Public::from(gateway_ephemeral));
+        let key = derive_shared_key(dh.as_bytes(), &init[64..80]);
+
+        let nonce: [u8; 12] = data[112..].try_into().unwrap();
+        let signature: [u8; 64] = key
+            .decrypt(&nonce, &data[32..112])
+            .expect("gateway signature decrypts")
+            .try_into()
+            .unwrap();
+        gateway
+            .verify(
+                &[gateway_ephemeral, client_ephemeral].concat(),
+                &ed25519_dalek::Signature::from_bytes(&signature),
+            )
+            .expect("gateway signature verifies");
+
+        let ours = self
+            .identity
+            .sign(&[client_ephemeral, gateway_ephemeral].concat());
+        let nonce: [u8; 12] = random();
+        let mut finish = key.encrypt(&nonce, &ours.to_bytes()).unwrap();
+        finish.extend_from_slice(&nonce);
+        ws.send_text(
+            ServerResponse::HandshakePayload {
+                protocol_version: 6,
+                data: finish,
+            }
+            .to_text(),
+        )
+        .await;
+        assert_eq!(
+            ws.next_response().await,
+            ServerResponse::HandshakePayload {
+                protocol_version: 6,
+                data: vec![1]
+            }
+        );
+        self.key = Some(key);
+    }
+
+    /// Registers and expects the `register` response right away (no stored messages).
+    pub async fn register(&mut self, ws: &mut WsClient, gateway: &VerifyingKey) {
+        self.handshake(ws, gateway).await;
+        assert_eq!(
+            ws.next_response().await,
+            ServerResponse::Register {
+                protocol_version: 6,
+                status: true,
+                upgrade_mode: false
+            }
+        );
+    }
+
+    /// A timestamp later than any this client used, near now.
+    pub fn next_timestamp(&mut self) -> u64 {
+        let ts = (now_unix() + 1).max(self.last_timestamp + 1);
+        self.last_timestamp = ts;
+        ts
+    }
+
+    /// An `authenticateV2` request for `timestamp`.
+    pub fn authenticate_request(&self, timestamp: u64) -> ClientRequest {
+        let key = self.key();
+        let nonce: [u8; 12] = random();
+        let mut request = AuthenticateV2Request {
+            protocol_version: 6,
+            client_identity: self.address(),
+            address_ciphertext: key.encrypt(&nonce, &self.address()).unwrap(),
+            nonce: nonce.to_vec(),
+            request_unix_timestamp: timestamp,
+            request_signature: [0; 64],
+            debug_trace_id: None,
+        };
+        request.request_signature = self.identity.sign(&request.signed_message()).to_bytes();
+        ClientRequest::AuthenticateV2(Box::new(request))
+    }
+
+    /// Sends `authenticateV2` with a fresh timestamp (the response is the caller's to read,
+    /// after any stored messages).
+    pub async fn send_authenticate(&mut self, ws: &mut WsClient) {
+        let ts = self.next_timestamp();
+        ws.send_request(&self.authenticate_request(ts)).await;
+    }
+
+    /// A binary forward request for `packet`.
+    pub fn forward_frame(&self, kind: RequestKind, packet: &MixPacket) -> Vec<u8> {
+        let plaintext = match kind {
+            RequestKind::ForwardSphinx => packet.to_v1_bytes(),
+            RequestKind::ForwardSphinxV2 => packet.to_v2_bytes(),
+        };
+        encrypt_request(kind, &plaintext, self.key(), &random()).unwrap()
+    }
+
+    /// Opens a pushed-message frame.
+    pub fn open_pushed(&self, frame: &[u8]) -> Vec<u8> {
+        decrypt_pushed_message(frame, self.key()).expect("pushed frame decrypts")
+    }
+}
