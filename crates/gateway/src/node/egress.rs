@@ -49,6 +49,9 @@ pub enum EgressError {
     /// The gateway is shutting down.
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// The packet's length is not a Sphinx packet size (cannot happen for a decoded packet).
+    #[error("the packet has no valid Sphinx size")]
+    InvalidPacket,
 }
 
 impl EgressError {
@@ -57,6 +60,7 @@ impl EgressError {
             Self::QueueFull => "queue_full",
             Self::TooManyConnections => "too_many_connections",
             Self::ShuttingDown => "shutting_down",
+            Self::InvalidPacket => "invalid_packet",
         }
     }
 }
@@ -113,7 +117,7 @@ impl Egress {
         let mut frame = Vec::with_capacity(packet.packet.len() + 4);
         // The packet's length always maps to a size: MixPacket is only built from valid sizes.
         if packet.encode_frame(FrameVersion::V7, &mut frame).is_err() {
-            return Err(EgressError::QueueFull);
+            return Err(EgressError::InvalidPacket);
         }
         let mut hops = shared.hops.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(queue) = hops.get(&packet.next_hop) {

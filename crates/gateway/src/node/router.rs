@@ -155,20 +155,30 @@ impl Router {
         self.sessions().len()
     }
 
+    /// Whether `client` has a registered session whose queue is open.
+    pub fn is_live(&self, client: &ClientAddress) -> bool {
+        self.sessions()
+            .get(client)
+            .is_some_and(|e| !e.handle.deliveries.is_closed())
+    }
+
     /// Delivers a message from the mixnet. Calls made in order by one caller are stored in
     /// that order; this waits only for room in the store's queue, never for a commit.
     pub async fn deliver(&self, client: ClientAddress, delivery: Delivery) {
-        let queue = self
-            .sessions()
-            .get(&client)
-            .map(|e| e.handle.deliveries.clone());
-        let delivery = match queue {
-            Some(queue) => match queue.try_send(delivery) {
-                // The session writes it and then calls `pushed`.
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d)) => d,
-            },
-            None => delivery,
+        // `try_send` under the lock: a session being replaced cannot receive the message after
+        // its entry was removed (it never blocks, so holding the lock is cheap).
+        let delivery = {
+            let sessions = self.sessions();
+            match sessions.get(&client) {
+                Some(entry) => match entry.handle.deliveries.try_send(delivery) {
+                    // The session writes it and then calls `pushed`.
+                    Ok(()) => return,
+                    Err(
+                        mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d),
+                    ) => d,
+                },
+                None => delivery,
+            }
         };
         self.store_then_ack(client, delivery).await;
     }
