@@ -24,6 +24,11 @@ impl TestGateway {
     /// `init`, then `[debug]` values (TOML, e.g. `("initial_message_timeout", "'2s'")`) on top
     /// of a small replay filter, then `run` until ready.
     pub fn start(id: &str, debug: &[(&str, &str)]) -> Self {
+        Self::start_with_args(id, debug, &[])
+    }
+
+    /// As [`start`](Self::start), with extra `run` flags.
+    pub fn start_with_args(id: &str, debug: &[(&str, &str)], run_args: &[&str]) -> Self {
         let gw = Gateway::new(id);
         let out = gw.init(&[]);
         assert!(out.status.success(), "{}", out.stderr_text());
@@ -45,7 +50,9 @@ impl TestGateway {
         let identity = VerifyingKey::from_bytes(&key("identity_key")).unwrap();
         let sphinx_key = key("sphinx_key");
 
-        let mut running = gw.spawn(&["run", "--id", id]);
+        let mut args = vec!["run", "--id", id];
+        args.extend_from_slice(run_args);
+        let mut running = gw.spawn(&args);
         running.wait_ready();
         Self {
             gw,
@@ -124,6 +131,24 @@ impl TestGateway {
             "SELECT COUNT(*) FROM message_store WHERE client_address_bs58 = ?1",
             client_bs58,
         )
+    }
+
+    /// Every stored message's content for a client, in id order.
+    pub fn stored_contents(&self, client_bs58: &str) -> Vec<Vec<u8>> {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.db_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        let mut query = conn
+            .prepare("SELECT content FROM message_store WHERE client_address_bs58 = ?1 ORDER BY id")
+            .unwrap();
+        query
+            .query_map([client_bs58], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     /// Runs a one-number query with one text parameter against the store file.

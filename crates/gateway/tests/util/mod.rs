@@ -201,6 +201,16 @@ impl Running {
         }
     }
 
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit on its own (30 s at most, then it is killed).
+    pub fn wait_exit(&mut self) -> Output {
+        self.collect()
+    }
+
     /// Sends a signal (`INT`, `TERM`, `KILL`) and waits for exit.
     pub fn terminate(mut self, signal: &str) -> Output {
         let status = Command::new("kill")

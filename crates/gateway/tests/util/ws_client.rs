@@ -71,6 +71,20 @@ impl WsClient {
         }
     }
 
+    /// The next binary frame, or `None` once the connection ends or nothing comes for `wait`;
+    /// text frames in between are skipped.
+    pub async fn try_next_binary(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        loop {
+            match tokio::time::timeout(wait, self.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(bytes)))) => return Some(bytes.to_vec()),
+                Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => {
+                    return None
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     /// The next text frame, parsed; panics on anything else.
     pub async fn next_response(&mut self) -> ServerResponse {
         match self.next_message().await {
