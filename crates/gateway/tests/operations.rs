@@ -250,3 +250,44 @@ fn http_api_serves_health_metrics_and_details() {
     let out = child.terminate("TERM");
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr_text());
 }
+
+fn http_get_with_token(port: u16, path: &str, token: &str) -> u16 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn http_api_token_protects_metrics_and_details_but_not_health() {
+    let gw = Gateway::new("token");
+    assert!(gw.init(&[]).status.success());
+    let config = std::fs::read_to_string(gw.config_path()).unwrap();
+    let config = config.replacen(
+        "\nenabled_statistics",
+        "\nhttp_api_token = 's3cret'\nenabled_statistics",
+        1,
+    );
+    std::fs::write(gw.config_path(), config).unwrap();
+    let mut child = gw.spawn(&["run", "--id", "token"]);
+    child.wait_ready();
+    assert_eq!(http_get(gw.http_port, "/health").0, 200);
+    assert_eq!(http_get(gw.http_port, "/metrics").0, 401);
+    assert_eq!(http_get(gw.http_port, "/api/v1/node-details").0, 401);
+    assert_eq!(http_get_with_token(gw.http_port, "/metrics", "wrong"), 401);
+    assert_eq!(http_get_with_token(gw.http_port, "/metrics", "s3cret"), 200);
+    assert_eq!(
+        http_get_with_token(gw.http_port, "/api/v1/node-details", "s3cret"),
+        200
+    );
+    let out = child.terminate("TERM");
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -123,6 +123,9 @@ pub struct Gateway {
     /// Address of the HTTP API (`/health`, `/metrics`, `/api/v1/node-details`).
     #[serde(default = "default_http_api_address")]
     pub http_api_address: SocketAddr,
+    /// If set, `/metrics` and `/api/v1/node-details` require `Authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_api_token: Option<String>,
     /// Whether to report statistics to `statistics_service_url`.
     #[serde(default)]
     pub enabled_statistics: bool,
@@ -189,6 +192,7 @@ impl Config {
                 mix_port: default_mix_port(),
                 clients_port: default_clients_port(),
                 http_api_address: default_http_api_address(),
+                http_api_token: None,
                 enabled_statistics: false,
                 statistics_service_url: network.statistics_service_url.clone(),
                 validator_api_urls: vec![network.api_validator.clone()],

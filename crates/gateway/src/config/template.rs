@@ -214,7 +214,7 @@ clients_port = {clients_port}
 # Address of the HTTP API serving /health, /metrics and /api/v1/node-details.
 http_api_address = {http_api_address}
 
-# Whether gateway collects and sends anonymized statistics
+{http_api_token}# Whether gateway collects and sends anonymized statistics
 enabled_statistics = {enabled_statistics}
 
 # Domain address of the statistics service
@@ -270,6 +270,13 @@ persistent_storage = {persistent_storage}
         mix_port = g.mix_port,
         clients_port = g.clients_port,
         http_api_address = string(&g.http_api_address.to_string()),
+        http_api_token = match &g.http_api_token {
+            Some(token) => format!(
+                "# Bearer token required by /metrics and /api/v1/node-details.\nhttp_api_token = {}\n\n",
+                string(token)
+            ),
+            None => String::new(),
+        },
         enabled_statistics = g.enabled_statistics,
         statistics_service_url = string(&g.statistics_service_url),
         validator_api_urls = string_array(&g.validator_api_urls),

@@ -11,6 +11,7 @@ fn sample() -> Config {
     config.gateway.listening_address = "62.240.134.46".parse().unwrap();
     config.gateway.announce_address = "gw.example.org".into();
     config.debug.client_push_queue_capacity = 7;
+    config.gateway.http_api_token = Some("s3cret".into());
     config
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router as HttpRouter};
@@ -20,6 +20,37 @@ struct ApiState {
     metrics: Metrics,
     store: gateway_store::Store,
     details: Arc<NodeDetails>,
+    token: Option<Arc<str>>,
+}
+
+impl ApiState {
+    /// Whether the request may read protected routes.
+    fn authorised(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Constant-time: the token is a secret.
+        presented.len() == token.len()
+            && presented
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+fn unauthorised() -> axum::response::Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "a bearer token is required",
+    )
+        .into_response()
 }
 
 /// Serves the API on `listener` until `shutdown`.
@@ -28,12 +59,14 @@ pub async fn serve(
     metrics: Metrics,
     store: gateway_store::Store,
     details: NodeDetails,
+    token: Option<String>,
     shutdown: CancellationToken,
 ) {
     let state = ApiState {
         metrics,
         store,
         details: Arc::new(details),
+        token: token.map(Into::into),
     };
     let app = HttpRouter::new()
         .route("/health", get(health))
@@ -52,7 +85,13 @@ async fn health() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn metrics_text(State(state): State<ApiState>) -> impl IntoResponse {
+async fn metrics_text(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    if !state.authorised(&headers) {
+        return unauthorised();
+    }
     // Store totals are read at scrape time: they are not on any hot path.
     match state.store.stats().await {
         Ok(stats) => {
@@ -75,8 +114,15 @@ async fn metrics_text(State(state): State<ApiState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+        .into_response()
 }
 
-async fn node_details(State(state): State<ApiState>) -> impl IntoResponse {
-    Json(state.details.as_ref().clone())
+async fn node_details(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    if !state.authorised(&headers) {
+        return unauthorised();
+    }
+    Json(state.details.as_ref().clone()).into_response()
 }

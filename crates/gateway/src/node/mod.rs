@@ -155,6 +155,9 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
     }
 
     let http_listener = bind_http(g.http_api_address).await?;
+    if !g.http_api_address.ip().is_loopback() && g.http_api_token.is_none() {
+        warn!(address = %g.http_api_address, "the HTTP API is reachable beyond this machine without a token; set http_api_token in config.toml");
+    }
     info!(
         "HTTP API (health, metrics) on http://{}",
         g.http_api_address
@@ -165,6 +168,7 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
         metrics.clone(),
         store.clone(),
         details,
+        g.http_api_token.clone(),
         http_shutdown.clone(),
     ));
 
