@@ -6,7 +6,10 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::TcpListener;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 /// Pending connections the kernel may hold per listener.
@@ -45,4 +48,29 @@ pub(super) async fn bind(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<Ve
         }
     }
     Ok(listeners)
+}
+
+/// Pause after a failed accept (usually EMFILE), so a full fd table is not a busy loop.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The next connection on `listener`, or `None` once `shutdown` is cancelled. Accept errors are
+/// logged and retried after a pause.
+pub(crate) async fn accept(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+    what: &str,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.cancelled() => return None,
+        };
+        match accepted {
+            Ok(pair) => return Some(pair),
+            Err(e) => {
+                warn!(error = %e, "failed to accept a {what} connection");
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+            }
+        }
+    }
 }

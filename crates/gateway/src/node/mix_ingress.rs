@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::cpu_pool::{CpuPool, JobResult};
 use super::replay::ReplayFilter;
@@ -52,20 +52,8 @@ impl MixIngress {
         tasks: TaskTracker,
     ) {
         let metrics = self.router.metrics().clone();
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                _ = shutdown.cancelled() => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Usually EMFILE: back off instead of spinning.
-                    warn!(error = %e, "failed to accept a mix connection");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+        while let Some((stream, peer)) = super::listeners::accept(&listener, &shutdown, "mix").await
+        {
             let Ok(permit) = self.connection_limit.clone().try_acquire_owned() else {
                 metrics
                     .mix_connections_closed

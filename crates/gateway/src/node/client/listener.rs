@@ -1,14 +1,12 @@
 //! Accepting client connections: the connection limit, the websocket upgrade, and one task
 //! per connection.
 
-use std::time::Duration;
-
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, info_span, warn, Instrument as _};
+use tracing::{debug, info, info_span, Instrument as _};
 
 use super::session::Accepted;
 use super::socket::ClientSocket;
@@ -21,9 +19,6 @@ use crate::node::metrics::Reason;
 /// long as it is being read.
 const READ_BUFFER_SIZE: usize = 4 * 1024;
 
-/// Pause after a failed `accept` (usually out of file descriptors), so the loop does not spin.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
-
 /// Accepts connections until `shutdown`.
 pub(super) async fn run(
     listener: TcpListener,
@@ -31,19 +26,9 @@ pub(super) async fn run(
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.cancelled() => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                warn!(error = %e, "failed to accept a client connection");
-                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                continue;
-            }
-        };
+    while let Some((stream, peer)) =
+        crate::node::listeners::accept(&listener, &shutdown, "client").await
+    {
         let Ok(permit) = ctx.connection_limit.clone().try_acquire_owned() else {
             reject(&ctx, "connection_limit");
             debug!(%peer, "client connection refused: connection limit reached");
