@@ -260,6 +260,38 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// Of `files` (private keys, the config with its mnemonic, the store with clients' keys), those
+/// that other users can read or write, with their mode. Missing files are skipped.
+pub fn exposed_files(files: &[&Path]) -> Vec<(PathBuf, u32)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        files
+            .iter()
+            .filter_map(|path| {
+                let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
+                (mode & 0o077 != 0).then(|| (path.to_path_buf(), mode))
+            })
+            .collect()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = files;
+        Vec::new()
+    }
+}
+
+/// Warns about each of `files` that other users can access, naming the fix.
+pub fn warn_if_exposed(files: &[&Path]) {
+    for (path, mode) in exposed_files(files) {
+        tracing::warn!(
+            "{} holds secrets but other users can access it (mode {mode:o}): run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,5 +353,23 @@ mod tests {
             NodeKeys::load(&paths),
             Err(KeyError::NotPem { .. })
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_other_users_can_read_are_found() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let paths = KeyPaths::in_dir(dir.path());
+        NodeKeys::generate().unwrap().save(&paths).unwrap();
+        let private = [
+            paths.private_identity.as_path(),
+            paths.private_sphinx.as_path(),
+        ];
+        assert!(exposed_files(&private).is_empty(), "written 0600");
+        fs::set_permissions(&paths.private_sphinx, fs::Permissions::from_mode(0o640)).unwrap();
+        let missing = dir.path().join("absent.pem");
+        let found = exposed_files(&[private[0], private[1], &missing]);
+        assert_eq!(found, vec![(paths.private_sphinx.clone(), 0o640)]);
     }
 }

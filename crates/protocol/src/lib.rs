@@ -11,6 +11,8 @@
 //! - [`routing_address`]: the node routing address (IP + port) encoding.
 //! - [`mix_packet`]: a Sphinx packet plus its next hop, as clients submit and acks travel.
 //! - [`final_hop`]: unwrapping a final-hop Sphinx packet and splitting off its SURB-ack.
+//! - [`fast_final_hop`]: the same results in a little over half the time (aws-lc X25519, the
+//!   rest of the hop implemented here); its tests prove it identical to [`final_hop`].
 //!
 //! Client side (websocket port 9000):
 //! - [`client`]: JSON control messages, the registration handshake, `authenticateV2`, and the
@@ -19,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod fast_final_hop;
 pub mod final_hop;
 pub mod framing;
 pub mod mix_packet;

@@ -14,6 +14,14 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// The database file could not be created (no space, no permission).
+    #[error("cannot create store file {path}: {source}")]
+    CreateFile {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The database could not be opened or set up: not a database, corrupt, unreadable.
     #[error("cannot open store {path}: {source}")]
     Open {

@@ -61,6 +61,10 @@ pub(crate) fn open_writer(config: &StoreConfig) -> Result<Connection, StoreError
             source,
         })?;
     }
+    create_private(path).map_err(|source| StoreError::CreateFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
     conn.busy_timeout(config.busy_timeout)
         .map_err(|e| open_error(path, e))?;
@@ -86,6 +90,21 @@ pub(crate) fn open_writer(config: &StoreConfig) -> Result<Connection, StoreError
     migrate(&conn, path)?;
     probe_schema(&conn, path)?;
     Ok(conn)
+}
+
+/// Creates an empty database file readable by its owner only (0600 on unix), unless it
+/// exists: it holds clients' shared keys and messages. SQLite gives its `-wal` and `-shm`
+/// files the mode of the database file.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Opens the read connection. It is read-write at the file level (a WAL reader must be able

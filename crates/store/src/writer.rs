@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -15,6 +16,10 @@ use tracing::{debug, warn};
 
 use crate::quota::{Limits, QuotaCache};
 use crate::{write_ops, Bandwidth, StoreConfig, StoreCounters, StoreError};
+
+/// A failing disk fails every batch, and batches come as fast as messages: the writer warns
+/// about failed transactions at most once per this period and counts the rest.
+const WARNING_PERIOD: Duration = Duration::from_secs(10);
 
 /// Where the writer sends a command's result.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -146,6 +151,9 @@ pub(crate) struct Writer {
     limits: Limits,
     max_batch: usize,
     counters: Arc<Counters>,
+    /// When the writer last warned, and how many warnings it held back since.
+    last_warning: Option<Instant>,
+    suppressed_warnings: u64,
 }
 
 impl Writer {
@@ -161,7 +169,23 @@ impl Writer {
             },
             max_batch: config.max_batch.max(1),
             counters,
+            last_warning: None,
+            suppressed_warnings: 0,
         }
+    }
+
+    /// `Some(held back since the last warning)` if a warning may be logged now.
+    fn may_warn(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self
+            .last_warning
+            .is_some_and(|last| now.duration_since(last) < WARNING_PERIOD)
+        {
+            self.suppressed_warnings += 1;
+            return None;
+        }
+        self.last_warning = Some(now);
+        Some(std::mem::take(&mut self.suppressed_warnings))
     }
 
     /// The thread's body. Returns when the queue is closed (by [`ToWriter::Close`] or because
@@ -204,7 +228,9 @@ impl Writer {
         let mut commands = batch.into_iter();
         loop {
             if let Err(err) = run(&self.conn, "BEGIN IMMEDIATE") {
-                warn!(cause = %err, "store could not begin a transaction");
+                if let Some(suppressed) = self.may_warn() {
+                    warn!(cause = %err, suppressed, "store could not begin a transaction");
+                }
                 let source = Arc::new(err);
                 self.counters.failed(commands.len());
                 for command in commands {
@@ -229,7 +255,12 @@ impl Writer {
                 self.commit(pending);
                 return;
             }
-            warn!("store transaction was rolled back by an error; retrying the rest of the batch");
+            if let Some(suppressed) = self.may_warn() {
+                warn!(
+                    suppressed,
+                    "store transaction was rolled back by an error; retrying the rest of the batch"
+                );
+            }
             self.quota.clear();
             self.counters.failed(pending.len());
             for done in pending {
@@ -253,7 +284,9 @@ impl Writer {
                 }
             }
             Err(err) => {
-                warn!(cause = %err, commands = pending.len(), "store commit failed");
+                if let Some(suppressed) = self.may_warn() {
+                    warn!(cause = %err, commands = pending.len(), suppressed, "store commit failed");
+                }
                 if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }

@@ -34,12 +34,23 @@ pub struct Debug {
     pub maximum_client_connections: usize,
     /// Open mix connections; more are refused (default 4096).
     pub maximum_mix_connections: usize,
+    /// A mix frame must arrive in full within this of its first byte, or the connection is
+    /// closed (default 30s).
+    #[serde(with = "humantime_serde")]
+    pub mix_frame_timeout: Duration,
+    /// A mix connection that sends nothing for this long is closed (default 10m).
+    #[serde(with = "humantime_serde")]
+    pub mix_connection_idle_timeout: Duration,
     /// The websocket upgrade must complete within this (default 1500ms).
     #[serde(with = "humantime_serde")]
     pub websocket_upgrade_timeout: Duration,
     /// Each message before authentication must arrive within this (default 10s).
     #[serde(with = "humantime_serde")]
     pub initial_message_timeout: Duration,
+    /// A client must send its register or authenticate request within this of the websocket
+    /// upgrade, however many other messages it sends (default 30s).
+    #[serde(with = "humantime_serde")]
+    pub pre_authentication_timeout: Duration,
     /// Each registration handshake message must arrive within this (default 5s).
     #[serde(with = "humantime_serde")]
     pub handshake_message_timeout: Duration,
@@ -86,12 +97,28 @@ pub struct Debug {
     pub replay_filter_capacity: u64,
     /// Acceptable false-positive rate of the replay filter (default 1e-5).
     pub replay_filter_false_positive_rate: f64,
+    /// How often the replay filter is saved to `replay_filter.bin` next to the store; it is
+    /// also saved at shutdown and loaded at start. Each save writes the whole filter (up to
+    /// about 540 MB at the default capacity); after a crash, the packets of the last interval
+    /// are forgotten (default 1h).
+    #[serde(with = "humantime_serde")]
+    pub replay_filter_save_interval: Duration,
     /// Threads unwrapping Sphinx packets (0 = one per core; default 0).
     pub unwrap_workers: usize,
     /// Packets waiting for or in unwrapping, over all connections (default 4096).
     pub unwrap_queue_capacity: usize,
     /// Packets one mix connection may have in unwrapping at once (default 256).
     pub mix_connection_max_in_flight: usize,
+    /// The mix relay role: pass forward-hop packets on to their next hop after the delay their
+    /// header asks for, as a mix node does. Off, the node is a gateway only and drops them
+    /// (default false).
+    pub forward_hop_processing: bool,
+    /// Longest a forward-hop packet is held, whatever its header asks for (default 10s).
+    #[serde(with = "humantime_serde")]
+    pub maximum_forward_delay: Duration,
+    /// Forward-hop packets waiting for their delay at once; more are dropped and counted
+    /// (default 10000; at most about 24 MB of regular packets).
+    pub forward_queue_capacity: usize,
 }
 
 impl Default for Debug {
@@ -106,8 +133,11 @@ impl Default for Debug {
             message_retrieval_limit: 100,
             maximum_client_connections: 8192,
             maximum_mix_connections: 4096,
+            mix_frame_timeout: Duration::from_secs(30),
+            mix_connection_idle_timeout: Duration::from_secs(600),
             websocket_upgrade_timeout: Duration::from_millis(1500),
             initial_message_timeout: Duration::from_secs(10),
+            pre_authentication_timeout: Duration::from_secs(30),
             handshake_message_timeout: Duration::from_secs(5),
             maximum_client_message_size: 64 * 1024,
             client_write_timeout: Duration::from_secs(10),
@@ -126,9 +156,13 @@ impl Default for Debug {
             store_synchronous_full: true,
             replay_filter_capacity: 180_000_000,
             replay_filter_false_positive_rate: 1e-5,
+            replay_filter_save_interval: Duration::from_secs(3600),
             unwrap_workers: 0,
             unwrap_queue_capacity: 4096,
             mix_connection_max_in_flight: 256,
+            forward_hop_processing: false,
+            maximum_forward_delay: Duration::from_secs(10),
+            forward_queue_capacity: 10_000,
         }
     }
 }
@@ -136,7 +170,7 @@ impl Default for Debug {
 impl Debug {
     /// Rejects values that would disable a limit by accident or make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let positive: [(&'static str, u64); 12] = [
+        let positive: [(&'static str, u64); 13] = [
             (
                 "maximum_egress_connections",
                 self.maximum_egress_connections as u64,
@@ -173,6 +207,7 @@ impl Debug {
                 "mix_connection_max_in_flight",
                 self.mix_connection_max_in_flight as u64,
             ),
+            ("forward_queue_capacity", self.forward_queue_capacity as u64),
         ];
         for (key, value) in positive {
             if value == 0 {

@@ -45,12 +45,24 @@ const DEBUG_KEYS: &[(&str, &str)] = &[
         "Open mix connections; more are refused.",
     ),
     (
+        "mix_frame_timeout",
+        "A mix frame must arrive in full within this of its first byte, or the connection is closed.",
+    ),
+    (
+        "mix_connection_idle_timeout",
+        "A mix connection that sends nothing for this long is closed.",
+    ),
+    (
         "websocket_upgrade_timeout",
         "The websocket upgrade must complete within this.",
     ),
     (
         "initial_message_timeout",
         "Each message before authentication must arrive within this.",
+    ),
+    (
+        "pre_authentication_timeout",
+        "A client must register or authenticate within this of connecting, whatever else it sends.",
     ),
     (
         "handshake_message_timeout",
@@ -125,6 +137,10 @@ const DEBUG_KEYS: &[(&str, &str)] = &[
         "Acceptable false-positive rate of the replay filter.",
     ),
     (
+        "replay_filter_save_interval",
+        "How often the replay filter is saved next to the store (also at shutdown; loaded at start).",
+    ),
+    (
         "unwrap_workers",
         "Threads unwrapping Sphinx packets (0 = one per core).",
     ),
@@ -135,6 +151,18 @@ const DEBUG_KEYS: &[(&str, &str)] = &[
     (
         "mix_connection_max_in_flight",
         "Packets one mix connection may have in unwrapping at once.",
+    ),
+    (
+        "forward_hop_processing",
+        "Mix relay role: forward hops go on after their delay (false: a gateway only; they are dropped).",
+    ),
+    (
+        "maximum_forward_delay",
+        "Longest a forward-hop packet is held, whatever its header asks for.",
+    ),
+    (
+        "forward_queue_capacity",
+        "Forward-hop packets waiting for their delay at once; more are dropped and counted.",
     ),
 ];
 

@@ -16,9 +16,15 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::metrics::Metrics;
+use crate::logging::{RateLimit, WARNING_PERIOD};
+use crate::warn_rate_limited;
+
+/// Next hops are chosen by senders (a client's packets, a SURB-ack's first hop), so failures
+/// to reach them can come from any number of hops at once: one warning per period.
+static NEXT_HOP_FAILURES: RateLimit = RateLimit::new(WARNING_PERIOD);
 
 /// Egress limits (from `[debug]`).
 #[derive(Debug, Clone)]
@@ -178,14 +184,14 @@ impl Connection {
             let mut stream = match stream {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
-                    warn!(next_hop = %self.addr, error = %e, retry_in = ?backoff, "could not connect to next hop");
+                    warn_rate_limited!(NEXT_HOP_FAILURES, next_hop = %self.addr, error = %e, retry_in = ?backoff, "could not connect to next hop");
                     if !self.wait_backoff(&mut backoff).await {
                         break;
                     }
                     continue;
                 }
                 Err(_) => {
-                    warn!(next_hop = %self.addr, retry_in = ?backoff, "timed out connecting to next hop");
+                    warn_rate_limited!(NEXT_HOP_FAILURES, next_hop = %self.addr, retry_in = ?backoff, "timed out connecting to next hop");
                     if !self.wait_backoff(&mut backoff).await {
                         break;
                     }
@@ -200,7 +206,7 @@ impl Connection {
             match outcome {
                 WriteOutcome::Finished => break,
                 WriteOutcome::Broken(e) => {
-                    warn!(next_hop = %self.addr, error = %e, "connection to next hop failed; reconnecting");
+                    warn_rate_limited!(NEXT_HOP_FAILURES, next_hop = %self.addr, error = %e, "connection to next hop failed; reconnecting");
                 }
             }
         }
@@ -218,7 +224,7 @@ impl Connection {
                     reason: "unreachable",
                 })
                 .inc_by(lost);
-            warn!(next_hop = %self.addr, lost, "dropped packets for an unreachable next hop at shutdown");
+            warn_rate_limited!(NEXT_HOP_FAILURES, next_hop = %self.addr, lost, "dropped packets for an unreachable next hop at shutdown");
         }
     }
 

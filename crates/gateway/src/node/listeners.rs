@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{debug, warn};
+
+use crate::logging::{RateLimit, WARNING_PERIOD};
 
 /// Pending connections the kernel may hold per listener.
 const BACKLOG: i32 = 1024;
@@ -53,8 +55,12 @@ pub(super) async fn bind(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<Ve
 /// Pause after a failed accept (usually EMFILE), so a full fd table is not a busy loop.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Accept failures repeat every [`ACCEPT_ERROR_BACKOFF`] while they last: one warning per period.
+static ACCEPT_ERRORS: RateLimit = RateLimit::new(WARNING_PERIOD);
+
 /// The next connection on `listener`, or `None` once `shutdown` is cancelled. Accept errors are
-/// logged and retried after a pause.
+/// retried after a pause; a peer that gave up before we accepted is logged at debug, anything
+/// else (out of file descriptors, memory) is the operator's to fix and warned about, rate-limited.
 pub(crate) async fn accept(
     listener: &TcpListener,
     shutdown: &CancellationToken,
@@ -67,8 +73,20 @@ pub(crate) async fn accept(
         };
         match accepted {
             Ok(pair) => return Some(pair),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                debug!(error = %e, "a {what} peer left before its connection was accepted");
+            }
             Err(e) => {
-                warn!(error = %e, "failed to accept a {what} connection");
+                crate::warn_rate_limited!(
+                    ACCEPT_ERRORS,
+                    error = %e,
+                    "failed to accept a {what} connection (if the error is \"Too many open files\", raise the open-file limit, e.g. LimitNOFILE in the systemd unit)"
+                );
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
             }
         }

@@ -45,6 +45,12 @@ pub struct Metrics {
     pub messages_delivered_from_store: Counter,
     /// SURB-acks handed to egress.
     pub acks_forwarded: Counter,
+    /// Forward-hop packets handed to egress after their delay (relay role).
+    pub relay_packets_forwarded: Counter,
+    /// Forward-hop packets waiting for their delay (relay role).
+    pub relay_queue_depth: Gauge,
+    /// Forward-hop packets whose requested delay was cut to `maximum_forward_delay`.
+    pub relay_delays_capped: Counter,
     /// Packets written to next hops.
     pub egress_packets_sent: Counter,
     /// Packets egress could not send, by reason.
@@ -137,6 +143,21 @@ impl Metrics {
             acks_forwarded: register!(
                 "acks_forwarded",
                 "SURB-acks handed to egress",
+                Counter::default()
+            ),
+            relay_packets_forwarded: register!(
+                "relay_packets_forwarded",
+                "Forward-hop packets handed to egress after their delay",
+                Counter::default()
+            ),
+            relay_queue_depth: register!(
+                "relay_queue_depth",
+                "Forward-hop packets waiting for their delay",
+                Gauge::default()
+            ),
+            relay_delays_capped: register!(
+                "relay_delays_capped",
+                "Forward-hop packets whose delay was capped at maximum_forward_delay",
                 Counter::default()
             ),
             egress_packets_sent: register!(

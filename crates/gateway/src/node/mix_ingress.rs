@@ -1,17 +1,20 @@
 //! The mix port (1789): accepts TCP connections from mix nodes, decodes v7/v8 frames, unwraps
-//! each Sphinx packet on the CPU pool, drops replays and forward hops, and hands final-hop
-//! messages to the router — in the order the packets arrived on each connection.
+//! each Sphinx packet on the CPU pool, drops replays, and hands final-hop messages to the router
+//! — in the order the packets arrived on each connection. Forward hops go to the [`Relay`] when
+//! this node has the relay role (`forward_hop_processing`), and are dropped otherwise.
 //!
 //! A framing error closes the connection (the stream is out of sync); a bad packet only drops
-//! that packet.
+//! that packet. A frame must arrive in full within `frame_timeout` of its first byte and a
+//! connection that sends nothing for `idle_timeout` is closed, so a stalled peer cannot hold a
+//! connection slot forever.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gateway_protocol::final_hop::{self, Hop, SphinxSecret, UnwrapError, Unwrapped};
-use gateway_protocol::framing::{self, Frame};
+use gateway_protocol::framing::{self, Frame, KeyRotation};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
@@ -20,8 +23,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
 use super::cpu_pool::{CpuPool, JobResult};
+use super::metrics::Metrics;
+use super::relay::Relay;
 use super::replay::ReplayFilter;
-use super::router::{Delivery, Router};
+use super::router::{ClientAddress, Delivery, Router};
 
 /// Read buffer per connection: a few regular frames, grown as needed for extended ones.
 const READ_CHUNK: usize = 16 * 1024;
@@ -41,6 +46,12 @@ pub struct MixIngress {
     pub connection_limit: Arc<Semaphore>,
     /// Packets one connection may have in unwrapping.
     pub max_in_flight: usize,
+    /// A frame must be complete within this of its first byte.
+    pub frame_timeout: Duration,
+    /// A connection silent for this long is closed.
+    pub idle_timeout: Duration,
+    /// The relay role: where forward hops go; `None` drops them (a pure gateway).
+    pub relay: Option<Relay>,
 }
 
 impl MixIngress {
@@ -81,6 +92,8 @@ impl MixIngress {
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut in_flight: VecDeque<oneshot::Receiver<JobResult<UnwrapOutcome>>> = VecDeque::new();
         let mut open = true;
+        // When the peer must have sent more: a whole frame, or anything at all.
+        let mut deadline = tokio::time::Instant::now() + self.idle_timeout;
         while open || !in_flight.is_empty() {
             tokio::select! {
                 biased;
@@ -99,7 +112,9 @@ impl MixIngress {
                 read = stream.read_buf(&mut buf), if open && in_flight.len() < self.max_in_flight => {
                     match read {
                         Ok(0) => open = false,
-                        Ok(_) => {
+                        Ok(read) => {
+                            let frame_started = buf.len() == read;
+                            let buffered = buf.len();
                             if let Err(reason) = self.decode_available(&mut buf, &mut in_flight).await {
                                 metrics.mix_connections_closed.get_or_create(&super::metrics::Reason { reason: "codec_error" }).inc();
                                 debug!(%peer, error = %reason, "mix connection stream corrupted; closing");
@@ -108,12 +123,30 @@ impl MixIngress {
                             if buf.capacity() - buf.len() < 1024 {
                                 buf.reserve(READ_CHUNK);
                             }
+                            let now = tokio::time::Instant::now();
+                            if buf.is_empty() {
+                                deadline = now + self.idle_timeout;
+                            } else if frame_started || buf.len() < buffered {
+                                // A new frame began in this read.
+                                deadline = now + self.frame_timeout;
+                            }
                         }
                         Err(e) => {
                             debug!(%peer, error = %e, "mix connection read failed");
                             open = false;
                         }
                     }
+                }
+                // Only while we wait for the peer: not while our own unwrapping holds reads back.
+                () = tokio::time::sleep_until(deadline), if open && in_flight.len() < self.max_in_flight => {
+                    let (reason, what) = if buf.is_empty() {
+                        ("idle_timeout", "sent nothing")
+                    } else {
+                        ("frame_timeout", "did not complete its frame")
+                    };
+                    metrics.mix_connections_closed.get_or_create(&super::metrics::Reason { reason }).inc();
+                    debug!(%peer, "mix connection {what} in time; closing");
+                    open = false;
                 }
             }
         }
@@ -145,46 +178,75 @@ impl MixIngress {
         result
     }
 
-    /// Replay check, then route the message (final hop) or drop (forward hop, failure).
+    /// Replay check, then route the message (final hop), relay it (forward hop) or drop it.
     async fn finish(&self, outcome: UnwrapOutcome) {
-        let metrics = self.router.metrics();
-        metrics.unwrap_seconds.observe(outcome.elapsed_seconds);
-        let unwrapped = match outcome.result {
-            Ok(u) => u,
-            Err(e) => {
-                metrics.mix_drop(match e {
-                    UnwrapError::MissingSurbAck { .. } | UnwrapError::MalformedSurbAck(_) => {
-                        "malformed_surb_ack"
-                    }
-                    _ => "unwrap_failed",
-                });
-                debug!(error = %e, "mix packet dropped");
-                return;
-            }
-        };
-        let fresh = self
-            .replay
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .check_and_insert(&unwrapped.replay_tag);
-        if !fresh {
-            metrics.mix_drop("replay");
-            debug!("replayed mix packet dropped");
-            return;
+        let decided = dispatch(
+            outcome,
+            &self.replay,
+            self.relay.as_ref(),
+            self.router.metrics(),
+            tokio::time::Instant::now(),
+        );
+        if let Some((destination, delivery)) = decided {
+            self.router.deliver(destination, delivery).await;
         }
-        match unwrapped.hop {
-            Hop::Forward(_) => {
-                metrics.mix_drop("forward_hop");
-                debug!("forward-hop packet dropped: this node is a gateway only");
+    }
+}
+
+/// Everything after unwrapping that needs no I/O: count, check the replay tag, hand a forward
+/// hop to the relay (or drop it), and return a final hop's message for the router.
+fn dispatch(
+    outcome: UnwrapOutcome,
+    replay: &Mutex<ReplayFilter>,
+    relay: Option<&Relay>,
+    metrics: &Metrics,
+    now: tokio::time::Instant,
+) -> Option<(ClientAddress, Delivery)> {
+    metrics.unwrap_seconds.observe(outcome.elapsed_seconds);
+    let unwrapped = match outcome.result {
+        Ok(u) => u,
+        Err(e) => {
+            metrics.mix_drop(match e {
+                UnwrapError::MissingSurbAck { .. } | UnwrapError::MalformedSurbAck(_) => {
+                    "malformed_surb_ack"
+                }
+                UnwrapError::MalformedNextHop(_) => "malformed_next_hop",
+                _ => "unwrap_failed",
+            });
+            debug!(error = %e, "mix packet dropped");
+            return None;
+        }
+    };
+    let fresh = replay
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .check_and_insert(&unwrapped.replay_tag);
+    if !fresh {
+        metrics.mix_drop("replay");
+        debug!("replayed mix packet dropped");
+        return None;
+    }
+    match unwrapped.hop {
+        Hop::Forward(hop) => {
+            match relay {
+                // The relay counts its own refusals.
+                Some(relay) => {
+                    let _ = relay.accept(hop, outcome.key_rotation, now);
+                }
+                None => {
+                    metrics.mix_drop("forward_hop");
+                    debug!("forward-hop packet dropped: this node is a gateway only");
+                }
             }
-            Hop::Final(final_hop) => {
-                metrics.mix_packets_unwrapped.inc();
-                let delivery = Delivery {
-                    message: final_hop.message,
-                    ack: final_hop.ack,
-                };
-                self.router.deliver(final_hop.destination, delivery).await;
-            }
+            None
+        }
+        Hop::Final(final_hop) => {
+            metrics.mix_packets_unwrapped.inc();
+            let delivery = Delivery {
+                message: final_hop.message,
+                ack: final_hop.ack,
+            };
+            Some((final_hop.destination, delivery))
         }
     }
 }
@@ -192,6 +254,8 @@ impl MixIngress {
 /// What an unwrap job returns.
 struct UnwrapOutcome {
     result: Result<Unwrapped, UnwrapError>,
+    /// The frame's key rotation, which a relayed packet keeps.
+    key_rotation: KeyRotation,
     elapsed_seconds: f64,
 }
 
@@ -200,6 +264,10 @@ fn unwrap(sphinx: &SphinxSecret, frame: &Frame) -> UnwrapOutcome {
     let result = final_hop::unwrap_frame(sphinx, frame);
     UnwrapOutcome {
         result,
+        key_rotation: frame.header.key_rotation,
         elapsed_seconds: start.elapsed().as_secs_f64(),
     }
 }
+
+#[cfg(test)]
+mod tests;

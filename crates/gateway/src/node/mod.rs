@@ -17,6 +17,7 @@ pub mod http_api;
 mod listeners;
 pub mod metrics;
 pub mod mix_ingress;
+pub mod relay;
 pub mod replay;
 pub mod router;
 mod shutdown;
@@ -101,6 +102,7 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
         egress_tasks.clone(),
     );
     let router = Router::new(store.clone(), egress, metrics.clone(), commit_tasks.clone());
+    let relay = relay::start(d, &router);
     let pool = Arc::new(CpuPoolHandle::new(
         d.unwrap_workers,
         d.unwrap_queue_capacity,
@@ -111,16 +113,34 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
     for listener in &mix_listeners {
         info!("Running mix listener on \"{}\"", listener.local_addr()?);
     }
+    let replay_file = replay::ReplayFile::beside_store(
+        &g.persistent_storage,
+        x25519_dalek::PublicKey::from(&keys.sphinx).to_bytes(),
+    );
+    let replay = {
+        let file = replay_file.clone();
+        let (capacity, rate) = (
+            d.replay_filter_capacity,
+            d.replay_filter_false_positive_rate,
+        );
+        let filter = tokio::task::spawn_blocking(move || file.load_or_new(capacity, rate)).await?;
+        Arc::new(Mutex::new(filter))
+    };
+    let replay_saver = tokio::spawn(
+        replay_file
+            .clone()
+            .save_every(replay.clone(), d.replay_filter_save_interval),
+    );
     let ingress = mix_ingress::MixIngress {
         sphinx: Arc::new(SphinxSecret::from_bytes(keys.sphinx.to_bytes())),
         pool: pool.0.clone(),
-        replay: Arc::new(Mutex::new(replay::ReplayFilter::new(
-            d.replay_filter_capacity,
-            d.replay_filter_false_positive_rate,
-        ))),
+        replay: replay.clone(),
         router: router.clone(),
         connection_limit: Arc::new(Semaphore::new(d.maximum_mix_connections)),
         max_in_flight: d.mix_connection_max_in_flight,
+        frame_timeout: d.mix_frame_timeout,
+        idle_timeout: d.mix_connection_idle_timeout,
+        relay: relay.as_ref().map(|r| r.relay.clone()),
     };
     for listener in mix_listeners {
         let serve =
@@ -210,12 +230,19 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
     {
         warn!("connections did not finish in time; continuing shutdown");
     }
+    // No packet is checked any more: save the filter while the rest shuts down.
+    replay_saver.abort();
+    let replay_saved = tokio::spawn(async move { replay_file.save(&replay).await });
     commit_tasks.close();
     if tokio::time::timeout(SHUTDOWN_STAGE_TIMEOUT, commit_tasks.wait())
         .await
         .is_err()
     {
         warn!("store commits did not finish in time; continuing shutdown");
+    }
+    // Forward hops still waiting for their delay go out now, while egress still runs.
+    if let Some(relay) = relay {
+        relay.stop().await;
     }
     egress_shutdown.cancel();
     egress_tasks.close();
@@ -228,6 +255,7 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
     http_shutdown.cancel();
     let _ = http_task.await;
     pool.0.shutdown();
+    let _ = replay_saved.await;
     store
         .close()
         .await

@@ -4,6 +4,16 @@
 //! it becomes the previous one and a fresh one starts, so a tag is remembered for between half
 //! and all of `capacity` later packets, in bounded memory. The tags are outputs of a KDF, so
 //! their bytes are already uniformly random and serve directly as the filter's hash values.
+//!
+//! The filter outlives restarts: [`ReplayFile`] saves it next to the store every
+//! `replay_filter_save_interval` and at shutdown, and loads it at start. A packet accepted
+//! before a restart is a replay after it (after a crash, the packets of up to one interval are
+//! forgotten). A file that is damaged, or was made for another key or other settings, is
+//! reported and replaced by an empty filter; it never stops the gateway.
+
+mod file;
+
+pub use file::{LoadError, ReplayFile};
 
 /// One Bloom filter.
 struct Generation {
@@ -53,6 +63,8 @@ pub struct ReplayFilter {
     generation_capacity: u64,
     len_bits: u64,
     hashes: u32,
+    /// Generations started so far (a save that sees this change mid-way is abandoned).
+    rotations: u64,
 }
 
 impl ReplayFilter {
@@ -73,6 +85,7 @@ impl ReplayFilter {
             generation_capacity,
             len_bits,
             hashes,
+            rotations: 0,
         }
     }
 
@@ -90,6 +103,7 @@ impl ReplayFilter {
         if self.current.inserted >= self.generation_capacity {
             let fresh = Generation::new(self.len_bits, self.hashes);
             self.previous = Some(std::mem::replace(&mut self.current, fresh));
+            self.rotations += 1;
         }
         self.current.insert(tag);
         true
@@ -97,10 +111,10 @@ impl ReplayFilter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn tag(n: u64) -> [u8; 32] {
+    pub(in crate::node::replay) fn tag(n: u64) -> [u8; 32] {
         // Spread n over the tag the way a KDF output would be: through a cheap mixer.
         let mut t = [0u8; 32];
         let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;

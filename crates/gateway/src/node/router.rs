@@ -11,13 +11,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use gateway_protocol::mix_packet::MixPacket;
-use gateway_store::Store;
+use gateway_store::{Store, StoreError};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::egress::{Egress, EgressError};
 use super::metrics::Metrics;
+use crate::logging::{RateLimit, WARNING_PERIOD};
+use crate::warn_rate_limited;
+
+/// Store failures repeat for every message while they last (a full disk): one warning per
+/// period.
+static STORE_FAILURES: RateLimit = RateLimit::new(WARNING_PERIOD);
 
 /// A client's address: its 32-byte ed25519 identity key.
 pub type ClientAddress = [u8; 32];
@@ -195,8 +201,7 @@ impl Router {
         {
             Ok(pending) => pending,
             Err(e) => {
-                self.shared.metrics.mix_drop("store_refused");
-                warn!(error = %e, "message not stored; its SURB-ack is withheld");
+                self.refused(&e);
                 return;
             }
         };
@@ -216,12 +221,22 @@ impl Router {
                         stored.notify_one();
                     }
                 }
-                Err(e) => {
-                    router.shared.metrics.mix_drop("store_refused");
-                    debug!(error = %e, "message refused by the store; its SURB-ack is withheld");
-                }
+                Err(e) => router.refused(&e),
             }
         });
+    }
+
+    /// Counts and logs a message the store did not take (its SURB-ack is withheld, so the
+    /// sender retransmits). A full inbox is the sender's doing (debug); anything else is a
+    /// store failure the operator must see (warned, rate-limited: it repeats per message).
+    fn refused(&self, error: &StoreError) {
+        if let StoreError::QuotaExceeded { .. } = error {
+            self.shared.metrics.mix_drop("store_refused");
+            debug!(%error, "message refused: the client's inbox is full; its SURB-ack is withheld");
+        } else {
+            self.shared.metrics.mix_drop("store_failed");
+            warn_rate_limited!(STORE_FAILURES, %error, "message not stored; its SURB-ack is withheld");
+        }
     }
 
     /// A session wrote a live message to its client's socket: count it, forward the ack.

@@ -62,6 +62,28 @@ impl TestGateway {
         }
     }
 
+    /// The gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.running.id()
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`, ...) and waits for the process to exit.
+    pub fn stop(&mut self, signal: &str) -> std::process::Output {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.running.wait_exit()
+    }
+
+    /// Runs the gateway again (same home, ports and keys) until it is ready.
+    pub fn restart(&mut self) {
+        let id = self.gw.id().to_owned();
+        self.running = self.gw.spawn(&["run", "--id", &id]);
+        self.running.wait_ready();
+    }
+
     pub fn clients_port(&self) -> u16 {
         self.gw.clients_port
     }
@@ -107,6 +129,19 @@ impl TestGateway {
         text.lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
             .map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+
+    /// Polls the metric `series` until it is at least `value` (or the read timeout passed);
+    /// returns its last value.
+    pub async fn wait_metric(&self, series: &str, value: f64) -> f64 {
+        let deadline = tokio::time::Instant::now() + READ_TIMEOUT;
+        loop {
+            let now = self.metric(series).await;
+            if now >= value || tokio::time::Instant::now() >= deadline {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Polls the store until `client` has `count` stored messages.

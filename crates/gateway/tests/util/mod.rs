@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod harness;
+pub mod probe;
 pub mod sphinx;
 pub mod ws_client;
 
@@ -76,6 +77,10 @@ impl Gateway {
         }
     }
 
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     pub fn home(&self) -> &Path {
         self.home.path()
     }
@@ -98,6 +103,7 @@ impl Gateway {
             .env("HOME", self.home())
             .env_remove("CONFIGURED")
             .env("RUST_LOG", "info")
+            .env_remove("NYM_GATEWAY_LOG_FORMAT")
             .stdin(Stdio::null());
         cmd
     }
@@ -140,8 +146,14 @@ impl Gateway {
     }
 
     pub fn spawn(&self, args: &[&str]) -> Running {
-        let mut child = self
-            .command(args)
+        self.spawn_with_env(args, &[])
+    }
+
+    /// As [`spawn`](Self::spawn), with extra environment variables (e.g. `RUST_LOG`).
+    pub fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

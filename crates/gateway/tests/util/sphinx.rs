@@ -24,6 +24,27 @@ pub fn final_hop_packet(
     ack_packet: &[u8; ACK_PACKET_LEN],
     message: &[u8],
 ) -> Vec<u8> {
+    final_hop_packet_sized(
+        PacketSize::Regular,
+        gateway_sphinx_key,
+        gateway_mix,
+        client,
+        ack_first_hop,
+        ack_packet,
+        message,
+    )
+}
+
+/// As [`final_hop_packet`], of another (non-ack) size: `message` may then be longer.
+pub fn final_hop_packet_sized(
+    size: PacketSize,
+    gateway_sphinx_key: [u8; 32],
+    gateway_mix: SocketAddr,
+    client: [u8; 32],
+    ack_first_hop: SocketAddr,
+    ack_packet: &[u8; ACK_PACKET_LEN],
+    message: &[u8],
+) -> Vec<u8> {
     let mut plaintext = vec![0u8; routing_address::MAX_LEN];
     let encoded = routing_address::to_bytes(&ack_first_hop);
     plaintext[..encoded.len()].copy_from_slice(&encoded);
@@ -39,7 +60,7 @@ pub fn final_hop_packet(
     )];
     let destination = Destination::new(DestinationAddressBytes::from_bytes(client), [0; 16]);
     SphinxPacketBuilder::new()
-        .with_payload_size(PacketSize::Regular.payload_size())
+        .with_payload_size(size.payload_size())
         .build_packet(
             &plaintext,
             &route,

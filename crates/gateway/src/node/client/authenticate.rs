@@ -8,7 +8,7 @@ use gateway_protocol::client::{
     verify_request, AuthError, AuthenticateV2Request, ServerResponse, SharedKey,
 };
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::bandwidth::ClientBandwidth;
 use super::listener::reject;
@@ -117,7 +117,7 @@ async fn authenticate(
         Ok(Some(record)) => record,
         Ok(None) => return Err(Refusal::Auth(AuthError::NotRegistered)),
         Err(e) => {
-            warn!(error = %e, "failed to read a client's key");
+            crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "failed to read a client's key");
             return Err(Refusal::Storage);
         }
     };
@@ -150,7 +150,7 @@ async fn authenticate(
             bandwidth,
         }),
         Err(e) => {
-            warn!(error = %e, "failed to record a client's authentication");
+            crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "failed to record a client's authentication");
             inbox.give_back(registration, &ctx.router, client).await;
             Err(Refusal::Storage)
         }

@@ -7,7 +7,6 @@
 
 use gateway_protocol::client::TypedError;
 use gateway_store::{Bandwidth, Store};
-use tracing::warn;
 
 use crate::node::router::ClientAddress;
 
@@ -105,7 +104,9 @@ impl ClientBandwidth {
                 self.dirty = false;
                 self.unsaved = 0;
             }
-            Err(e) => warn!(error = %e, "failed to save a client's bandwidth"),
+            Err(e) => {
+                crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "failed to save a client's bandwidth")
+            }
         }
     }
 

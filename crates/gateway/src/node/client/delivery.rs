@@ -63,7 +63,7 @@ pub(super) async fn send_stored(
         if let Err(e) = store.delete_messages(ids).await {
             // They were delivered; if they stay, the client gets them again next time, which
             // is better than deleting before the write.
-            warn!(error = %e, "failed to delete delivered messages");
+            crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "failed to delete delivered messages");
         }
         ctx.router
             .metrics()

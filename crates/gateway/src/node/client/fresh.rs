@@ -4,6 +4,7 @@
 
 use gateway_protocol::client::CURRENT_PROTOCOL_VERSION;
 use gateway_protocol::client::{ClientRequest, ServerResponse};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -23,14 +24,23 @@ const BINARY_BEFORE_AUTH: &str =
 
 /// Reads requests until the client registered or authenticated (returning its session,
 /// already in the router) or the connection ended.
+///
+/// Each message must come within `initial_message_timeout`, and the register or authenticate
+/// request within `pre_authentication_timeout` of the start: a peer that keeps asking
+/// `supportedProtocol` cannot hold its connection (and its slot) forever.
 pub(super) async fn run(
     mut socket: ClientSocket,
     ctx: &ClientContext,
     shutdown: &CancellationToken,
 ) -> Option<Accepted> {
+    let deadline = Instant::now() + ctx.limits.pre_authentication_timeout;
     loop {
+        let wait = ctx
+            .limits
+            .initial_message_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
         let next = tokio::select! {
-            next = tokio::time::timeout(ctx.limits.initial_message_timeout, socket.next()) => next,
+            next = tokio::time::timeout(wait, socket.next()) => next,
             _ = shutdown.cancelled() => {
                 socket.close().await;
                 return None;
@@ -38,7 +48,12 @@ pub(super) async fn run(
         };
         let message = match next {
             Err(_) => {
-                reject(ctx, "initial_timeout");
+                let reason = if Instant::now() >= deadline {
+                    "pre_authentication_timeout"
+                } else {
+                    "initial_timeout"
+                };
+                reject(ctx, reason);
                 socket.fail(INITIAL_TIMEOUT).await;
                 return None;
             }

@@ -41,6 +41,11 @@ use crate::config::Debug;
 /// What a client is told when the store fails under its request (details go to the log).
 const STORAGE_ERROR: &str = "Internal gateway storage error";
 
+/// Store failures under client requests repeat for every request while they last (and a
+/// client can repeat requests at will): one warning per period.
+static STORE_ERRORS: crate::logging::RateLimit =
+    crate::logging::RateLimit::new(crate::logging::WARNING_PERIOD);
+
 /// What client sessions need.
 #[derive(Clone)]
 pub struct ClientContext {

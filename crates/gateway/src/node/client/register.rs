@@ -7,7 +7,7 @@ use gateway_protocol::client::{HandshakeFrame, ServerResponse};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::authenticate::DUPLICATE_CONNECTION;
 use super::bandwidth::ClientBandwidth;
@@ -91,7 +91,7 @@ pub(super) async fn run(
     let bandwidth = match stored.await {
         Ok(bandwidth) => bandwidth,
         Err(e) => {
-            warn!(error = %e, "failed to store a new client's key");
+            crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "failed to store a new client's key");
             inbox.give_back(registration, &ctx.router, client).await;
             socket.fail(STORAGE_ERROR).await;
             return None;

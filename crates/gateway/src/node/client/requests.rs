@@ -8,7 +8,7 @@ use gateway_protocol::client::{
     ClientRequest, RequestKind, SensitiveRequest, SensitiveResponse, ServerResponse,
 };
 use gateway_protocol::mix_packet::MixPacket;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::delivery::random_bytes;
 use super::session::Session;
@@ -84,7 +84,7 @@ impl Session {
             SensitiveRequest::ForgetMe { client, stats } => {
                 if client {
                     if let Err(e) = self.ctx.router.store().forget_client(self.client).await {
-                        warn!(error = %e, "failed to forget a client");
+                        crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "failed to forget a client");
                         return ServerResponse::error(STORAGE_ERROR);
                     }
                     self.bandwidth.forget();

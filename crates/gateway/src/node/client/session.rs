@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::bandwidth::ClientBandwidth;
 use super::delivery::{self, DeliveryError};
@@ -176,7 +176,7 @@ impl Session {
     ) -> Result<(), End> {
         let result = self.deliver_stored(shutdown).await;
         if let Err(End::Store(e)) = &result {
-            warn!(error = %e, "could not read the client's stored messages");
+            crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "could not read the client's stored messages");
             let reply = ServerResponse::error(STORAGE_ERROR);
             let _ = self.socket.send_response(&reply).await;
         }
@@ -207,7 +207,7 @@ impl Session {
                 _ = self.inbox.stored.notified() => match self.deliver_stored(shutdown).await {
                     // The messages stay stored for the next notification or connection.
                     Err(End::Store(e)) => {
-                        warn!(error = %e, "could not read the client's stored messages");
+                        crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "could not read the client's stored messages");
                         Ok(())
                     }
                     other => other,

@@ -1,0 +1,344 @@
+//! What happens to a mix packet after framing, without sockets: unwrap, replay check, then the
+//! relay (forward hops) or the router (final hops). Forward hops go to a recorder, never to a
+//! socket: the vectors' next hops are documentation addresses (192.0.2.x, 198.51.100.x).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gateway_protocol::framing::{FrameVersion, KeyRotation};
+use gateway_protocol::mix_packet::MixPacket;
+use gateway_protocol::packet_size::PacketSize;
+use gateway_protocol::routing_address;
+use serde_json::Value;
+use sphinx_packet::crypto::PublicKey;
+use sphinx_packet::header::delays::Delay;
+use sphinx_packet::route::{Destination, DestinationAddressBytes, Node, NodeAddressBytes};
+use sphinx_packet::SphinxPacketBuilder;
+
+use super::*;
+use crate::node::metrics::Reason;
+use crate::node::relay::{Forward, RelayConfig};
+
+fn vectors() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/vectors/final_hop.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn hex_field(v: &Value, key: &str) -> Vec<u8> {
+    hex::decode(v[key].as_str().unwrap()).unwrap()
+}
+
+fn secret_field(v: &Value, key: &str) -> SphinxSecret {
+    SphinxSecret::from_bytes(hex_field(v, key).try_into().unwrap())
+}
+
+fn frame_bytes(version: FrameVersion, rotation: KeyRotation, packet: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    framing::encode(version, rotation, packet, &mut out).unwrap();
+    out
+}
+
+/// The stages after framing, with a relay whose egress is a recorder.
+struct Pipeline {
+    metrics: Metrics,
+    replay: Mutex<ReplayFilter>,
+    relay: Option<Relay>,
+    sent: Arc<Mutex<Vec<MixPacket>>>,
+}
+
+impl Pipeline {
+    fn relay_role() -> Self {
+        Self::new(true)
+    }
+
+    fn gateway_only() -> Self {
+        Self::new(false)
+    }
+
+    fn new(relay_role: bool) -> Self {
+        let metrics = Metrics::new();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let recorder = sent.clone();
+        let forward: Forward = Arc::new(move |packet: &MixPacket| {
+            recorder.lock().unwrap().push(packet.clone());
+            Ok(())
+        });
+        let config = RelayConfig {
+            maximum_delay: Duration::from_secs(10),
+            queue_capacity: 8,
+        };
+        Self {
+            relay: relay_role.then(|| Relay::new(config, forward, metrics.clone())),
+            replay: Mutex::new(ReplayFilter::new(1000, 1e-6)),
+            metrics,
+            sent,
+        }
+    }
+
+    /// Decodes one whole frame and runs it through unwrap and dispatch.
+    fn process(&self, secret: &SphinxSecret, framed: &[u8]) -> Option<(ClientAddress, Delivery)> {
+        let (frame, used) = framing::decode(framed).unwrap().unwrap();
+        assert_eq!(used, framed.len());
+        dispatch(
+            unwrap(secret, &frame),
+            &self.replay,
+            self.relay.as_ref(),
+            &self.metrics,
+            tokio::time::Instant::now(),
+        )
+    }
+
+    /// Runs the relay's timer until every waiting packet has left; returns what was sent.
+    async fn drain(&self) -> Vec<MixPacket> {
+        if let Some(relay) = &self.relay {
+            let task = tokio::spawn(relay.clone().run());
+            tokio::time::sleep(Duration::from_secs(11)).await;
+            assert_eq!(relay.waiting(), 0);
+            relay.stop();
+            task.await.unwrap();
+        }
+        self.sent.lock().unwrap().clone()
+    }
+
+    fn dropped(&self, reason: &'static str) -> u64 {
+        self.metrics
+            .mix_packets_dropped
+            .get_or_create(&Reason { reason })
+            .get()
+    }
+
+    fn forwarded(&self) -> u64 {
+        self.metrics.relay_packets_forwarded.get()
+    }
+}
+
+/// The vector's SURB-ack packet, as the first mix node receives it: relayed to the gateway after
+/// the 1 ms its header asks for, keeping the frame's key rotation, and the gateway can then take
+/// off the last layer and find the client's ack.
+#[tokio::test(start_paused = true)]
+async fn vector_ack_packet_is_relayed_to_its_next_hop() {
+    let v = vectors();
+    let mix = secret_field(&v, "mix_node_sphinx_private_key_hex");
+    let gateway = secret_field(&v, "gateway_sphinx_private_key_hex");
+    let expected = &v["ack_packet_processed_by_mix_node"];
+    let want_hop: SocketAddr = expected["next_hop"].as_str().unwrap().parse().unwrap();
+    let want_delay = Duration::from_nanos(expected["delay_nanos"].as_u64().unwrap());
+    assert_eq!(want_delay, Duration::from_millis(1));
+
+    for result in v["expected_results_for_v7_and_v8"].as_array().unwrap() {
+        let ack = hex_field(result, "ack_packet_hex");
+        for (version, rotation) in [
+            (FrameVersion::V7, KeyRotation::Unknown),
+            (FrameVersion::V8, KeyRotation::Odd),
+        ] {
+            let pipeline = Pipeline::relay_role();
+            let start = tokio::time::Instant::now();
+            let framed = frame_bytes(version, rotation, &ack);
+            assert!(pipeline.process(&mix, &framed).is_none(), "not a final hop");
+            assert_eq!(pipeline.metrics.relay_queue_depth.get(), 1);
+            assert!(
+                pipeline.sent.lock().unwrap().is_empty(),
+                "held for its delay"
+            );
+
+            tokio::time::sleep(want_delay / 2).await;
+            assert!(
+                pipeline.sent.lock().unwrap().is_empty(),
+                "not before its delay"
+            );
+            let sent = pipeline.drain().await;
+            assert_eq!(sent.len(), 1);
+            let packet = &sent[0];
+            assert_eq!(packet.next_hop, want_hop);
+            assert_eq!(packet.key_rotation, rotation);
+            assert_eq!(packet.packet_size, PacketSize::Ack);
+            assert!(tokio::time::Instant::now() - start >= want_delay);
+            assert_eq!(pipeline.forwarded(), 1);
+            assert_eq!(pipeline.metrics.mix_packets_unwrapped.get(), 0);
+
+            let last = final_hop::unwrap(&gateway, &packet.packet, packet.key_rotation).unwrap();
+            let Hop::Final(last) = last.hop else {
+                panic!("the gateway gets the final hop")
+            };
+            assert_eq!(last.message, vec![0xaa; 21]);
+            assert_eq!(
+                last.destination.to_vec(),
+                hex_field(&v, "client_address_hex")
+            );
+        }
+    }
+}
+
+/// The vector's forward-hop packet for the gateway key: a relay passes it on (to 192.0.2.10,
+/// after 5 ns); a gateway only drops it.
+#[tokio::test(start_paused = true)]
+async fn vector_forward_hop_is_relayed_by_a_relay_and_dropped_by_a_gateway() {
+    let v = vectors();
+    let gateway = secret_field(&v, "gateway_sphinx_private_key_hex");
+    let framed = hex_field(&v, "forward_hop_packet_framed_v7_hex_gateway_must_reject");
+
+    let relay = Pipeline::relay_role();
+    assert!(relay.process(&gateway, &framed).is_none());
+    let sent = relay.drain().await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].next_hop, "192.0.2.10:1789".parse().unwrap());
+    assert_eq!(sent[0].packet_size, PacketSize::Regular);
+    assert_eq!(sent[0].key_rotation, KeyRotation::Unknown);
+    // The last layer belongs to the mix node: a 7-byte message, too short for a SURB-ack.
+    let mix = secret_field(&v, "mix_node_sphinx_private_key_hex");
+    assert!(matches!(
+        final_hop::unwrap(&mix, &sent[0].packet, KeyRotation::Unknown),
+        Err(UnwrapError::MissingSurbAck { plaintext_len: 7 })
+    ));
+
+    let gateway_only = Pipeline::gateway_only();
+    assert!(gateway_only.process(&gateway, &framed).is_none());
+    assert_eq!(gateway_only.dropped("forward_hop"), 1);
+    assert!(gateway_only.drain().await.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replayed_forward_hop_is_relayed_once() {
+    let v = vectors();
+    let gateway = secret_field(&v, "gateway_sphinx_private_key_hex");
+    let framed = hex_field(&v, "forward_hop_packet_framed_v7_hex_gateway_must_reject");
+    let pipeline = Pipeline::relay_role();
+    assert!(pipeline.process(&gateway, &framed).is_none());
+    // The same packet again, also re-framed as v8: the replay tag is the same.
+    let (frame, _) = framing::decode(&framed).unwrap().unwrap();
+    let v8 = frame_bytes(FrameVersion::V8, KeyRotation::Even, &frame.packet);
+    assert!(pipeline.process(&gateway, &framed).is_none());
+    assert!(pipeline.process(&gateway, &v8).is_none());
+    assert_eq!(pipeline.dropped("replay"), 2);
+    assert_eq!(pipeline.drain().await.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tampered_header_is_dropped_not_relayed() {
+    let v = vectors();
+    let mix = secret_field(&v, "mix_node_sphinx_private_key_hex");
+    let ack = hex_field(&v["expected_results_for_v7_and_v8"][0], "ack_packet_hex");
+    let pipeline = Pipeline::relay_role();
+    // α (0..32), the MAC (32..48) and the routing information (48..348) are all covered.
+    for position in [0, 40, 100, 347] {
+        let mut tampered = ack.clone();
+        tampered[position] ^= 0x04;
+        let framed = frame_bytes(FrameVersion::V7, KeyRotation::Unknown, &tampered);
+        assert!(pipeline.process(&mix, &framed).is_none());
+    }
+    assert_eq!(pipeline.dropped("unwrap_failed"), 4);
+    assert!(pipeline.drain().await.is_empty());
+    assert_eq!(pipeline.forwarded(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_packet_for_another_key_is_dropped_not_relayed() {
+    let v = vectors();
+    let gateway = secret_field(&v, "gateway_sphinx_private_key_hex");
+    // The ack packet's first layer is for the mix node, not for the gateway key.
+    let ack = hex_field(&v["expected_results_for_v7_and_v8"][0], "ack_packet_hex");
+    let pipeline = Pipeline::relay_role();
+    let framed = frame_bytes(FrameVersion::V8, KeyRotation::Even, &ack);
+    assert!(pipeline.process(&gateway, &framed).is_none());
+    assert_eq!(pipeline.dropped("unwrap_failed"), 1);
+    assert!(pipeline.drain().await.is_empty());
+}
+
+fn node(address: [u8; 32], key: &SphinxSecret) -> Node {
+    Node::new(
+        NodeAddressBytes::from_bytes(address),
+        PublicKey::from(key.public_key()),
+    )
+}
+
+fn padded(addr: &SocketAddr) -> [u8; 32] {
+    let mut out = [0; 32];
+    let encoded = routing_address::to_bytes(addr);
+    out[..encoded.len()].copy_from_slice(&encoded);
+    out
+}
+
+/// A two-hop ack-size packet whose first layer is for `first` and names `second_address` as the
+/// next hop, asking the first hop to wait `delay`.
+fn two_hop_packet(first: &SphinxSecret, second_address: [u8; 32], delay: Duration) -> Vec<u8> {
+    let second = SphinxSecret::from_bytes([0x77; 32]);
+    let route = [
+        node(padded(&"192.0.2.1:1789".parse().unwrap()), first),
+        node(second_address, &second),
+    ];
+    let destination = Destination::new(DestinationAddressBytes::from_bytes([3; 32]), [0; 16]);
+    let nanos = u64::try_from(delay.as_nanos()).unwrap();
+    SphinxPacketBuilder::new()
+        .with_payload_size(PacketSize::Ack.payload_size())
+        .build_packet(
+            b"relay test",
+            &route,
+            &destination,
+            &[Delay::new_from_nanos(nanos), Delay::new_from_nanos(0)],
+        )
+        .unwrap()
+        .to_bytes()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_next_hop_that_is_no_address_is_dropped() {
+    let relay_key = SphinxSecret::from_bytes([0x31; 32]);
+    // The next hop's address field starts with 9: no IP version.
+    let packet = two_hop_packet(&relay_key, [9; 32], Duration::from_millis(5));
+    let pipeline = Pipeline::relay_role();
+    let framed = frame_bytes(FrameVersion::V7, KeyRotation::Unknown, &packet);
+    assert!(pipeline.process(&relay_key, &framed).is_none());
+    assert_eq!(pipeline.dropped("malformed_next_hop"), 1);
+    assert!(pipeline.drain().await.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delay_beyond_the_maximum_is_cut_to_it() {
+    let relay_key = SphinxSecret::from_bytes([0x31; 32]);
+    let next: SocketAddr = "198.51.100.20:1789".parse().unwrap();
+    let packet = two_hop_packet(&relay_key, padded(&next), Duration::from_secs(3600));
+    let pipeline = Pipeline::relay_role();
+    let start = tokio::time::Instant::now();
+    let framed = frame_bytes(FrameVersion::V7, KeyRotation::Unknown, &packet);
+    assert!(pipeline.process(&relay_key, &framed).is_none());
+    assert_eq!(pipeline.metrics.relay_delays_capped.get(), 1);
+    let sent = pipeline.drain().await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].next_hop, next);
+    // `drain` waits 11 s: the packet left at the 10 s cap, not after an hour.
+    assert!(tokio::time::Instant::now() - start < Duration::from_secs(12));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_relay_queue_drops_and_counts() {
+    let relay_key = SphinxSecret::from_bytes([0x31; 32]);
+    let next: SocketAddr = "198.51.100.20:1789".parse().unwrap();
+    let pipeline = Pipeline::relay_role();
+    // Capacity 8: every packet is distinct (fresh ephemeral keys), all ask for 1 s.
+    for _ in 0..10 {
+        let packet = two_hop_packet(&relay_key, padded(&next), Duration::from_secs(1));
+        let framed = frame_bytes(FrameVersion::V7, KeyRotation::Unknown, &packet);
+        assert!(pipeline.process(&relay_key, &framed).is_none());
+    }
+    assert_eq!(pipeline.dropped("relay_queue_full"), 2);
+    assert_eq!(pipeline.drain().await.len(), 8);
+    assert_eq!(pipeline.forwarded(), 8);
+}
+
+#[test]
+fn final_hops_still_go_to_the_router_with_the_relay_role_on() {
+    let v = vectors();
+    let gateway = secret_field(&v, "gateway_sphinx_private_key_hex");
+    let pipeline = Pipeline::relay_role();
+    let (destination, delivery) = pipeline
+        .process(&gateway, &hex_field(&v, "framed_v8_even_hex"))
+        .expect("a final hop");
+    assert_eq!(destination.to_vec(), hex_field(&v, "client_address_hex"));
+    assert_eq!(delivery.message, hex_field(&v, "expected_message_hex"));
+    assert!(delivery.ack.is_some());
+    assert_eq!(pipeline.forwarded(), 0);
+    assert_eq!(pipeline.metrics.mix_packets_unwrapped.get(), 1);
+}

@@ -1,0 +1,271 @@
+//! The command line. Clap stays here: the rest of the crate gets [`Settings`] or
+//! [`HoldSettings`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::stats::parse_counts;
+
+/// `nym-gateway-loadgen [OPTIONS]`
+#[derive(Debug, Parser)]
+#[command(
+    name = "nym-gateway-loadgen",
+    version,
+    about = "Drives a nym-gateway over loopback and reports mix-side ingest, latency, store \
+             rates, client-side rates and memory per idle client",
+    after_help = "Without --gateway-id it starts its own gateway (the nym-gateway binary next to \
+                  this one, or --gateway-bin) in a temporary HOME. Every phase is bounded in \
+                  packets, clients and time; the whole run stops after --max-seconds."
+)]
+pub struct Cli {
+    /// Load this running gateway (its config and keys under $HOME/.nym/gateways/<id>/)
+    #[arg(long, value_name = "ID")]
+    pub gateway_id: Option<String>,
+
+    /// The pid of the gateway given by --gateway-id (found from its command line otherwise)
+    #[arg(long, value_name = "PID", requires = "gateway_id")]
+    pub gateway_pid: Option<u32>,
+
+    /// The nym-gateway executable to start when no --gateway-id is given
+    #[arg(long, value_name = "PATH", conflicts_with = "gateway_id")]
+    pub gateway_bin: Option<PathBuf>,
+
+    /// RUST_LOG for the gateway we start
+    #[arg(long, value_name = "FILTER", default_value = "warn")]
+    pub gateway_log: String,
+
+    /// Print one JSON object instead of the table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Every measurement at tiny scale (CI): about a minute in all
+    #[arg(long)]
+    pub smoke: bool,
+
+    /// Idle authenticated clients for the memory measurement, ascending (e.g. 1000,10k,20000)
+    #[arg(long, value_name = "N,N,..", value_parser = |s: &str| parse_counts(s).map(ClientCounts))]
+    pub clients: Option<ClientCounts>,
+
+    /// Final-hop packets per ingest run (online and offline each)
+    #[arg(long, value_name = "N")]
+    pub packets: Option<usize>,
+
+    /// TCP connections on the mix port
+    #[arg(long, value_name = "N")]
+    pub mix_connections: Option<usize>,
+
+    /// Registration handshakes to time
+    #[arg(long, value_name = "N")]
+    pub handshakes: Option<usize>,
+
+    /// Forward requests to time (over several clients)
+    #[arg(long, value_name = "N")]
+    pub forwards: Option<usize>,
+
+    /// Messages for the in-process store measurement
+    #[arg(long, value_name = "N")]
+    pub store_messages: Option<usize>,
+
+    /// Seconds of paced load for the latency measurement
+    #[arg(long, value_name = "SECONDS")]
+    pub latency_seconds: Option<u64>,
+
+    /// Stop the whole run after this many seconds
+    #[arg(long, value_name = "SECONDS")]
+    pub max_seconds: Option<u64>,
+
+    /// Phases to leave out
+    #[arg(long, value_name = "PHASE,..", value_delimiter = ',')]
+    pub skip: Vec<Phase>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The steps of the memory measurement (a newtype, so clap takes the list as one value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCounts(pub Vec<usize>);
+
+/// Internal subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Holds idle authenticated clients until stdin closes (a helper process of the memory
+    /// measurement: each process can only open so many sockets)
+    #[command(hide = true)]
+    Hold(HoldArgs),
+}
+
+/// Arguments of `hold`.
+#[derive(Debug, clap::Args)]
+pub struct HoldArgs {
+    /// The gateway's client port
+    #[arg(long)]
+    pub gateway: SocketAddr,
+    /// The gateway's identity key, base58
+    #[arg(long)]
+    pub identity: String,
+    /// Clients to connect
+    #[arg(long)]
+    pub count: usize,
+    /// First of the 127.0.0.x source addresses to use
+    #[arg(long)]
+    pub first_source: u8,
+    /// How many source addresses
+    #[arg(long)]
+    pub sources: u8,
+    /// Handshakes in flight at once
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Exit after this many seconds even if stdin stays open
+    #[arg(long)]
+    pub max_seconds: u64,
+}
+
+/// A measurement phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Phase {
+    /// In-process final-hop unwrap timing.
+    Unwrap,
+    /// In-process store rates.
+    Store,
+    /// Handshakes, authentications and forward requests per second.
+    Clients,
+    /// Mix-side ingest (online, offline), latency, and the drain of stored messages.
+    Ingest,
+    /// Resident memory per idle authenticated client.
+    Memory,
+}
+
+/// Everything a run needs, with the defaults of the chosen scale filled in.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Load a running gateway instead of starting one.
+    pub gateway_id: Option<String>,
+    /// Its pid, if given.
+    pub gateway_pid: Option<u32>,
+    /// The binary to start otherwise.
+    pub gateway_bin: Option<PathBuf>,
+    /// `RUST_LOG` of the gateway we start.
+    pub gateway_log: String,
+    /// JSON output.
+    pub json: bool,
+    /// Smoke scale.
+    pub smoke: bool,
+    /// Memory steps.
+    pub clients: Vec<usize>,
+    /// Packets per ingest run.
+    pub packets: usize,
+    /// Mix connections.
+    pub mix_connections: usize,
+    /// Connected recipients in the online runs.
+    pub online_clients: usize,
+    /// Registered but disconnected recipients in the offline run.
+    pub offline_clients: usize,
+    /// Handshakes to time.
+    pub handshakes: usize,
+    /// Client connections working at once in the client phases.
+    pub concurrency: usize,
+    /// Forward requests to time.
+    pub forwards: usize,
+    /// Clients sending forward requests.
+    pub forward_clients: usize,
+    /// Messages for the in-process store run.
+    pub store_messages: usize,
+    /// Packets unwrapped in-process per path.
+    pub unwrap_packets: usize,
+    /// Seconds of paced load for latency.
+    pub latency_seconds: u64,
+    /// Bound on the whole run.
+    pub max_duration: Duration,
+    /// Phases to leave out.
+    pub skip: Vec<Phase>,
+}
+
+impl Settings {
+    /// The settings of `cli`: its values, or the defaults of the full or smoke scale.
+    pub fn from_cli(cli: Cli) -> Self {
+        let smoke = cli.smoke;
+        let pick = |value: Option<usize>, full: usize, tiny: usize| {
+            value.unwrap_or(if smoke { tiny } else { full })
+        };
+        Self {
+            gateway_id: cli.gateway_id,
+            gateway_pid: cli.gateway_pid,
+            gateway_bin: cli.gateway_bin,
+            gateway_log: cli.gateway_log,
+            json: cli.json,
+            smoke,
+            clients: cli.clients.map(|c| c.0).unwrap_or_else(|| {
+                if smoke {
+                    vec![50, 100]
+                } else {
+                    vec![1000, 10_000, 20_000]
+                }
+            }),
+            packets: pick(cli.packets, 60_000, 300),
+            mix_connections: pick(cli.mix_connections, 4, 2).max(1),
+            online_clients: pick(None, 64, 4),
+            offline_clients: pick(None, 64, 4),
+            handshakes: pick(cli.handshakes, 2000, 40).max(1),
+            concurrency: pick(None, 64, 8),
+            forwards: pick(cli.forwards, 40_000, 200),
+            forward_clients: pick(None, 16, 2),
+            store_messages: pick(cli.store_messages, 100_000, 2000),
+            unwrap_packets: pick(None, 4000, 100),
+            latency_seconds: cli
+                .latency_seconds
+                .unwrap_or(if smoke { 1 } else { 5 })
+                .max(1),
+            max_duration: Duration::from_secs(cli.max_seconds.unwrap_or(if smoke {
+                240
+            } else {
+                1800
+            })),
+            skip: cli.skip,
+        }
+    }
+
+    /// Whether `phase` runs.
+    pub fn runs(&self, phase: Phase) -> bool {
+        !self.skip.contains(&phase)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smoke_scale_is_tiny_and_flags_win() {
+        let cli = Cli::parse_from(["nym-gateway-loadgen", "--smoke", "--packets", "77"]);
+        let settings = Settings::from_cli(cli);
+        assert!(settings.smoke);
+        assert_eq!(settings.packets, 77);
+        assert_eq!(settings.clients, vec![50, 100]);
+        assert!(settings.handshakes <= 100);
+    }
+
+    #[test]
+    fn full_scale_defaults() {
+        let cli = Cli::parse_from([
+            "nym-gateway-loadgen",
+            "--clients",
+            "1000,10k,20000",
+            "--skip",
+            "store,memory",
+        ]);
+        let settings = Settings::from_cli(cli);
+        assert_eq!(settings.clients, vec![1000, 10_000, 20_000]);
+        assert!(!settings.runs(Phase::Memory));
+        assert!(settings.runs(Phase::Ingest));
+    }
+
+    #[test]
+    fn bad_client_lists_are_refused() {
+        assert!(Cli::try_parse_from(["nym-gateway-loadgen", "--clients", "10,5"]).is_err());
+        assert!(Cli::try_parse_from(["nym-gateway-loadgen", "--gateway-pid", "5"]).is_err());
+    }
+}

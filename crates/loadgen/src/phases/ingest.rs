@@ -1,0 +1,340 @@
+//! Mix-side ingest to connected clients: pre-built packets over several TCP connections to
+//! the mix port, as fast as the gateway takes them (peak), then paced at half the peak for
+//! the latency from mix ingress (our write to the socket) to client receipt (the pushed
+//! frame decrypted by the client).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
+use super::{source_ip, Context, CpuMeter, CpuUse};
+use crate::client::{open_pushed, Connection, Identity, Incoming};
+use crate::packets::{self, message_id, Packet, FRAME_LEN};
+use crate::stats::{per_second, Latency};
+
+/// Frames written to a mix connection at once when not pacing.
+const WRITE_BATCH: usize = 16;
+
+/// How often a paced sender wakes up.
+const PACE_TICK: Duration = Duration::from_millis(1);
+
+/// Send and receive times of a range of packet ids, in ns since the epoch (0 = not yet).
+pub struct Timeline {
+    first_id: u64,
+    sent_ns: Vec<AtomicU64>,
+    received_ns: Vec<AtomicU64>,
+    received: AtomicU64,
+    unexpected: AtomicU64,
+}
+
+impl Timeline {
+    /// Room for ids `first_id .. first_id + len`.
+    pub fn new(first_id: u64, len: usize) -> Self {
+        Self {
+            first_id,
+            sent_ns: (0..len).map(|_| AtomicU64::new(0)).collect(),
+            received_ns: (0..len).map(|_| AtomicU64::new(0)).collect(),
+            received: AtomicU64::new(0),
+            unexpected: AtomicU64::new(0),
+        }
+    }
+
+    fn slot(&self, id: u64) -> Option<usize> {
+        let slot = usize::try_from(id.checked_sub(self.first_id)?).ok()?;
+        (slot < self.sent_ns.len()).then_some(slot)
+    }
+
+    fn mark_sent(&self, id: u64, ns: u64) {
+        if let Some(slot) = self.slot(id) {
+            self.sent_ns[slot].store(ns.max(1), Ordering::Relaxed);
+        }
+    }
+
+    /// Records a receipt; an unknown id or a second receipt is counted as unexpected.
+    pub fn mark_received(&self, id: u64, ns: u64) {
+        let fresh = self
+            .slot(id)
+            .is_some_and(|slot| self.received_ns[slot].swap(ns.max(1), Ordering::Relaxed) == 0);
+        if fresh {
+            self.received.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.unexpected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Packets received once.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Receipts of unknown or repeated ids.
+    pub fn unexpected(&self) -> u64 {
+        self.unexpected.load(Ordering::Relaxed)
+    }
+
+    /// For the ids in `range`: the first send, the last receipt, and every latency in µs.
+    fn summarise(&self, range: std::ops::Range<u64>) -> (u64, u64, Vec<u64>) {
+        let (mut first_sent, mut last_received) = (u64::MAX, 0);
+        let mut latencies = Vec::with_capacity((range.end - range.start) as usize);
+        for id in range {
+            let Some(slot) = self.slot(id) else { continue };
+            let sent = self.sent_ns[slot].load(Ordering::Relaxed);
+            let received = self.received_ns[slot].load(Ordering::Relaxed);
+            if sent > 0 {
+                first_sent = first_sent.min(sent);
+            }
+            if sent > 0 && received > 0 {
+                last_received = last_received.max(received);
+                latencies.push(received.saturating_sub(sent) / 1000);
+            }
+        }
+        (first_sent, last_received, latencies)
+    }
+}
+
+/// One ingest run's figures.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct IngestRun {
+    /// Packets sent.
+    pub packets: usize,
+    /// Send rate asked for (0 = as fast as the gateway takes them).
+    pub paced_packets_per_s: f64,
+    /// Packets per second from the first write to the last receipt (or last ack).
+    pub packets_per_s: f64,
+    /// Packets the clients received (online) or acks that came back (offline).
+    pub completed: u64,
+    /// SURB-acks that reached the sinks.
+    pub acks: u64,
+    /// Latency from our write on the mix connection to the client's receipt (online only).
+    pub latency: Option<Latency>,
+    /// CPU use during the run.
+    pub cpu: CpuUse,
+}
+
+/// Writes `packets` over `connections` TCP connections to the mix port, each sender taking
+/// every `connections`-th packet; `rate` > 0 paces the total to that many packets per second.
+pub async fn send_packets(
+    ctx: &Context,
+    packets: &[Packet],
+    connections: usize,
+    rate: f64,
+    timeline: Option<Arc<Timeline>>,
+) -> anyhow::Result<()> {
+    let connections = connections.clamp(1, packets.len().max(1));
+    let mut senders = JoinSet::new();
+    let deadline = tokio::time::Instant::from_std(ctx.deadline);
+    for c in 0..connections {
+        let mine: Vec<&Packet> = packets.iter().skip(c).step_by(connections).collect();
+        let ids: Vec<u64> = mine.iter().map(|p| p.id).collect();
+        let mut bytes = Vec::with_capacity(mine.len() * FRAME_LEN);
+        for packet in mine {
+            bytes.extend_from_slice(&packet.frame);
+        }
+        let stream = TcpStream::connect(ctx.target.mix_addr)
+            .await
+            .with_context(|| format!("connecting to the mix port {}", ctx.target.mix_addr))?;
+        stream.set_nodelay(true)?;
+        let timeline = timeline.clone();
+        let epoch = ctx.epoch;
+        let per_connection = rate / connections as f64;
+        senders.spawn(async move {
+            tokio::time::timeout_at(
+                deadline,
+                write_frames(stream, bytes, ids, per_connection, timeline, epoch),
+            )
+            .await
+            .context("out of time while sending")?
+        });
+    }
+    while let Some(joined) = senders.join_next().await {
+        joined??;
+    }
+    Ok(())
+}
+
+async fn write_frames(
+    mut stream: TcpStream,
+    bytes: Vec<u8>,
+    ids: Vec<u64>,
+    rate: f64,
+    timeline: Option<Arc<Timeline>>,
+    epoch: Instant,
+) -> anyhow::Result<()> {
+    let total = ids.len();
+    let mark = |from: usize, to: usize| {
+        if let Some(timeline) = &timeline {
+            let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            for &id in &ids[from..to] {
+                timeline.mark_sent(id, now);
+            }
+        }
+    };
+    let mut sent = 0;
+    if rate <= 0.0 {
+        while sent < total {
+            let end = (sent + WRITE_BATCH).min(total);
+            mark(sent, end);
+            stream
+                .write_all(&bytes[sent * FRAME_LEN..end * FRAME_LEN])
+                .await?;
+            sent = end;
+        }
+    } else {
+        let start = tokio::time::Instant::now();
+        let mut ticker = tokio::time::interval(PACE_TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        while sent < total {
+            ticker.tick().await;
+            let due = ((start.elapsed().as_secs_f64() * rate) as usize).clamp(sent, total);
+            if due > sent {
+                mark(sent, due);
+                stream
+                    .write_all(&bytes[sent * FRAME_LEN..due * FRAME_LEN])
+                    .await?;
+                sent = due;
+            }
+        }
+    }
+    stream.flush().await?;
+    // Closing is fine: the gateway processes everything it read before the end of the stream.
+    Ok(())
+}
+
+/// Connected, authenticated clients reading their pushed messages into a timeline.
+pub struct OnlineClients {
+    /// Their identities, in the order packets address them.
+    pub identities: Vec<Identity>,
+    /// Where receipts go.
+    pub timeline: Arc<Timeline>,
+    stop: Arc<AtomicBool>,
+    readers: JoinSet<()>,
+}
+
+impl OnlineClients {
+    /// Connects and authenticates `identities` (registered), then starts one reader each.
+    pub async fn connect(
+        ctx: &Context,
+        identities: Vec<Identity>,
+        timeline: Arc<Timeline>,
+    ) -> anyhow::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut readers = JoinSet::new();
+        for (n, identity) in identities.iter().enumerate() {
+            let mut connection =
+                Connection::open(ctx.target.clients_addr, Some(source_ip(n))).await?;
+            connection.authenticate(identity).await?;
+            let (identity, timeline, stop) = (identity.clone(), timeline.clone(), stop.clone());
+            let epoch = ctx.epoch;
+            readers.spawn(async move {
+                read_pushed(connection, identity, timeline, stop, epoch).await;
+            });
+        }
+        Ok(Self {
+            identities,
+            timeline,
+            stop,
+            readers,
+        })
+    }
+
+    /// Stops the readers and closes the connections.
+    pub async fn close(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        while self.readers.join_next().await.is_some() {}
+    }
+}
+
+async fn read_pushed(
+    mut connection: Connection,
+    identity: Identity,
+    timeline: Arc<Timeline>,
+    stop: Arc<AtomicBool>,
+    epoch: Instant,
+) {
+    // Bounded by `stop`, which the owner sets at the end of the phase.
+    while !stop.load(Ordering::Relaxed) {
+        match connection.next_within(Duration::from_millis(100)).await {
+            Ok(Some(Incoming::Binary(frame))) => {
+                let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                match open_pushed(&identity, &frame)
+                    .ok()
+                    .as_deref()
+                    .and_then(message_id)
+                {
+                    Some(id) => timeline.mark_received(id, now),
+                    None => {
+                        timeline.unexpected.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Ok(Some(Incoming::Response(_)) | None) => {}
+            Err(_) => return,
+        }
+    }
+    connection.close().await;
+}
+
+/// One run to the online clients: sends `packets` (ids in `ids`), waits until every one was
+/// received (or `wait` passed) and its ack came back.
+pub async fn online_run(
+    ctx: &Context,
+    online: &OnlineClients,
+    packets: &[Packet],
+    rate: f64,
+    wait: Duration,
+) -> anyhow::Result<IngestRun> {
+    let ids = packets.first().map_or(0, |p| p.id)..packets.last().map_or(0, |p| p.id + 1);
+    let received_before = online.timeline.received();
+    let acks_before = ctx.acks.frames();
+    let meter = CpuMeter::start(ctx);
+    send_packets(
+        ctx,
+        packets,
+        ctx.settings.mix_connections,
+        rate,
+        Some(online.timeline.clone()),
+    )
+    .await?;
+    let target = received_before + packets.len() as u64;
+    let deadline = Instant::now() + ctx.bounded(wait);
+    while online.timeline.received() < target && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cpu = meter.stop(ctx);
+    let acks = ctx
+        .acks
+        .wait_for(
+            acks_before + packets.len() as u64,
+            ctx.bounded(Duration::from_secs(10)),
+        )
+        .await
+        - acks_before;
+    let (first_sent, last_received, mut latencies) = online.timeline.summarise(ids);
+    let elapsed = Duration::from_nanos(last_received.saturating_sub(first_sent));
+    Ok(IngestRun {
+        packets: packets.len(),
+        paced_packets_per_s: rate,
+        packets_per_s: per_second(latencies.len() as u64, elapsed),
+        completed: latencies.len() as u64,
+        acks,
+        latency: Some(Latency::from_micros(&mut latencies)),
+        cpu,
+    })
+}
+
+/// Builds `count` packets with ids from `first_id` for `recipients`, acks to our sinks.
+pub fn build(ctx: &Context, recipients: &[[u8; 32]], first_id: u64, count: usize) -> Vec<Packet> {
+    packets::build_many(
+        &ctx.route,
+        recipients,
+        ctx.acks.addrs(),
+        first_id,
+        count,
+        ctx.threads,
+    )
+}

@@ -1,0 +1,115 @@
+//! The load generator's smoke run against a freshly built gateway: every figure of the JSON
+//! report is present and sane. No figure is compared with a target here (benchmarks, not
+//! timing assertions).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Builds `nym-gateway` into the directory our own binary was built in (same target
+/// directory and profile), so the smoke run starts the gateway of this very tree.
+fn fresh_gateway() -> PathBuf {
+    let loadgen = Path::new(env!("CARGO_BIN_EXE_nym-gateway-loadgen"));
+    let profile_dir = loadgen.parent().expect("binary directory");
+    let target_dir = profile_dir.parent().expect("target directory");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "nym-gateway",
+            "--bin",
+            "nym-gateway",
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir);
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            build.arg("--release");
+        }
+        Some(other) => {
+            build.args(["--profile", other]);
+        }
+        None => panic!("unexpected binary path {}", loadgen.display()),
+    }
+    let status = build.status().expect("cargo runs");
+    assert!(status.success(), "building nym-gateway failed");
+    let gateway = profile_dir.join("nym-gateway");
+    assert!(gateway.exists(), "{} missing", gateway.display());
+    gateway
+}
+
+#[test]
+fn smoke_run_reports_every_figure() {
+    let gateway = fresh_gateway();
+    let output = Command::new(env!("CARGO_BIN_EXE_nym-gateway-loadgen"))
+        .args(["--smoke", "--json", "--max-seconds", "240"])
+        .arg("--gateway-bin")
+        .arg(&gateway)
+        .output()
+        .expect("the load generator runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "loadgen failed:\n{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stderr}"));
+
+    let number = |key: &str| -> f64 {
+        report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing or not a number in {report:#}"))
+    };
+    for key in [
+        "final_hop_us_reference",
+        "final_hop_us_ours",
+        "ingest_packets_per_s",
+        "ingest_offline_packets_per_s",
+        "p50_ms",
+        "p99_ms",
+        "store_inserts_per_s",
+        "store_deliveries_per_s",
+        "store_inprocess_inserts_per_s",
+        "store_inprocess_deliveries_per_s",
+        "handshakes_per_s",
+        "authentications_per_s",
+        "forward_requests_per_s",
+        "rss_bytes_per_idle_client",
+    ] {
+        let value = number(key);
+        assert!(value.is_finite() && value > 0.0, "{key} = {value}");
+    }
+    assert!(number("p99_ms") >= number("p50_ms"));
+    assert!(number("max_ms") >= number("p99_ms"));
+    assert!(
+        report["clients"].as_u64().unwrap_or(0) > 0,
+        "clients: {}",
+        report["clients"]
+    );
+
+    // Every packet arrived, every ack came back, every stored message was delivered.
+    let online = &report["ingest_online"];
+    assert_eq!(online["completed"], online["packets"], "{online:#}");
+    assert_eq!(online["acks"], online["packets"], "{online:#}");
+    let offline = &report["ingest_offline"];
+    assert_eq!(offline["acks"], offline["packets"], "{offline:#}");
+    let drain = &report["drain"];
+    assert_eq!(drain["delivered"], offline["packets"], "{drain:#}");
+    assert_eq!(drain["left_in_store"], 0, "{drain:#}");
+    let client = &report["client"];
+    assert_eq!(client["handshake_failures"], 0, "{client:#}");
+    assert_eq!(client["forwards_refused"], 0, "{client:#}");
+    assert_eq!(
+        client["forwarded_at_sink"], client["forwards"],
+        "{client:#}"
+    );
+    assert!(
+        report["targets"].as_array().is_some_and(|t| t.len() >= 6),
+        "targets: {}",
+        report["targets"]
+    );
+}

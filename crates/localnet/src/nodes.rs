@@ -1,0 +1,186 @@
+//! The four nodes of the local mixnet and their files: each is an ordinary `nym-gateway`
+//! directory (`<dir>/.nym/gateways/<id>/`), written with the gateway's own config and key code,
+//! so `nym-gateway run --id <id>` with `HOME=<dir>` runs it. Existing directories are kept as they
+//! are: the same `--dir` brings back the same keys and ports.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use nym_gateway::config::{self, Config};
+use nym_gateway::keys::NodeKeys;
+use nym_gateway::network::Network;
+use serde::Serialize;
+
+/// Every node listens here.
+pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Replay filter size of a local node: a few MB instead of the production default's hundreds.
+const LOCAL_REPLAY_FILTER_CAPACITY: u64 = 2_000_000;
+
+/// What a node does in the mixnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The clients' gateway (entry and exit); relays nothing.
+    Gateway,
+    /// A mix relay on this layer (1, 2 or 3).
+    Mix(u8),
+}
+
+impl Role {
+    /// The four nodes, in start order.
+    pub const ALL: [Self; 4] = [Self::Mix(1), Self::Mix(2), Self::Mix(3), Self::Gateway];
+
+    /// The node's gateway id (its directory name).
+    pub fn id(self) -> String {
+        match self {
+            Self::Gateway => "localnet-gateway".to_owned(),
+            Self::Mix(layer) => format!("localnet-mix{layer}"),
+        }
+    }
+
+    /// The node id the directory announces.
+    pub fn node_id(self) -> u32 {
+        match self {
+            Self::Mix(layer) => u32::from(layer),
+            Self::Gateway => 4,
+        }
+    }
+
+    /// How the node is named to people.
+    pub fn label(self) -> String {
+        match self {
+            Self::Gateway => "gateway".to_owned(),
+            Self::Mix(layer) => format!("mix layer {layer}"),
+        }
+    }
+}
+
+/// A prepared node: what the directory announces and where its files are.
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    /// What it does.
+    pub role: Role,
+    /// Its gateway id.
+    pub id: String,
+    /// Its node id in the directory.
+    pub node_id: u32,
+    /// bs58 ed25519 identity key.
+    pub identity_key: String,
+    /// bs58 x25519 sphinx key.
+    pub sphinx_key: String,
+    /// The mix port's address.
+    pub mix_address: SocketAddr,
+    /// The client websocket's address.
+    pub clients_address: SocketAddr,
+    /// The HTTP API (`/health`, `/metrics`).
+    pub http_address: SocketAddr,
+    /// `config.toml`.
+    pub config_file: PathBuf,
+    /// Where the node's output goes.
+    pub log_file: PathBuf,
+}
+
+/// `<dir>/.nym/gateways`: the gateways' root when `HOME=<dir>`.
+pub fn root(dir: &Path) -> PathBuf {
+    dir.join(".nym").join("gateways")
+}
+
+/// Creates the node's config, keys and store unless they exist, and describes it.
+pub fn prepare(dir: &Path, role: Role) -> anyhow::Result<Node> {
+    let id = role.id();
+    let root = root(dir);
+    let config_file = config::config_path(&root, &id);
+    let config = if config_file.exists() {
+        Config::load(&config_file)
+            .with_context(|| format!("failed to load the existing node {id}"))?
+    } else {
+        create(&root, &id, role)?
+    };
+    let keys = NodeKeys::load(&config.key_paths())
+        .with_context(|| format!("failed to load the keys of node {id}"))?;
+    let g = &config.gateway;
+    Ok(Node {
+        role,
+        node_id: role.node_id(),
+        identity_key: keys.identity_public_bs58(),
+        sphinx_key: keys.sphinx_public_bs58(),
+        mix_address: SocketAddr::new(LOOPBACK, g.mix_port),
+        clients_address: SocketAddr::new(LOOPBACK, g.clients_port),
+        http_address: g.http_api_address,
+        config_file,
+        log_file: dir.join("logs").join(format!("{id}.log")),
+        id,
+    })
+}
+
+/// A fresh node on free loopback ports: relays have the relay role on, nothing talks to the
+/// outside (no validator API, no statistics).
+fn create(root: &Path, id: &str, role: Role) -> anyhow::Result<Config> {
+    let mut config = Config::new(id, root, &Network::mainnet());
+    let [mix, clients, http] = free_ports()?;
+    let g = &mut config.gateway;
+    g.listening_address = LOOPBACK;
+    g.announce_address = LOOPBACK.to_string();
+    g.mix_port = mix;
+    g.clients_port = clients;
+    g.http_api_address = SocketAddr::new(LOOPBACK, http);
+    g.validator_api_urls = Vec::new();
+    g.validator_nymd_urls = Vec::new();
+    g.enabled_statistics = false;
+    let d = &mut config.debug;
+    d.forward_hop_processing = matches!(role, Role::Mix(_));
+    d.replay_filter_capacity = LOCAL_REPLAY_FILTER_CAPACITY;
+    config
+        .validate()
+        .with_context(|| format!("the configuration of node {id} is invalid"))?;
+
+    let key_paths = config.key_paths();
+    let keys = NodeKeys::generate().context("failed to generate node keys")?;
+    keys.save(&key_paths)
+        .with_context(|| format!("failed to save the keys of node {id}"))?;
+    config.save(&config::config_path(root, id))?;
+    nym_gateway::storage::initialise(&config)
+        .with_context(|| format!("failed to create the store of node {id}"))?;
+    Ok(config)
+}
+
+/// Three loopback ports that were free a moment ago (held together so they differ).
+fn free_ports() -> anyhow::Result<[u16; 3]> {
+    let listeners = [(); 3].map(|()| TcpListener::bind(SocketAddr::new(LOOPBACK, 0)));
+    let mut ports = [0; 3];
+    for (port, listener) in ports.iter_mut().zip(listeners) {
+        *port = listener
+            .and_then(|l| l.local_addr())
+            .context("failed to find a free loopback port")?
+            .port();
+    }
+    Ok(ports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_are_created_once_and_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mix = prepare(dir.path(), Role::Mix(2)).unwrap();
+        let again = prepare(dir.path(), Role::Mix(2)).unwrap();
+        assert_eq!(mix.identity_key, again.identity_key);
+        assert_eq!(mix.sphinx_key, again.sphinx_key);
+        assert_eq!(mix.mix_address, again.mix_address);
+        assert_eq!(mix.id, "localnet-mix2");
+        assert_eq!(mix.node_id, 2);
+        assert!(mix.mix_address.ip().is_loopback());
+
+        let config = Config::load(&mix.config_file).unwrap();
+        assert!(config.debug.forward_hop_processing, "relays relay");
+        assert!(config.gateway.validator_api_urls.is_empty());
+        let gateway = prepare(dir.path(), Role::Gateway).unwrap();
+        let config = Config::load(&gateway.config_file).unwrap();
+        assert!(!config.debug.forward_hop_processing, "the gateway does not");
+        assert_ne!(gateway.identity_key, mix.identity_key);
+    }
+}

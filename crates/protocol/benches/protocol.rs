@@ -1,0 +1,281 @@
+//! Benchmarks of the gateway's per-packet protocol work.
+//!
+//! - `framing`: decoding and encoding a v8 frame of a regular packet;
+//! - `final_hop_regular` / `final_hop_ack`: a final hop of a 2413-byte regular packet and of a
+//!   386-byte ack packet, three ways: `sphinx_packet` (the calls Nym's gateway makes:
+//!   `compute_expanded_shared_secret` → `process_with_expanded_secret` → `recover_plaintext`),
+//!   `reference` (our [`final_hop::unwrap`], which wraps those calls) and `fast`
+//!   ([`fast_final_hop::unwrap_fast`]);
+//! - `forward_hop`: a mix node's hop of a regular packet, reference and fast;
+//! - `x25519`: one key agreement with x25519-dalek and with aws-lc (key parsed once);
+//! - `binary_frame`: AES-256-GCM-SIV sealing of a pushed message and opening of a request.
+//!
+//! After criterion, `cargo bench` prints the fast path's speed-up over the reference path,
+//! measured side by side on the same packets. `cargo bench -p gateway-protocol -- --quick` is a
+//! short smoke run.
+
+use criterion::{criterion_group, BatchSize, Criterion, Throughput};
+use gateway_protocol::client::binary::{self, RequestKind};
+use gateway_protocol::client::SharedKey;
+use gateway_protocol::fast_final_hop::{self, FastSphinxSecret};
+use gateway_protocol::final_hop::{self, Hop, SphinxSecret};
+use gateway_protocol::framing::{self, FrameVersion, KeyRotation};
+use gateway_protocol::packet_size::PacketSize;
+use gateway_protocol::routing_address;
+use sphinx_packet::header::delays::Delay;
+use sphinx_packet::route::{Destination, DestinationAddressBytes, Node, NodeAddressBytes};
+use sphinx_packet::version::PAYLOAD_KEYS_SEEDS_VERSION;
+use sphinx_packet::{ProcessedPacketData, SphinxPacket, SphinxPacketBuilder};
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const GATEWAY_KEY: [u8; 32] = [0x42; 32];
+const MIX_KEY: [u8; 32] = [0x55; 32];
+
+fn padded_address(addr: &str) -> [u8; 32] {
+    let addr: SocketAddr = addr.parse().expect("address");
+    let mut out = [0; 32];
+    let encoded = routing_address::to_bytes(&addr);
+    out[..encoded.len()].copy_from_slice(&encoded);
+    out
+}
+
+fn node(address: &str, key: [u8; 32]) -> Node {
+    Node::new(
+        NodeAddressBytes::from_bytes(padded_address(address)),
+        SphinxSecret::from_bytes(key).public_key().into(),
+    )
+}
+
+/// A packet of `size` for `route`, carrying a full plaintext (a SURB-ack and a message where the
+/// size has one), built as the Nym client builds them today (version 259).
+fn packet(size: PacketSize, route: &[Node]) -> Vec<u8> {
+    let plaintext = if size.has_surb_ack() {
+        let mut plaintext = padded_address("192.0.2.10:1789")[..routing_address::MAX_LEN].to_vec();
+        plaintext.resize(size.plaintext_size(), 0x5a);
+        plaintext
+    } else {
+        vec![0xaa; size.plaintext_size()]
+    };
+    let destination = Destination::new(DestinationAddressBytes::from_bytes([9; 32]), [0; 16]);
+    let delays = vec![Delay::new_from_millis(1); route.len()];
+    SphinxPacketBuilder::new()
+        .with_version(PAYLOAD_KEYS_SEEDS_VERSION)
+        .with_payload_size(size.payload_size())
+        .build_packet(&plaintext, route, &destination, &delays)
+        .expect("build")
+        .to_bytes()
+}
+
+/// The final hop as Nym's gateway does it, straight through `sphinx-packet`.
+fn sphinx_packet_final_hop(key: &x25519_dalek::StaticSecret, bytes: &[u8]) -> Vec<u8> {
+    let packet = SphinxPacket::from_bytes(bytes).expect("parse");
+    let expanded = packet.header.compute_expanded_shared_secret(key);
+    black_box(expanded.replay_tag());
+    match packet
+        .process_with_expanded_secret(&expanded)
+        .expect("process")
+        .data
+    {
+        ProcessedPacketData::FinalHop { payload, .. } => payload.recover_plaintext().expect("ok"),
+        ProcessedPacketData::ForwardHop { .. } => panic!("expected a final hop"),
+    }
+}
+
+fn bench_framing(c: &mut Criterion) {
+    let packet = packet(
+        PacketSize::Regular,
+        &[node("198.51.100.7:1789", GATEWAY_KEY)],
+    );
+    let mut frame = Vec::new();
+    framing::encode(FrameVersion::V8, KeyRotation::Even, &packet, &mut frame).expect("encode");
+    let mut group = c.benchmark_group("framing");
+    group.throughput(Throughput::Bytes(frame.len() as u64));
+    group.bench_function("decode_v8_regular", |b| {
+        b.iter(|| framing::decode(black_box(&frame)).expect("valid"))
+    });
+    let mut out = Vec::with_capacity(frame.len());
+    group.bench_function("encode_v8_regular", |b| {
+        b.iter(|| {
+            out.clear();
+            framing::encode(
+                FrameVersion::V8,
+                KeyRotation::Even,
+                black_box(&packet),
+                &mut out,
+            )
+        })
+    });
+    group.finish();
+}
+
+fn bench_final_hop(c: &mut Criterion, name: &str, size: PacketSize) {
+    let packet = packet(size, &[node("198.51.100.7:1789", GATEWAY_KEY)]);
+    let dalek = x25519_dalek::StaticSecret::from(GATEWAY_KEY);
+    let reference = SphinxSecret::from_bytes(GATEWAY_KEY);
+    let fast = FastSphinxSecret::from_bytes(GATEWAY_KEY).expect("key");
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("sphinx_packet", |b| {
+        b.iter(|| sphinx_packet_final_hop(&dalek, black_box(&packet)))
+    });
+    group.bench_function("reference", |b| {
+        b.iter(|| final_hop::unwrap(&reference, black_box(&packet), KeyRotation::Even).expect("ok"))
+    });
+    group.bench_function("fast", |b| {
+        b.iter(|| {
+            fast_final_hop::unwrap_fast(&fast, black_box(&packet), KeyRotation::Even).expect("ok")
+        })
+    });
+    group.finish();
+}
+
+fn bench_final_hops(c: &mut Criterion) {
+    bench_final_hop(c, "final_hop_regular", PacketSize::Regular);
+    bench_final_hop(c, "final_hop_ack", PacketSize::Ack);
+}
+
+fn bench_forward_hop(c: &mut Criterion) {
+    let route = [
+        node("203.0.113.5:1789", MIX_KEY),
+        node("198.51.100.7:1789", GATEWAY_KEY),
+    ];
+    let packet = packet(PacketSize::Regular, &route);
+    let reference = SphinxSecret::from_bytes(MIX_KEY);
+    let fast = FastSphinxSecret::from_bytes(MIX_KEY).expect("key");
+    let mut group = c.benchmark_group("forward_hop");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("reference", |b| {
+        b.iter(|| final_hop::unwrap(&reference, black_box(&packet), KeyRotation::Even).expect("ok"))
+    });
+    group.bench_function("fast", |b| {
+        b.iter(|| {
+            fast_final_hop::unwrap_fast(&fast, black_box(&packet), KeyRotation::Even).expect("ok")
+        })
+    });
+    group.finish();
+}
+
+fn bench_x25519(c: &mut Criterion) {
+    use aws_lc_rs::agreement::{agree, PrivateKey, UnparsedPublicKey, X25519};
+    let point = SphinxSecret::from_bytes([7; 32]).public_key();
+    let dalek = x25519_dalek::StaticSecret::from(GATEWAY_KEY);
+    let aws_lc = PrivateKey::from_private_key(&X25519, &GATEWAY_KEY).expect("key");
+    let mut group = c.benchmark_group("x25519");
+    group.bench_function("x25519_dalek", |b| {
+        b.iter(|| dalek.diffie_hellman(&black_box(point).into()).to_bytes())
+    });
+    group.bench_function("aws_lc", |b| {
+        b.iter(|| {
+            agree(
+                &aws_lc,
+                UnparsedPublicKey::new(&X25519, black_box(&point)),
+                (),
+                |s| Ok(s[0]),
+            )
+        })
+    });
+    group.finish();
+}
+
+fn bench_binary_frame(c: &mut Criterion) {
+    let key = SharedKey::from_bytes([3; 32]);
+    let nonce = [4; 12];
+    let message = vec![0x61; PacketSize::Regular.plaintext_size() - 405];
+    let request =
+        binary::encrypt_request(RequestKind::ForwardSphinxV2, &[0x62; 2440], &key, &nonce)
+            .expect("seal");
+    let mut group = c.benchmark_group("binary_frame");
+    group.throughput(Throughput::Bytes(message.len() as u64));
+    group.bench_function("encrypt_pushed_message", |b| {
+        b.iter(|| binary::encrypt_pushed_message(black_box(&message), &key, &nonce).expect("seal"))
+    });
+    group.throughput(Throughput::Bytes(request.len() as u64));
+    group.bench_function("decrypt_request", |b| {
+        b.iter_batched(
+            || request.clone(),
+            |request| binary::decrypt_request(black_box(&request), &key).expect("open"),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+/// Mean time per call of `f` over `calls` calls.
+fn time_per_call(mut f: impl FnMut(), calls: u32) -> Duration {
+    let start = Instant::now();
+    for _ in 0..calls {
+        f();
+    }
+    start.elapsed() / calls
+}
+
+/// The fast path against the reference, interleaved in rounds so both see the same machine.
+/// The median round is what a busy machine gives; the best round is close to what an idle core
+/// gives (a shared machine's other work lands in some rounds and not in others).
+fn print_ratios() {
+    const ROUNDS: usize = 400;
+    const CALLS: u32 = 25;
+    let reference = SphinxSecret::from_bytes(GATEWAY_KEY);
+    let fast = FastSphinxSecret::from_bytes(GATEWAY_KEY).expect("key");
+    println!(
+        "\nfinal-hop unwrap, fast vs reference, same packets, {ROUNDS} interleaved rounds of \
+         {CALLS} calls (µs per packet):"
+    );
+    for size in [PacketSize::Regular, PacketSize::Ack] {
+        let packet = packet(size, &[node("198.51.100.7:1789", GATEWAY_KEY)]);
+        let (mut reference_times, mut fast_times) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            reference_times.push(time_per_call(
+                || {
+                    let out = final_hop::unwrap(&reference, black_box(&packet), KeyRotation::Even);
+                    assert!(matches!(out, Ok(ref u) if matches!(u.hop, Hop::Final(_))));
+                },
+                CALLS,
+            ));
+            fast_times.push(time_per_call(
+                || {
+                    let out =
+                        fast_final_hop::unwrap_fast(&fast, black_box(&packet), KeyRotation::Even);
+                    assert!(matches!(out, Ok(ref u) if matches!(u.hop, Hop::Final(_))));
+                },
+                CALLS,
+            ));
+        }
+        reference_times.sort();
+        fast_times.sort();
+        let micros = |d: Duration| d.as_secs_f64() * 1e6;
+        let (reference_median, fast_median) = (reference_times[ROUNDS / 2], fast_times[ROUNDS / 2]);
+        let (reference_best, fast_best) = (reference_times[0], fast_times[0]);
+        println!(
+            "  {:<8} ({:>4} B): median reference {:>6.2}, fast {:>6.2}, ratio {:.2}x; \
+             best reference {:>6.2}, fast {:>6.2}, ratio {:.2}x",
+            size.name(),
+            size.size(),
+            micros(reference_median),
+            micros(fast_median),
+            micros(reference_median) / micros(fast_median),
+            micros(reference_best),
+            micros(fast_best),
+            micros(reference_best) / micros(fast_best),
+        );
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = bench_framing, bench_final_hops, bench_forward_hop, bench_x25519, bench_binary_frame
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // `cargo bench` passes --bench; `cargo test --benches` runs each benchmark once without it
+    if std::env::args().any(|arg| arg == "--bench") {
+        print_ratios();
+    }
+}

@@ -1,0 +1,54 @@
+//! The fuzzing module: one submodule per fuzz target, each with a `run(data)` that the target in
+//! `fuzz_targets/` calls. Every `run` checks invariants (round-trips, lengths, which error for
+//! which input), not only that nothing panics.
+//!
+//! # Layout
+//! Mix port (1789):
+//! - [`framing`]: frame decoding, whole and in chunks.
+//! - [`routing_address`]: node addresses (IP + port).
+//! - [`mix_packet`]: MixPacket v1/v2 as clients submit them.
+//! - [`surb_ack`]: splitting a final-hop plaintext into SURB-ack and message.
+//! - [`final_hop`]: unwrapping arbitrary packets with the gateway's vector key.
+//! - [`final_hop_build`]: unwrapping packets an honest sender built from arbitrary contents.
+//!
+//! Client port (9000):
+//! - [`client_request`]: the JSON text requests.
+//! - [`handshake`]: registration messages 1 and 3, gateway side.
+//! - [`authenticate`]: `authenticateV2` verification.
+//! - [`binary_frame`]: encrypted binary frames and the MixPackets inside them.
+//! - [`encrypted_request`]: `encryptedRequest` and its plaintext.
+//!
+//! Operator files and the statistics service:
+//! - [`config`]: `config.toml` parsing, validation and rendering.
+//! - [`pem_keys`]: the four PEM key files.
+//! - [`statistics_report`]: the statistics service's request bodies.
+//!
+//! [`vectors`] holds the fixed keys, taken from `testdata/vectors/`.
+#![forbid(unsafe_code)]
+
+pub mod authenticate;
+pub mod binary_frame;
+pub mod client_request;
+pub mod config;
+pub mod encrypted_request;
+pub mod final_hop;
+pub mod final_hop_build;
+pub mod framing;
+pub mod handshake;
+pub mod mix_packet;
+pub mod pem_keys;
+pub mod routing_address;
+pub mod statistics_report;
+pub mod surb_ack;
+pub mod vectors;
+
+use gateway_protocol::framing::KeyRotation;
+
+/// The key rotation named by `n` modulo 3.
+fn rotation(n: u8) -> KeyRotation {
+    match n % 3 {
+        0 => KeyRotation::Unknown,
+        1 => KeyRotation::Odd,
+        _ => KeyRotation::Even,
+    }
+}

@@ -1,0 +1,274 @@
+//! Harness for the end-to-end test: runs `nym-localnet` (our gateway and three mix relays on
+//! loopback, plus their nym-api endpoints), reads the nodes' Prometheus metrics, and fetches the
+//! directory's JSON.
+//!
+//! Binaries: `$NYM_LOCALNET_BIN`, else `<repo>/target/debug/nym-localnet`; the gateway binary is
+//! `$NYM_GATEWAY_BIN`, else the `nym-gateway` next to `nym-localnet`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use rustix::process::{kill_process, Pid, Signal};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+const STOP_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn repo_binary(env: &str, name: &str) -> PathBuf {
+    match std::env::var_os(env) {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/debug")
+            .join(name),
+    }
+}
+
+/// A node as `localnet.json` describes it.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// `gateway` or `mix`.
+    pub kind: String,
+    /// Mix layer (relays only).
+    pub layer: Option<u64>,
+    /// bs58 identity key.
+    pub identity_key: String,
+    /// The HTTP API (metrics).
+    pub http_address: SocketAddr,
+}
+
+/// A running `nym-localnet`. Dropping it sends SIGTERM, so nym-localnet still stops its nodes;
+/// a passing test ends with [`stop`](Localnet::stop), which also checks the exit status.
+pub struct Localnet {
+    child: Child,
+    /// Where the nodes live (their logs are in `logs/`).
+    pub dir: tempfile::TempDir,
+    /// The nym-api address, e.g. `http://127.0.0.1:41234/`.
+    pub api_url: String,
+    /// The nodes.
+    pub nodes: Vec<Node>,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Localnet {
+    /// Starts `nym-localnet` in a fresh directory and waits until it says it runs.
+    pub async fn start() -> anyhow::Result<Self> {
+        let bin = repo_binary("NYM_LOCALNET_BIN", "nym-localnet");
+        if !bin.is_file() {
+            bail!(
+                "{bin:?} not found: build it in the repository root (`cargo build -p nym-gateway \
+                 -p nym-localnet`) or point NYM_LOCALNET_BIN at it"
+            );
+        }
+        let dir = tempfile::Builder::new().prefix("sdk-localnet-").tempdir()?;
+        let mut command = Command::new(&bin);
+        command
+            .args(["--api-address", "127.0.0.1:0", "--dir"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(gateway) = std::env::var_os("NYM_GATEWAY_BIN") {
+            command.arg("--gateway-bin").arg(gateway);
+        }
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {bin:?}"))?;
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (api_tx, mut api_rx) = tokio::sync::mpsc::channel(1);
+        if let Some(stdout) = child.stdout.take() {
+            let output = output.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(url) = line.trim().strip_prefix("nym-api") {
+                        let _ = api_tx.try_send(url.trim().to_owned());
+                    }
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        if let Some(stderr) = child.stderr.take() {
+            let output = output.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    output.lock().unwrap().push(format!("[stderr] {line}"));
+                }
+            });
+        }
+        let api_url = match tokio::time::timeout(STARTUP_TIMEOUT, api_rx.recv()).await {
+            Ok(Some(url)) => url,
+            _ => {
+                terminate(&child);
+                bail!(
+                    "nym-localnet did not come up within {STARTUP_TIMEOUT:?}\n{}",
+                    output.lock().unwrap().join("\n")
+                );
+            }
+        };
+        let description: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("localnet.json"))?)?;
+        let nodes = description["nodes"]
+            .as_array()
+            .context("localnet.json lists no nodes")?
+            .iter()
+            .map(|n| {
+                let (kind, layer) = match &n["role"] {
+                    serde_json::Value::String(kind) => (kind.clone(), None),
+                    role => ("mix".to_owned(), role["mix"].as_u64()),
+                };
+                Ok(Node {
+                    kind,
+                    layer,
+                    identity_key: n["identity_key"].as_str().context("identity")?.to_owned(),
+                    http_address: n["http_address"].as_str().context("http")?.parse()?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self {
+            child,
+            dir,
+            api_url,
+            nodes,
+            output,
+        })
+    }
+
+    /// The gateway.
+    pub fn gateway(&self) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.kind == "gateway")
+            .expect("a gateway")
+    }
+
+    /// The relay on `layer`.
+    pub fn mix(&self, layer: u64) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.layer == Some(layer))
+            .expect("a relay per layer")
+    }
+
+    /// What nym-localnet printed, and the tail of every node's log, for a failure message.
+    pub fn explain(&self, err: anyhow::Error) -> anyhow::Error {
+        let mut text = format!(
+            "--- nym-localnet output ---\n{}\n",
+            self.output.lock().unwrap().join("\n")
+        );
+        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("logs")) {
+            for entry in entries.flatten() {
+                let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                let start = lines.len().saturating_sub(25);
+                text.push_str(&format!(
+                    "--- {} (last lines) ---\n{}\n",
+                    entry.path().display(),
+                    lines[start..].join("\n")
+                ));
+            }
+        }
+        err.context(text)
+    }
+
+    /// SIGTERM; nym-localnet stops every node and must exit 0.
+    pub async fn stop(mut self) -> anyhow::Result<ExitStatus> {
+        if !terminate(&self.child) {
+            bail!("nym-localnet already exited");
+        }
+        let status = tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
+            .await
+            .context("nym-localnet did not exit after SIGTERM")??;
+        if !status.success() {
+            let err = anyhow::anyhow!("nym-localnet exited with {status} after SIGTERM");
+            return Err(self.explain(err));
+        }
+        Ok(status)
+    }
+}
+
+impl Drop for Localnet {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            terminate(&self.child);
+        }
+    }
+}
+
+/// SIGTERM to a child; false if it has no pid any more.
+fn terminate(child: &Child) -> bool {
+    match child.id().and_then(|id| Pid::from_raw(id as i32)) {
+        Some(pid) => kill_process(pid, Signal::TERM).is_ok(),
+        None => false,
+    }
+}
+
+/// The body of `GET http://<address><path>` (HTTP/1.1, no keep-alive).
+pub async fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .context("HTTP request timed out")??;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("no HTTP header end")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("GET {path}: {}", head.lines().next().unwrap_or_default());
+    }
+    Ok(body.to_owned())
+}
+
+/// One node's metrics: `series` (name with labels) → value.
+pub type Metrics = BTreeMap<String, f64>;
+
+/// Reads a node's `/metrics`.
+pub async fn metrics(node: &Node) -> anyhow::Result<Metrics> {
+    let text = http_get(node.http_address, "/metrics").await?;
+    Ok(parse_metrics(&text))
+}
+
+/// The samples of a Prometheus text exposition.
+pub fn parse_metrics(text: &str) -> Metrics {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The value of `series` (0 when absent).
+pub fn value(metrics: &Metrics, series: &str) -> f64 {
+    metrics.get(series).copied().unwrap_or(0.0)
+}
+
+/// Every non-zero `gateway_mix_packets_dropped_total{reason=…}` series.
+pub fn mix_drops(metrics: &Metrics) -> BTreeMap<String, f64> {
+    metrics
+        .iter()
+        .filter(|(k, v)| k.starts_with("gateway_mix_packets_dropped_total") && **v > 0.0)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+/// A counter of the SDK's packet statistics in this process (0 when never incremented).
+pub fn client_statistic(name: &str) -> f64 {
+    let text = String::from_utf8_lossy(&nym_metrics::metrics_registry().gather()).into_owned();
+    value(
+        &parse_metrics(&text),
+        &format!("nym_statistics_common_{name}"),
+    )
+}
