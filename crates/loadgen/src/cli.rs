@@ -37,6 +37,11 @@ pub struct Cli {
     #[arg(long, value_name = "FILTER", default_value = "warn")]
     pub gateway_log: String,
 
+    /// A `[debug]` value for the gateway we start, as TOML (repeatable), e.g.
+    /// --gateway-set store_synchronous_full=false
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_setting, conflicts_with = "gateway_id")]
+    pub gateway_set: Vec<(String, String)>,
+
     /// Print one JSON object instead of the table
     #[arg(long)]
     pub json: bool,
@@ -124,6 +129,18 @@ pub struct HoldArgs {
     pub max_seconds: u64,
 }
 
+/// `key=value` → (key, value); the value is TOML as it goes into the file.
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+    let key = key.trim();
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("{key:?} is not a config key"));
+    }
+    Ok((key.to_owned(), value.trim().to_owned()))
+}
+
 /// A measurement phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Phase {
@@ -150,6 +167,8 @@ pub struct Settings {
     pub gateway_bin: Option<PathBuf>,
     /// `RUST_LOG` of the gateway we start.
     pub gateway_log: String,
+    /// Extra `[debug]` values for the gateway we start.
+    pub gateway_set: Vec<(String, String)>,
     /// JSON output.
     pub json: bool,
     /// Smoke scale.
@@ -196,6 +215,7 @@ impl Settings {
             gateway_pid: cli.gateway_pid,
             gateway_bin: cli.gateway_bin,
             gateway_log: cli.gateway_log,
+            gateway_set: cli.gateway_set,
             json: cli.json,
             smoke,
             clients: cli.clients.map(|c| c.0).unwrap_or_else(|| {
@@ -261,6 +281,26 @@ mod tests {
         assert_eq!(settings.clients, vec![1000, 10_000, 20_000]);
         assert!(!settings.runs(Phase::Memory));
         assert!(settings.runs(Phase::Ingest));
+    }
+
+    #[test]
+    fn gateway_settings() {
+        let cli = Cli::parse_from([
+            "nym-gateway-loadgen",
+            "--gateway-set",
+            "store_synchronous_full = false",
+            "--gateway-set",
+            "unwrap_workers=2",
+        ]);
+        assert_eq!(
+            Settings::from_cli(cli).gateway_set,
+            vec![
+                ("store_synchronous_full".into(), "false".into()),
+                ("unwrap_workers".into(), "2".into())
+            ]
+        );
+        assert!(parse_setting("novalue").is_err());
+        assert!(parse_setting("a b=1").is_err());
     }
 
     #[test]

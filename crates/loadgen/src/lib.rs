@@ -74,8 +74,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
             Target::attach(id, settings.gateway_pid).await?
         }
         None => {
-            report.gateway = "own gateway in a temporary HOME".into();
-            Target::start_own(own_settings(&settings)?).await?
+            let own = own_settings(&settings)?;
+            let debug: Vec<String> = own.debug.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            report.gateway = format!(
+                "own gateway in a temporary HOME, [debug] {}",
+                debug.join(" ")
+            );
+            Target::start_own(own).await?
         }
     };
     progress(&format!(
@@ -90,7 +95,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     };
     let mut ctx = Context {
         acks: Sinks::start(4, epoch).await?,
-        forwards: Sinks::start(2, epoch).await?,
+        // One next hop per forwarding client, as clients spread over first hops.
+        forwards: Sinks::start(settings.forward_clients.max(1), epoch).await?,
         settings,
         target,
         route,
@@ -295,18 +301,21 @@ fn own_settings(settings: &Settings) -> anyhow::Result<OwnSettings> {
     };
     let packets = 8 * settings.packets as u64;
     let max_clients = settings.clients.iter().copied().max().unwrap_or(0);
+    let mut debug = vec![
+        (
+            "replay_filter_capacity".to_owned(),
+            packets.max(1_000_000).to_string(),
+        ),
+        (
+            "maximum_client_connections".to_owned(),
+            (max_clients + 1024).max(8192).to_string(),
+        ),
+    ];
+    // Explicit values win: they are applied after ours.
+    debug.extend(settings.gateway_set.iter().cloned());
     Ok(OwnSettings {
         binary,
-        debug: vec![
-            (
-                "replay_filter_capacity".into(),
-                packets.max(1_000_000).to_string(),
-            ),
-            (
-                "maximum_client_connections".into(),
-                (max_clients + 1024).max(8192).to_string(),
-            ),
-        ],
+        debug,
         log_filter: settings.gateway_log.clone(),
     })
 }

@@ -10,8 +10,8 @@
 //! - `x25519`: one key agreement with x25519-dalek and with aws-lc (key parsed once);
 //! - `binary_frame`: AES-256-GCM-SIV sealing of a pushed message and opening of a request.
 //!
-//! After criterion, `cargo bench` prints the fast path's speed-up over the reference path,
-//! measured side by side on the same packets. `cargo bench -p gateway-protocol -- --quick` is a
+//! After criterion, `cargo bench` prints the fast path's speed-up over the reference path
+//! (final hops, a forward hop, X25519 alone), measured side by side on the same packets. `cargo bench -p gateway-protocol -- --quick` is a
 //! short smoke run.
 
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
@@ -203,7 +203,7 @@ fn bench_binary_frame(c: &mut Criterion) {
 }
 
 /// Mean time per call of `f` over `calls` calls.
-fn time_per_call(mut f: impl FnMut(), calls: u32) -> Duration {
+fn time_per_call(f: &mut impl FnMut(), calls: u32) -> Duration {
     let start = Instant::now();
     for _ in 0..calls {
         f();
@@ -211,56 +211,105 @@ fn time_per_call(mut f: impl FnMut(), calls: u32) -> Duration {
     start.elapsed() / calls
 }
 
-/// The fast path against the reference, interleaved in rounds so both see the same machine.
-/// The median round is what a busy machine gives; the best round is close to what an idle core
-/// gives (a shared machine's other work lands in some rounds and not in others).
-fn print_ratios() {
+/// Times `reference` and `fast` in interleaved rounds, so both see the same machine, and prints
+/// one line. The median round is what a busy machine gives; the best round is close to what an
+/// idle core gives (a shared machine's other work lands in some rounds and not in others).
+fn compare(name: &str, mut reference: impl FnMut(), mut fast: impl FnMut()) {
     const ROUNDS: usize = 400;
     const CALLS: u32 = 25;
+    let (mut reference_times, mut fast_times) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        reference_times.push(time_per_call(&mut reference, CALLS));
+        fast_times.push(time_per_call(&mut fast, CALLS));
+    }
+    reference_times.sort();
+    fast_times.sort();
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
+    let line = |which: &str, reference: Duration, fast: Duration| {
+        format!(
+            "{which} reference {:>6.2}, fast {:>6.2}, ratio {:.2}x",
+            micros(reference),
+            micros(fast),
+            micros(reference) / micros(fast)
+        )
+    };
+    println!(
+        "  {name:<22} {}; {}",
+        line(
+            "median",
+            reference_times[ROUNDS / 2],
+            fast_times[ROUNDS / 2]
+        ),
+        line("best", reference_times[0], fast_times[0]),
+    );
+}
+
+/// The fast path against the reference on the same packets, after criterion's runs.
+fn print_ratios() {
+    println!("\nfast vs reference, 400 interleaved rounds of 25 calls (µs per call):");
     let reference = SphinxSecret::from_bytes(GATEWAY_KEY);
     let fast = FastSphinxSecret::from_bytes(GATEWAY_KEY).expect("key");
-    println!(
-        "\nfinal-hop unwrap, fast vs reference, same packets, {ROUNDS} interleaved rounds of \
-         {CALLS} calls (µs per packet):"
-    );
+    let is_final = |out: &Result<final_hop::Unwrapped, _>| {
+        matches!(
+            out,
+            Ok(final_hop::Unwrapped {
+                hop: Hop::Final(_),
+                ..
+            })
+        )
+    };
     for size in [PacketSize::Regular, PacketSize::Ack] {
         let packet = packet(size, &[node("198.51.100.7:1789", GATEWAY_KEY)]);
-        let (mut reference_times, mut fast_times) = (Vec::new(), Vec::new());
-        for _ in 0..ROUNDS {
-            reference_times.push(time_per_call(
-                || {
-                    let out = final_hop::unwrap(&reference, black_box(&packet), KeyRotation::Even);
-                    assert!(matches!(out, Ok(ref u) if matches!(u.hop, Hop::Final(_))));
-                },
-                CALLS,
-            ));
-            fast_times.push(time_per_call(
-                || {
-                    let out =
-                        fast_final_hop::unwrap_fast(&fast, black_box(&packet), KeyRotation::Even);
-                    assert!(matches!(out, Ok(ref u) if matches!(u.hop, Hop::Final(_))));
-                },
-                CALLS,
-            ));
-        }
-        reference_times.sort();
-        fast_times.sort();
-        let micros = |d: Duration| d.as_secs_f64() * 1e6;
-        let (reference_median, fast_median) = (reference_times[ROUNDS / 2], fast_times[ROUNDS / 2]);
-        let (reference_best, fast_best) = (reference_times[0], fast_times[0]);
-        println!(
-            "  {:<8} ({:>4} B): median reference {:>6.2}, fast {:>6.2}, ratio {:.2}x; \
-             best reference {:>6.2}, fast {:>6.2}, ratio {:.2}x",
-            size.name(),
-            size.size(),
-            micros(reference_median),
-            micros(fast_median),
-            micros(reference_median) / micros(fast_median),
-            micros(reference_best),
-            micros(fast_best),
-            micros(reference_best) / micros(fast_best),
+        compare(
+            &format!("final hop, {} B", size.size()),
+            || {
+                assert!(is_final(&final_hop::unwrap(
+                    &reference,
+                    black_box(&packet),
+                    KeyRotation::Even
+                )))
+            },
+            || {
+                let out = fast_final_hop::unwrap_fast(&fast, black_box(&packet), KeyRotation::Even);
+                assert!(is_final(&out));
+            },
         );
     }
+
+    let mix_reference = SphinxSecret::from_bytes(MIX_KEY);
+    let mix_fast = FastSphinxSecret::from_bytes(MIX_KEY).expect("key");
+    let route = [
+        node("203.0.113.5:1789", MIX_KEY),
+        node("198.51.100.7:1789", GATEWAY_KEY),
+    ];
+    let packet = packet(PacketSize::Regular, &route);
+    compare(
+        "forward hop, 2413 B",
+        || {
+            assert!(
+                final_hop::unwrap(&mix_reference, black_box(&packet), KeyRotation::Even).is_ok()
+            )
+        },
+        || {
+            let out = fast_final_hop::unwrap_fast(&mix_fast, black_box(&packet), KeyRotation::Even);
+            assert!(out.is_ok());
+        },
+    );
+
+    use aws_lc_rs::agreement::{agree, PrivateKey, UnparsedPublicKey, X25519};
+    let point = SphinxSecret::from_bytes([7; 32]).public_key();
+    let dalek = x25519_dalek::StaticSecret::from(GATEWAY_KEY);
+    let aws_lc = PrivateKey::from_private_key(&X25519, &GATEWAY_KEY).expect("key");
+    compare(
+        "x25519 (dalek, aws-lc)",
+        || {
+            black_box(dalek.diffie_hellman(&black_box(point).into()));
+        },
+        || {
+            let peer = UnparsedPublicKey::new(&X25519, black_box(&point));
+            black_box(agree(&aws_lc, peer, (), |s| Ok(s[0])).expect("agree"));
+        },
+    );
 }
 
 criterion_group! {

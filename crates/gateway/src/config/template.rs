@@ -141,6 +141,10 @@ const DEBUG_KEYS: &[(&str, &str)] = &[
         "How often the replay filter is saved next to the store (also at shutdown; loaded at start).",
     ),
     (
+        "final_hop_implementation",
+        "How Sphinx packets are unwrapped: 'fast' (byte-identical, ~1.8x faster) or 'reference' (sphinx-packet).",
+    ),
+    (
         "unwrap_workers",
         "Threads unwrapping Sphinx packets (0 = one per core).",
     ),

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use gateway_protocol::final_hop::{self, Hop, SphinxSecret, UnwrapError, Unwrapped};
+use gateway_protocol::final_hop::{Hop, UnwrapError, Unwrapped};
 use gateway_protocol::framing::{self, Frame, KeyRotation};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -35,7 +35,7 @@ const READ_CHUNK: usize = 16 * 1024;
 #[derive(Clone)]
 pub struct MixIngress {
     /// The gateway's sphinx key.
-    pub sphinx: Arc<SphinxSecret>,
+    pub sphinx: Arc<super::unwrapper::Unwrapper>,
     /// Unwrapping threads.
     pub pool: Arc<CpuPool>,
     /// Replay tags seen.
@@ -165,7 +165,11 @@ impl MixIngress {
                     consumed += used;
                     self.router.metrics().mix_packets_received.inc();
                     let sphinx = self.sphinx.clone();
-                    match self.pool.submit(move || unwrap(&sphinx, &frame)).await {
+                    match self
+                        .pool
+                        .submit(move || unwrap(sphinx.as_ref(), &frame))
+                        .await
+                    {
                         Ok(rx) => in_flight.push_back(rx),
                         Err(_) => self.router.metrics().mix_drop("shutting_down"),
                     }
@@ -259,9 +263,9 @@ struct UnwrapOutcome {
     elapsed_seconds: f64,
 }
 
-fn unwrap(sphinx: &SphinxSecret, frame: &Frame) -> UnwrapOutcome {
+fn unwrap(sphinx: &impl super::unwrapper::UnwrapKey, frame: &Frame) -> UnwrapOutcome {
     let start = Instant::now();
-    let result = final_hop::unwrap_frame(sphinx, frame);
+    let result = sphinx.unwrap_frame(frame);
     UnwrapOutcome {
         result,
         key_rotation: frame.header.key_rotation,

@@ -22,6 +22,7 @@ pub mod replay;
 pub mod router;
 mod shutdown;
 pub mod statistics;
+pub mod unwrapper;
 pub mod validator_check;
 
 use std::net::SocketAddr;
@@ -29,7 +30,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use gateway_protocol::final_hop::SphinxSecret;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -132,7 +132,10 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
             .save_every(replay.clone(), d.replay_filter_save_interval),
     );
     let ingress = mix_ingress::MixIngress {
-        sphinx: Arc::new(SphinxSecret::from_bytes(keys.sphinx.to_bytes())),
+        sphinx: Arc::new(unwrapper::Unwrapper::new(
+            keys.sphinx.to_bytes(),
+            d.final_hop_implementation,
+        )?),
         pool: pool.0.clone(),
         replay: replay.clone(),
         router: router.clone(),

@@ -177,14 +177,13 @@ pub(super) fn lioness_decrypt(key: &[u8; PAYLOAD_KEY_LEN], block: &mut [u8]) -> 
     true
 }
 
-/// `left ^= BLAKE2b-256(key, data)` with a 64-byte key.
+/// `left ^= BLAKE2b-256(key, data)`; `key` is 64 bytes, BLAKE2b's longest.
 fn xor_keyed_blake2b(left: &mut [u8], key: &[u8], data: &[u8]) {
-    use blake2::digest::consts::U32;
-    let Ok(mut mac) = <blake2::Blake2bMac<U32> as KeyInit>::new_from_slice(key) else {
-        return;
-    };
-    mac.update(data);
-    for (l, h) in left.iter_mut().zip(mac.finalize().into_bytes()) {
+    let hash = blake2b_simd::Params::new()
+        .hash_length(32)
+        .key(key)
+        .hash(data);
+    for (l, h) in left.iter_mut().zip(hash.as_bytes()) {
         *l ^= h;
     }
 }

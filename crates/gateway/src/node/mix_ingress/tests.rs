@@ -18,6 +18,7 @@ use sphinx_packet::SphinxPacketBuilder;
 use super::*;
 use crate::node::metrics::Reason;
 use crate::node::relay::{Forward, RelayConfig};
+use gateway_protocol::final_hop::{self, SphinxSecret};
 
 fn vectors() -> Value {
     let path = concat!(

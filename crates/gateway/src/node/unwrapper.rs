@@ -1,0 +1,91 @@
+//! Which implementation unwraps Sphinx packets: our fast path (aws-lc X25519, proven
+//! byte-identical to `sphinx-packet` by the protocol crate's tests) or the `sphinx-packet`
+//! reference path, chosen by `final_hop_implementation` in `[debug]`.
+
+use gateway_protocol::fast_final_hop::{unwrap_frame_fast, FastSphinxSecret};
+use gateway_protocol::final_hop::{self, SphinxSecret, UnwrapError, Unwrapped};
+use gateway_protocol::framing::Frame;
+
+use crate::config::FinalHopImplementation;
+
+/// Something that can unwrap a framed Sphinx packet with the gateway's sphinx key.
+pub trait UnwrapKey: Send + Sync {
+    /// Unwraps one frame.
+    fn unwrap_frame(&self, frame: &Frame) -> Result<Unwrapped, UnwrapError>;
+}
+
+impl UnwrapKey for SphinxSecret {
+    fn unwrap_frame(&self, frame: &Frame) -> Result<Unwrapped, UnwrapError> {
+        final_hop::unwrap_frame(self, frame)
+    }
+}
+
+/// The configured implementation, holding the key in the form it needs.
+pub enum Unwrapper {
+    /// `sphinx-packet` 0.8.0, as Nym's own nodes do it.
+    Reference(SphinxSecret),
+    /// Our faster path.
+    Fast(FastSphinxSecret),
+}
+
+impl Unwrapper {
+    /// Builds the configured implementation from the 32-byte sphinx secret.
+    pub fn new(secret: [u8; 32], implementation: FinalHopImplementation) -> anyhow::Result<Self> {
+        Ok(match implementation {
+            FinalHopImplementation::Reference => Self::Reference(SphinxSecret::from_bytes(secret)),
+            FinalHopImplementation::Fast => {
+                Self::Fast(FastSphinxSecret::from_bytes(secret).map_err(|e| {
+                    anyhow::anyhow!("failed to load the sphinx key for the fast unwrap path: {e}")
+                })?)
+            }
+        })
+    }
+}
+
+impl UnwrapKey for Unwrapper {
+    fn unwrap_frame(&self, frame: &Frame) -> Result<Unwrapped, UnwrapError> {
+        match self {
+            Self::Reference(secret) => final_hop::unwrap_frame(secret, frame),
+            Self::Fast(secret) => unwrap_frame_fast(secret, frame),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_protocol::final_hop::Hop;
+
+    fn vector() -> serde_json::Value {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/vectors/final_hop.json"
+        ))
+        .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn both_implementations_unwrap_the_vector_identically() {
+        let v = vector();
+        let secret: [u8; 32] = [0x42; 32];
+        let framed = hex::decode(v["framed_v7_hex"].as_str().unwrap()).unwrap();
+        let (frame, _) = gateway_protocol::framing::decode(&framed).unwrap().unwrap();
+        let fast = Unwrapper::new(secret, FinalHopImplementation::Fast).unwrap();
+        let reference = Unwrapper::new(secret, FinalHopImplementation::Reference).unwrap();
+        assert!(matches!(fast, Unwrapper::Fast(_)));
+        assert!(matches!(reference, Unwrapper::Reference(_)));
+        let a = fast.unwrap_frame(&frame).unwrap();
+        let b = reference.unwrap_frame(&frame).unwrap();
+        assert_eq!(a.replay_tag, b.replay_tag);
+        let (Hop::Final(a), Hop::Final(b)) = (a.hop, b.hop) else {
+            panic!("a final hop")
+        };
+        assert_eq!(a.message, b.message);
+        assert_eq!(a.destination, b.destination);
+        assert_eq!(
+            hex::encode(&a.message),
+            v["expected_message_hex"].as_str().unwrap()
+        );
+    }
+}
