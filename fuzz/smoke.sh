@@ -40,7 +40,7 @@ for target in $(cargo fuzz list); do
       -max_total_time="$seconds" -timeout=10 -print_final_stats=1 >"$logs/$target" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$target" | tail -n1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$logs/$target" | tail -n1)
-    cov=$(sed -n 's/.* DONE *cov: \([0-9]*\).*/\1/p' "$logs/$target" | tail -n1)
+    cov=$(sed -n 's/.*DONE *cov: \([0-9]*\).*/\1/p' "$logs/$target" | tail -n1)
     summary+=("$(printf '%-18s %11s runs %7s exec/s  cov %5s  %4s s' "$target" "${runs:-?}" \
       "${rate:-?}" "${cov:-?}" "$(($(date +%s) - target_start))")")
   else

@@ -166,6 +166,31 @@ fn main() {
     s.add("extended_final", &[&fields(2, 2, None), &plaintext]);
     s.add("forward", &[&fields(3, 0, Some(&ack_address)), b"hello"]);
 
+    let s = Seeds::new("fast_final_hop");
+    s.add("regular_unknown", &[&[0, 0x00], &sphinx]);
+    s.add("regular_even", &[&[0, 0x10], &sphinx]);
+    s.add("forward_hop", &[&[0, 0x00], &forward[3..]]);
+    s.add("ack_for_gateway", &[&[0, 0x01], &hop.packet]);
+    // the final_hop_build fields, then the number of byte changes and the changes
+    s.add(
+        "built_regular",
+        &[&[1], &fields(4, 0, None), &[0], &plaintext],
+    );
+    s.add("built_ack", &[&[1], &fields(0, 1, None), &[0], &[0xaa; 21]]);
+    s.add(
+        "built_forward",
+        &[&[1], &fields(3, 0, Some(&ack_address)), &[0], b"hello"],
+    );
+    s.add(
+        "built_payload_changed",
+        &[
+            &[1],
+            &fields(4, 0, None),
+            &[1, 0x00, 0x04, 0x80],
+            &plaintext,
+        ],
+    );
+
     let s = Seeds::new("client_request");
     for e in json["client_requests"].as_array().expect("requests") {
         s.add(e["name"].as_str().expect("name"), &[text(e, "ws_text")]);

@@ -37,7 +37,12 @@ fn text(data: &[u8]) {
         return;
     };
     let last_used = request.request_unix_timestamp.checked_sub(1);
-    check(*request, AUTH_NOW, DEFAULT_MAX_TIMESTAMP_SKEW_SECS, last_used);
+    check(
+        *request,
+        AUTH_NOW,
+        DEFAULT_MAX_TIMESTAMP_SKEW_SECS,
+        last_used,
+    );
 }
 
 fn signed(u: &mut Unstructured<'_>) -> Result<()> {

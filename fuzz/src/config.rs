@@ -48,9 +48,10 @@ pub fn run(data: &[u8]) {
     let rendered = config.render();
     let reparsed = Config::parse(&rendered)
         .unwrap_or_else(|e| panic!("the rendered config does not parse: {e}\n{rendered}"));
-    assert_eq!(reparsed, config, "render → parse changed the config\n{rendered}");
-    reparsed
-        .validate()
-        .expect("the rendered config validates");
+    assert_eq!(
+        reparsed, config,
+        "render → parse changed the config\n{rendered}"
+    );
+    reparsed.validate().expect("the rendered config validates");
     assert_eq!(reparsed.render(), rendered);
 }

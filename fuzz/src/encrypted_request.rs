@@ -55,8 +55,10 @@ fn sealed(u: &mut Unstructured<'_>) -> Result<()> {
         nonce: nonce.to_vec(),
     }
     .to_text();
-    let Ok(ClientRequest::EncryptedRequest { ciphertext, nonce: sent_nonce }) =
-        ClientRequest::parse(&frame)
+    let Ok(ClientRequest::EncryptedRequest {
+        ciphertext,
+        nonce: sent_nonce,
+    }) = ClientRequest::parse(&frame)
     else {
         panic!("our encryptedRequest frame does not parse: {frame}");
     };
@@ -90,5 +92,8 @@ fn check_sensitive(request: SensitiveRequest, nonce: &[u8]) {
     else {
         panic!("seal_request made another request type");
     };
-    assert_eq!(encrypted::open_request(key, &ciphertext, &nonce), Ok(request));
+    assert_eq!(
+        encrypted::open_request(key, &ciphertext, &nonce),
+        Ok(request)
+    );
 }

@@ -72,7 +72,10 @@ fn built(u: &mut Unstructured<'_>) -> Result<()> {
     let mut route = vec![node([0; 32], vectors::gateway_sphinx_secret().public_key())];
     let mut delays = vec![Delay::new_from_nanos(delay)];
     if let Some(address) = next_hop {
-        route.push(node(address, vectors::mix_node_sphinx_secret().public_key()));
+        route.push(node(
+            address,
+            vectors::mix_node_sphinx_secret().public_key(),
+        ));
         delays.push(Delay::new_from_nanos(0));
     }
     let destination = Destination::new(DestinationAddressBytes::from_bytes(recipient), identifier);
@@ -123,7 +126,10 @@ fn compare(packet: &[u8], rotation: KeyRotation) {
     );
 }
 
-fn same_result(reference: &std::result::Result<Unwrapped, UnwrapError>, fast: &std::result::Result<Unwrapped, UnwrapError>) {
+fn same_result(
+    reference: &std::result::Result<Unwrapped, UnwrapError>,
+    fast: &std::result::Result<Unwrapped, UnwrapError>,
+) {
     match (reference, fast) {
         (Ok(reference), Ok(fast)) => assert_eq!(reference, fast),
         (Err(reference), Err(fast)) => same_error(reference, fast),

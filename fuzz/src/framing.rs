@@ -4,7 +4,9 @@
 //! by frame from one buffer, and again fed in chunks as a connection receives it; both must
 //! yield the same frames and the same end.
 
-use gateway_protocol::framing::{decode, Frame, FrameHeader, FrameVersion, FramingError, KeyRotation};
+use gateway_protocol::framing::{
+    decode, Frame, FrameHeader, FrameVersion, FramingError, KeyRotation,
+};
 
 /// How decoding a stream ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -80,7 +82,9 @@ fn check_frame(input: &[u8], frame: &Frame, used: usize) {
     assert_eq!(header_bytes[..], input[..header_bytes.len()]);
 
     let mut encoded = Vec::new();
-    frame.encode(&mut encoded).expect("a decoded packet has a known size");
+    frame
+        .encode(&mut encoded)
+        .expect("a decoded packet has a known size");
     assert_eq!(encoded[..], input[..used], "re-encoding changed the frame");
     // one byte short is "need more", never an error or a shorter frame
     assert_eq!(decode(&input[..used - 1]), Ok(None));

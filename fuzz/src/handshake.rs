@@ -47,21 +47,20 @@ fn raw(data: &[u8]) {
     let identity_ok = init
         .get(..32)
         .is_some_and(|id| VerifyingKey::from_bytes(id.try_into().expect("32")).is_ok());
-    assert_eq!(handshake::client_identity_from_init(init).is_ok(), identity_ok);
+    assert_eq!(
+        handshake::client_identity_from_init(init).is_ok(),
+        identity_ok
+    );
 
-    let (state, reply) = match handshake::start(
-        init,
-        vectors::gateway_identity(),
-        ephemeral.clone(),
-        nonce,
-    ) {
-        Ok(started) => started,
-        Err(err) => {
-            assert_eq!(err, HandshakeError::MalformedRequest);
-            assert!(init.len() != INIT_LEN || !identity_ok);
-            return;
-        }
-    };
+    let (state, reply) =
+        match handshake::start(init, vectors::gateway_identity(), ephemeral.clone(), nonce) {
+            Ok(started) => started,
+            Err(err) => {
+                assert_eq!(err, HandshakeError::MalformedRequest);
+                assert!(init.len() != INIT_LEN || !identity_ok);
+                return;
+            }
+        };
     assert!(init.len() == INIT_LEN && identity_ok);
     if init == vectors::handshake_message(0) {
         assert_eq!(reply, vector_reply, "message 2 differs from the vector");
@@ -174,7 +173,10 @@ fn honest_client(u: &mut Unstructured<'_>) -> Result<()> {
     match state.finish(&finish) {
         Ok(registered) => {
             assert!(flip.is_none(), "a tampered message 3 was accepted");
-            assert_eq!(registered.client_identity, client.verifying_key().to_bytes());
+            assert_eq!(
+                registered.client_identity,
+                client.verifying_key().to_bytes()
+            );
             assert_eq!(registered.shared_key, key);
         }
         Err(err) => {

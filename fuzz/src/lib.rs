@@ -10,6 +10,7 @@
 //! - [`surb_ack`]: splitting a final-hop plaintext into SURB-ack and message.
 //! - [`final_hop`]: unwrapping arbitrary packets with the gateway's vector key.
 //! - [`final_hop_build`]: unwrapping packets an honest sender built from arbitrary contents.
+//! - [`fast_final_hop`]: the fast final-hop path against the reference path, result for result.
 //!
 //! Client port (9000):
 //! - [`client_request`]: the JSON text requests.
@@ -31,6 +32,7 @@ pub mod binary_frame;
 pub mod client_request;
 pub mod config;
 pub mod encrypted_request;
+pub mod fast_final_hop;
 pub mod final_hop;
 pub mod final_hop_build;
 pub mod framing;

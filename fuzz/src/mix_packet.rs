@@ -23,14 +23,20 @@ pub fn check(data: &[u8], result: &Result<MixPacket, MixPacketError>, version: u
     let fixed = usize::from(version);
     match result {
         Ok(packet) => {
-            assert_eq!(PacketSize::from_len(packet.packet.len()), Ok(packet.packet_size));
+            assert_eq!(
+                PacketSize::from_len(packet.packet.len()),
+                Ok(packet.packet_size)
+            );
             let encoded = if version == 1 {
                 assert_eq!(packet.key_rotation, KeyRotation::Unknown);
                 packet.to_v1_bytes()
             } else {
                 packet.to_v2_bytes()
             };
-            assert_eq!(encoded, data, "re-encoding changed the v{version} MixPacket");
+            assert_eq!(
+                encoded, data,
+                "re-encoding changed the v{version} MixPacket"
+            );
             let (next_hop, used) =
                 routing_address::decode(&data[fixed..]).expect("the address decoded before");
             assert_eq!(next_hop, packet.next_hop);

@@ -12,7 +12,11 @@ pub fn run(data: &[u8]) {
         Ok((addr, used)) => {
             assert_eq!(used, encoded_len(&addr));
             assert!(used <= data.len());
-            assert_eq!(to_bytes(&addr)[..], data[..used], "re-encoding changed the address");
+            assert_eq!(
+                to_bytes(&addr)[..],
+                data[..used],
+                "re-encoding changed the address"
+            );
             let mut appended = vec![0xee];
             encode(&addr, &mut appended);
             assert_eq!(appended[1..], data[..used]);

@@ -16,8 +16,10 @@ use sphinx_packet::route::{Destination, DestinationAddressBytes, Node, NodeAddre
 use sphinx_packet::SphinxPacketBuilder;
 
 use super::*;
+use crate::config::FinalHopImplementation;
 use crate::node::metrics::Reason;
 use crate::node::relay::{Forward, RelayConfig};
+use crate::node::unwrapper::{UnwrapKey, Unwrapper};
 use gateway_protocol::final_hop::{self, SphinxSecret};
 
 fn vectors() -> Value {
@@ -80,7 +82,7 @@ impl Pipeline {
     }
 
     /// Decodes one whole frame and runs it through unwrap and dispatch.
-    fn process(&self, secret: &SphinxSecret, framed: &[u8]) -> Option<(ClientAddress, Delivery)> {
+    fn process(&self, secret: &impl UnwrapKey, framed: &[u8]) -> Option<(ClientAddress, Delivery)> {
         let (frame, used) = framing::decode(framed).unwrap().unwrap();
         assert_eq!(used, framed.len());
         dispatch(
@@ -171,6 +173,32 @@ async fn vector_ack_packet_is_relayed_to_its_next_hop() {
             );
         }
     }
+}
+
+/// The fast unwrap path (the default) and the `sphinx-packet` reference relay the vector's ack
+/// packet identically: same next hop, same bytes, same key rotation.
+#[tokio::test(start_paused = true)]
+async fn both_unwrap_implementations_relay_the_same_packet() {
+    let v = vectors();
+    let key: [u8; 32] = hex_field(&v, "mix_node_sphinx_private_key_hex")
+        .try_into()
+        .unwrap();
+    let ack = hex_field(&v["expected_results_for_v7_and_v8"][0], "ack_packet_hex");
+    let framed = frame_bytes(FrameVersion::V8, KeyRotation::Odd, &ack);
+    let mut relayed = Vec::new();
+    for implementation in [
+        FinalHopImplementation::Fast,
+        FinalHopImplementation::Reference,
+    ] {
+        let unwrapper = Unwrapper::new(key, implementation).unwrap();
+        let pipeline = Pipeline::relay_role();
+        assert!(pipeline.process(&unwrapper, &framed).is_none());
+        let sent = pipeline.drain().await;
+        assert_eq!(sent.len(), 1);
+        relayed.push(sent[0].clone());
+    }
+    assert_eq!(relayed[0], relayed[1]);
+    assert_eq!(relayed[0].key_rotation, KeyRotation::Odd);
 }
 
 /// The vector's forward-hop packet for the gateway key: a relay passes it on (to 192.0.2.10,
