@@ -1,6 +1,7 @@
 //! A fixed pool of threads for CPU-heavy work (Sphinx unwrapping), so the async workers only
-//! move bytes. At most `capacity` jobs are queued or running; submitters wait for room, which
-//! slows a fast peer down instead of growing memory.
+//! move bytes. Each job has a weight (the packets it unwraps); jobs weighing at most
+//! `capacity` in all are queued or running, and submitters wait for room, which slows a fast
+//! peer down instead of growing memory.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
@@ -27,11 +28,13 @@ pub struct JobPanicked;
 pub struct CpuPool {
     jobs: Mutex<Option<mpsc::Sender<(Job, OwnedSemaphorePermit)>>>,
     permits: Arc<Semaphore>,
+    capacity: usize,
+    workers: usize,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl CpuPool {
-    /// Starts `workers` threads (0 = one per core) with room for `capacity` jobs.
+    /// Starts `workers` threads (0 = one per core) with room for jobs weighing `capacity`.
     pub fn new(workers: usize, capacity: usize) -> std::io::Result<Self> {
         let workers = if workers == 0 {
             std::thread::available_parallelism().map_or(1, usize::from)
@@ -58,23 +61,35 @@ impl CpuPool {
                     })?,
             );
         }
+        let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
         Ok(Self {
             jobs: Mutex::new(Some(tx)),
-            permits: Arc::new(Semaphore::new(capacity.max(1))),
+            permits: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            workers,
             threads: Mutex::new(threads),
         })
     }
 
-    /// Queues `work` once there is room and returns a receiver for its result. Jobs queued by
-    /// one caller start in order; the caller decides the order in which it reads results.
+    /// The number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Queues `work`, weighing `weight` (at least 1; more than the capacity counts as all of
+    /// it), once there is room, and returns a receiver for its result. Jobs queued by one
+    /// caller start in order; the caller decides the order in which it reads results.
     pub async fn submit<T: Send + 'static>(
         &self,
+        weight: usize,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<oneshot::Receiver<JobResult<T>>, PoolClosed> {
+        // Fits in u32: the capacity is at most `Semaphore::MAX_PERMITS` (< u32::MAX).
+        let weight = weight.clamp(1, self.capacity) as u32;
         let permit = self
             .permits
             .clone()
-            .acquire_owned()
+            .acquire_many_owned(weight)
             .await
             .map_err(|_| PoolClosed)?;
         let (tx, rx) = oneshot::channel();
@@ -114,20 +129,38 @@ mod tests {
         let pool = CpuPool::new(2, 4).unwrap();
         let mut pending = Vec::new();
         for n in 0..20u32 {
-            pending.push(pool.submit(move || n * 2).await.unwrap());
+            pending.push(pool.submit(1, move || n * 2).await.unwrap());
         }
         for (n, rx) in pending.into_iter().enumerate() {
             assert_eq!(rx.await.unwrap().unwrap(), n as u32 * 2);
         }
-        let rx = pool.submit(|| -> u32 { panic!("boom") }).await.unwrap();
+        let rx = pool.submit(1, || -> u32 { panic!("boom") }).await.unwrap();
         assert!(rx.await.unwrap().is_err());
-        let rx = pool.submit(|| 7).await.unwrap();
+        // Heavier than the whole capacity: still runs (as if it weighed the capacity).
+        let rx = pool.submit(100, || 7).await.unwrap();
         assert_eq!(
             rx.await.unwrap().unwrap(),
             7,
             "the pool survives a panicking job"
         );
         pool.shutdown();
-        assert!(pool.submit(|| 1).await.is_err());
+        assert!(pool.submit(1, || 1).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_job_holds_room_for_its_weight_until_it_is_done() {
+        use futures_util::FutureExt as _;
+        let pool = CpuPool::new(1, 4).unwrap();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let heavy = pool.submit(4, move || wait.recv().is_ok()).await.unwrap();
+        assert!(
+            pool.submit(1, || ()).now_or_never().is_none(),
+            "the heavy job fills the whole capacity"
+        );
+        release.send(()).unwrap();
+        assert!(heavy.await.unwrap().unwrap());
+        let light = pool.submit(1, || 5).await.unwrap();
+        assert_eq!(light.await.unwrap().unwrap(), 5);
+        pool.shutdown();
     }
 }

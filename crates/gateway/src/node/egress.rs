@@ -161,6 +161,12 @@ impl Egress {
     }
 }
 
+/// Bytes of frames written to a next hop with one write at most. What is already queued when
+/// the connection gets to write goes out together (~13 regular packets), so a busy hop costs
+/// one syscall per batch instead of one per packet; the buffer is kept for the connection's
+/// life, so this also bounds its memory.
+const WRITE_BATCH_BYTES: usize = 32 * 1024;
+
 struct Connection {
     addr: SocketAddr,
     shared: Arc<Shared>,
@@ -171,15 +177,14 @@ impl Connection {
         let config = &self.shared.config;
         let metrics = &self.shared.metrics;
         let mut backoff = config.initial_backoff;
-        // A frame taken from the queue but not yet written (kept across reconnects).
-        let mut pending: Option<Vec<u8>> = None;
+        let mut pending = Batch::default();
         loop {
-            if self.shared.shutdown.is_cancelled() && pending.is_none() && rx.is_empty() {
+            if self.shared.shutdown.is_cancelled() && pending.is_empty() && rx.is_empty() {
                 break;
             }
             let stream = tokio::select! {
                 result = tokio::time::timeout(config.connect_timeout, TcpStream::connect(self.addr)) => result,
-                _ = self.shared.shutdown.cancelled(), if pending.is_none() && rx.is_empty() => break,
+                _ = self.shared.shutdown.cancelled(), if pending.is_empty() && rx.is_empty() => break,
             };
             let mut stream = match stream {
                 Ok(Ok(stream)) => stream,
@@ -212,7 +217,7 @@ impl Connection {
         }
         // Whatever is left is lost: count it so it is never silent.
         rx.close();
-        let mut lost = u64::from(pending.is_some());
+        let mut lost = pending.frames;
         while rx.try_recv().is_ok() {
             metrics.egress_queue_depth.dec();
             lost += 1;
@@ -242,38 +247,75 @@ impl Connection {
         &self,
         stream: &mut TcpStream,
         rx: &mut mpsc::Receiver<Vec<u8>>,
-        pending: &mut Option<Vec<u8>>,
+        pending: &mut Batch,
     ) -> WriteOutcome {
         let metrics = &self.shared.metrics;
+        let idle_timeout = self.shared.config.idle_timeout;
+        // One timer reset per write instead of a new timer per frame.
+        let idle = tokio::time::sleep(idle_timeout);
+        tokio::pin!(idle);
+        let mut closing = false;
         loop {
-            let frame = match pending.take() {
-                Some(frame) => frame,
-                None => {
-                    let next = tokio::select! {
-                        frame = rx.recv() => frame,
-                        _ = tokio::time::sleep(self.shared.config.idle_timeout) => {
-                            // Idle: stop taking new frames (senders start a fresh connection),
-                            // write whatever raced in, then finish.
-                            rx.close();
-                            continue;
-                        }
-                        _ = self.shared.shutdown.cancelled(), if rx.is_empty() => return WriteOutcome::Finished,
-                    };
-                    match next {
-                        Some(frame) => {
-                            metrics.egress_queue_depth.dec();
-                            frame
-                        }
-                        None => return WriteOutcome::Finished,
+            if pending.is_empty() {
+                let next = tokio::select! {
+                    biased;
+                    frame = rx.recv() => frame,
+                    () = &mut idle, if !closing => {
+                        // Idle: stop taking new frames (senders start a fresh connection),
+                        // write whatever raced in, then finish.
+                        rx.close();
+                        closing = true;
+                        continue;
                     }
+                    _ = self.shared.shutdown.cancelled(), if rx.is_empty() => return WriteOutcome::Finished,
+                };
+                let Some(frame) = next else {
+                    return WriteOutcome::Finished;
+                };
+                metrics.egress_queue_depth.dec();
+                pending.push(&frame);
+                // Whatever else is already queued goes out in the same write.
+                while pending.bytes.len() < WRITE_BATCH_BYTES {
+                    let Ok(frame) = rx.try_recv() else { break };
+                    metrics.egress_queue_depth.dec();
+                    pending.push(&frame);
                 }
-            };
-            if let Err(e) = stream.write_all(&frame).await {
-                *pending = Some(frame);
+            }
+            if let Err(e) = stream.write_all(&pending.bytes).await {
+                // The whole batch is written again after reconnecting: the next hop may see a
+                // packet twice (its replay filter drops it), but none is lost here.
                 return WriteOutcome::Broken(e);
             }
-            metrics.egress_packets_sent.inc();
+            metrics.egress_packets_sent.inc_by(pending.frames);
+            pending.clear();
+            if !closing {
+                idle.as_mut()
+                    .reset(tokio::time::Instant::now() + idle_timeout);
+            }
         }
+    }
+}
+
+/// Frames taken from a next hop's queue and not yet written, kept across reconnects.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    frames: u64,
+}
+
+impl Batch {
+    fn push(&mut self, frame: &[u8]) {
+        self.bytes.extend_from_slice(frame);
+        self.frames += 1;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.frames == 0
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.frames = 0;
     }
 }
 

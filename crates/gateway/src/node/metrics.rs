@@ -236,9 +236,14 @@ impl Metrics {
 
     /// Counts a dropped mix packet.
     pub fn mix_drop(&self, reason: &'static str) {
+        self.mix_drops(reason, 1);
+    }
+
+    /// Counts `packets` dropped mix packets.
+    pub fn mix_drops(&self, reason: &'static str, packets: usize) {
         self.mix_packets_dropped
             .get_or_create(&Reason { reason })
-            .inc();
+            .inc_by(packets as u64);
     }
 
     /// Counts a dropped egress packet.

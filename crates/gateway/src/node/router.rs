@@ -43,8 +43,11 @@ pub type LivenessProbe = oneshot::Sender<bool>;
 /// What a live session gives the router.
 #[derive(Debug)]
 pub struct SessionHandle {
-    /// Live messages for the session to write.
-    pub deliveries: mpsc::Sender<Delivery>,
+    /// Live messages for the session to write. Boxed: tokio allocates a channel's first block
+    /// of 32 slots when the channel is created, and 32 × 8-byte pointers instead of
+    /// 32 × 88-byte deliveries saves ~2.5 KiB for every connected client, most of which never
+    /// have a message queued.
+    pub deliveries: mpsc::Sender<Box<Delivery>>,
     /// Asks the session to check its client is still there.
     pub liveness: mpsc::Sender<LivenessProbe>,
     /// Woken when a message for this client was committed to the store during the session.
@@ -176,12 +179,12 @@ impl Router {
         let delivery = {
             let sessions = self.sessions();
             match sessions.get(&client) {
-                Some(entry) => match entry.handle.deliveries.try_send(delivery) {
+                Some(entry) => match entry.handle.deliveries.try_send(Box::new(delivery)) {
                     // The session writes it and then calls `pushed`.
                     Ok(()) => return,
                     Err(
                         mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d),
-                    ) => d,
+                    ) => *d,
                 },
                 None => delivery,
             }

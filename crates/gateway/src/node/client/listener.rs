@@ -19,6 +19,12 @@ use crate::node::metrics::Reason;
 /// long as it is being read.
 const READ_BUFFER_SIZE: usize = 4 * 1024;
 
+/// Encoded frames tungstenite collects before writing them to the socket when several are
+/// sent with one flush (a session's batch of live or stored messages): ~3 pushed messages per
+/// write. A single send is flushed at once regardless. The buffer keeps the capacity it grew
+/// to (up to ~7 KiB after a batch), so this stays small for the many clients that are idle.
+const WRITE_BUFFER_SIZE: usize = 4 * 1024;
+
 /// Accepts connections until `shutdown`.
 pub(super) async fn run(
     listener: TcpListener,
@@ -100,12 +106,12 @@ pub(super) fn reject(ctx: &ClientContext, reason: &'static str) {
         .inc();
 }
 
-/// Message limits from the config, small buffers, and writes that go out at once (a pushed
-/// message should not wait in a buffer for the next one).
+/// Message limits from the config and small buffers. Every send ends with a flush, so a pushed
+/// message never waits in the buffer for the next one.
 fn websocket_config(limits: &Debug) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_SIZE)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER_SIZE)
         .max_message_size(Some(limits.maximum_client_message_size))
         .max_frame_size(Some(limits.maximum_client_message_size))
 }

@@ -24,12 +24,16 @@ use crate::node::router::{
 /// How long a client has to answer our liveness Ping with its Pong (PROTOCOL §2.10).
 const PONG_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Live messages written per flush at most (see [`Session::push`]); bounds how long one
+/// session's writing keeps it from reading its client.
+const PUSH_BATCH: usize = 32;
+
 /// Liveness probes waiting for a session; one is answered at a time, so one slot suffices.
 const LIVENESS_QUEUE: usize = 1;
 
 /// The receiving ends of what the router holds for a session.
 pub(super) struct Inbox {
-    deliveries: mpsc::Receiver<Delivery>,
+    deliveries: mpsc::Receiver<Box<Delivery>>,
     liveness: mpsc::Receiver<LivenessProbe>,
     stored: Arc<Notify>,
 }
@@ -49,7 +53,7 @@ impl Inbox {
         self.deliveries.close();
         let mut returned = 0u64;
         while let Some(delivery) = self.deliveries.recv().await {
-            router.store_then_ack(client, delivery).await;
+            router.store_then_ack(client, *delivery).await;
             returned += 1;
         }
         if returned > 0 {
@@ -245,19 +249,41 @@ impl Session {
         Ok(())
     }
 
-    /// Writes a live message; on failure it goes back to the store and the session ends.
-    async fn push(&mut self, delivery: Delivery) -> Result<(), End> {
-        let Some(frame) = delivery::seal(&delivery.message, &self.key) else {
-            self.ctx.router.store_then_ack(self.client, delivery).await;
-            return Ok(());
-        };
-        match self.socket.send_binary(frame).await {
+    /// Writes a live message and whatever is queued behind it (up to [`PUSH_BATCH`]) with one
+    /// flush, then forwards their acks. Under load the queue holds several messages, and
+    /// writing them together costs one socket write per few frames instead of one per frame.
+    /// If the write fails they all go back to the store and the session ends: a message the
+    /// client may already have received can reach it twice, never zero times.
+    async fn push(&mut self, first: Box<Delivery>) -> Result<(), End> {
+        let mut batch = vec![first];
+        while batch.len() < PUSH_BATCH {
+            match self.inbox.deliveries.try_recv() {
+                Ok(delivery) => batch.push(delivery),
+                Err(_) => break,
+            }
+        }
+        let mut frames = Vec::with_capacity(batch.len());
+        let mut sealed = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            match delivery::seal(&delivery.message, &self.key) {
+                Some(frame) => {
+                    frames.push(frame);
+                    sealed.push(delivery);
+                }
+                None => self.ctx.router.store_then_ack(self.client, *delivery).await,
+            }
+        }
+        match self.socket.send_binaries(frames).await {
             Ok(()) => {
-                self.ctx.router.pushed(delivery.ack);
+                for delivery in sealed {
+                    self.ctx.router.pushed(delivery.ack);
+                }
                 Ok(())
             }
             Err(e) => {
-                self.ctx.router.store_then_ack(self.client, delivery).await;
+                for delivery in sealed {
+                    self.ctx.router.store_then_ack(self.client, *delivery).await;
+                }
                 Err(e.into())
             }
         }

@@ -46,11 +46,6 @@ impl ClientSocket {
         self.send(Message::text(response.to_text())).await
     }
 
-    /// Sends a binary frame.
-    pub(super) async fn send_binary(&mut self, frame: Vec<u8>) -> Result<(), WriteError> {
-        self.send(Message::binary(frame)).await
-    }
-
     /// Sends binary frames in order with one flush at the end; each frame has its own timeout.
     pub(super) async fn send_binaries(&mut self, frames: Vec<Vec<u8>>) -> Result<(), WriteError> {
         for frame in frames {
