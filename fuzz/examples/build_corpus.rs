@@ -219,32 +219,19 @@ fn main() {
     s.add("tampered_finish", &[&[0, 80], &m1, &bad]);
     s.add("short_finish", &[&[0, 80], &m1, &m3[..91]]);
     s.add("init_only", &[&[0, 79], &m1[..79]]);
-    s.add(
-        "honest",
-        &[
-            &[1],
-            &[0x11; 32],
-            &[0x33; 32],
-            &[0x44; 16],
-            &[9; 12],
-            &[0x55; 32],
-            &[1; 12],
-            &[0],
-        ],
-    );
-    s.add(
-        "honest_flipped",
-        &[
-            &[1],
-            &[0x11; 32],
-            &[0x33; 32],
-            &[0x44; 16],
-            &[9; 12],
-            &[0x55; 32],
-            &[1; 12],
-            &[1, 3, 5],
-        ],
-    );
+    // mode, client identity, client ephemeral, salt, client nonce, gateway ephemeral and nonce
+    let honest: [&[u8]; 7] = [
+        &[1],
+        &[0x11; 32],
+        &[0x33; 32],
+        &[0x44; 16],
+        &[9; 12],
+        &[0x55; 32],
+        &[1; 12],
+    ];
+    // then the optional bit to flip in message 3
+    s.add("honest", &[&honest[..], &[&[0]]].concat());
+    s.add("honest_flipped", &[&honest[..], &[&[1, 3, 5]]].concat());
 
     let s = Seeds::new("authenticate");
     s.add("vector", &[&[0], text(auth, "ws_text")]);

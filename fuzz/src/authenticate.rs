@@ -19,21 +19,11 @@ use gateway_protocol::client::{AuthenticateV2Request, ClientRequest, CURRENT_PRO
 use crate::vectors::{self, AUTH_NOW};
 
 pub fn run(data: &[u8]) {
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    if mode % 2 == 0 {
-        text(rest);
-    } else {
-        let _ = signed(&mut Unstructured::new(rest));
-    }
+    crate::by_mode(data, text, signed);
 }
 
 fn text(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let Ok(ClientRequest::AuthenticateV2(request)) = ClientRequest::parse(text) else {
+    let Some(ClientRequest::AuthenticateV2(request)) = crate::text_request(data) else {
         return;
     };
     let last_used = request.request_unix_timestamp.checked_sub(1);

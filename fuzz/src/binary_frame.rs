@@ -17,14 +17,7 @@ use gateway_protocol::mix_packet::MixPacket;
 use crate::vectors;
 
 pub fn run(data: &[u8]) {
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    if mode % 2 == 0 {
-        raw(rest);
-    } else {
-        let _ = sealed(&mut Unstructured::new(rest));
-    }
+    crate::by_mode(data, raw, sealed);
 }
 
 fn raw(frame: &[u8]) {

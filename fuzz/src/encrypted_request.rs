@@ -14,21 +14,11 @@ use gateway_protocol::client::{ClientRequest, SensitiveRequest};
 use crate::vectors;
 
 pub fn run(data: &[u8]) {
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    if mode % 2 == 0 {
-        text(rest);
-    } else {
-        let _ = sealed(&mut Unstructured::new(rest));
-    }
+    crate::by_mode(data, text, sealed);
 }
 
 fn text(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let Ok(ClientRequest::EncryptedRequest { ciphertext, nonce }) = ClientRequest::parse(text)
+    let Some(ClientRequest::EncryptedRequest { ciphertext, nonce }) = crate::text_request(data)
     else {
         return;
     };

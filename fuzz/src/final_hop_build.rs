@@ -10,12 +10,8 @@ use gateway_protocol::final_hop::{self, Hop, UnwrapError};
 use gateway_protocol::mix_packet::MixPacket;
 use gateway_protocol::packet_size::{PacketSize, SURB_ACK_LEN};
 use gateway_protocol::routing_address::{self, MAX_LEN};
-use sphinx_packet::crypto::{PrivateKey, PublicKey};
-use sphinx_packet::header::delays::Delay;
-use sphinx_packet::route::{Destination, DestinationAddressBytes, Node, NodeAddressBytes};
-use sphinx_packet::version::KNOWN_VERSIONS;
-use sphinx_packet::SphinxPacketBuilder;
 
+use crate::honest_packet::Contents;
 use crate::vectors;
 
 pub fn run(data: &[u8]) {
@@ -23,37 +19,20 @@ pub fn run(data: &[u8]) {
 }
 
 fn build_and_unwrap(u: &mut Unstructured<'_>) -> Result<()> {
-    let version = *u.choose(KNOWN_VERSIONS)?;
-    let size = *u.choose(&PacketSize::ALL)?;
-    let rotation = crate::rotation(u.arbitrary()?);
-    let initial_secret = PrivateKey::from(u.arbitrary::<[u8; 32]>()?);
-    let recipient: [u8; 32] = u.arbitrary()?;
-    let identifier: [u8; 16] = u.arbitrary()?;
-    let delay = u.arbitrary::<u64>()?;
-    let next_hop: Option<[u8; 32]> = u.arbitrary()?;
-    let rest = u.bytes(u.len())?;
-    let plaintext = &rest[..rest.len().min(size.plaintext_size())];
-
-    let gateway = node([0; 32], vectors::gateway_sphinx_secret().public_key());
-    let mut route = vec![gateway];
-    let mut delays = vec![Delay::new_from_nanos(delay)];
-    if let Some(address) = next_hop {
-        route.push(node(
-            address,
-            vectors::mix_node_sphinx_secret().public_key(),
-        ));
-        delays.push(Delay::new_from_nanos(0));
-    }
-    let destination = Destination::new(DestinationAddressBytes::from_bytes(recipient), identifier);
-    let Ok(packet) = SphinxPacketBuilder::new()
-        .with_version(version)
-        .with_payload_size(size.payload_size())
-        .with_initial_secret(&initial_secret)
-        .build_packet(plaintext, &route, &destination, &delays)
-    else {
+    let contents = Contents::arbitrary(u)?;
+    let plaintext = contents.plaintext(u.bytes(u.len())?);
+    let Contents {
+        version,
+        size,
+        rotation,
+        recipient,
+        delay,
+        next_hop,
+        ..
+    } = contents;
+    let Some(packet) = contents.build(plaintext) else {
         return Ok(());
     };
-    let packet = packet.to_bytes();
     assert_eq!(packet.len(), size.size());
 
     let result = final_hop::unwrap(vectors::gateway_sphinx_secret(), &packet, rotation);
@@ -118,11 +97,4 @@ fn build_and_unwrap(u: &mut Unstructured<'_>) -> Result<()> {
         ),
     }
     Ok(())
-}
-
-fn node(address: [u8; 32], public_key: [u8; 32]) -> Node {
-    Node::new(
-        NodeAddressBytes::from_bytes(address),
-        PublicKey::from(public_key),
-    )
 }

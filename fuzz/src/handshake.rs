@@ -20,14 +20,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use crate::vectors;
 
 pub fn run(data: &[u8]) {
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    if mode % 2 == 0 {
-        raw(rest);
-    } else {
-        let _ = honest_client(&mut Unstructured::new(rest));
-    }
+    crate::by_mode(data, raw, honest_client);
 }
 
 fn raw(data: &[u8]) {

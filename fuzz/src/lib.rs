@@ -24,7 +24,8 @@
 //! - [`pem_keys`]: the four PEM key files.
 //! - [`statistics_report`]: the statistics service's request bodies.
 //!
-//! [`vectors`] holds the fixed keys, taken from `testdata/vectors/`.
+//! [`vectors`] holds the fixed keys, taken from `testdata/vectors/`; `honest_packet` builds
+//! packets for them as an honest sender does.
 #![forbid(unsafe_code)]
 
 pub mod authenticate;
@@ -37,6 +38,7 @@ pub mod final_hop;
 pub mod final_hop_build;
 pub mod framing;
 pub mod handshake;
+mod honest_packet;
 pub mod mix_packet;
 pub mod pem_keys;
 pub mod routing_address;
@@ -44,7 +46,32 @@ pub mod statistics_report;
 pub mod surb_ack;
 pub mod vectors;
 
+use arbitrary::Unstructured;
+use gateway_protocol::client::ClientRequest;
 use gateway_protocol::framing::KeyRotation;
+
+/// Reads the mode byte the two-mode targets start with: an even mode hands the rest of `data`
+/// to `raw` as it is, an odd one to `structured` (running out of bytes there ends the input
+/// quietly). Empty input does nothing.
+fn by_mode(
+    data: &[u8],
+    raw: impl FnOnce(&[u8]),
+    structured: impl FnOnce(&mut Unstructured<'_>) -> arbitrary::Result<()>,
+) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    if mode % 2 == 0 {
+        raw(rest);
+    } else {
+        let _ = structured(&mut Unstructured::new(rest));
+    }
+}
+
+/// The client request in a websocket text frame of `data`, if it is UTF-8 and parses.
+fn text_request(data: &[u8]) -> Option<ClientRequest> {
+    ClientRequest::parse(std::str::from_utf8(data).ok()?).ok()
+}
 
 /// The key rotation named by `n` modulo 3.
 fn rotation(n: u8) -> KeyRotation {

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 
 use ed25519_dalek::SigningKey;
 use gateway_protocol::client::SharedKey;
+use gateway_protocol::fast_final_hop::FastSphinxSecret;
 use gateway_protocol::final_hop::SphinxSecret;
 use serde_json::Value;
 
@@ -50,9 +51,20 @@ pub fn hex32(value: &Value, key: &str) -> [u8; 32] {
 /// The gateway's sphinx secret (`42…42`).
 pub fn gateway_sphinx_secret() -> &'static SphinxSecret {
     static KEY: OnceLock<SphinxSecret> = OnceLock::new();
+    KEY.get_or_init(|| SphinxSecret::from_bytes(gateway_sphinx_key_bytes()))
+}
+
+/// The same key, loaded for the fast final-hop path.
+pub fn gateway_fast_sphinx_secret() -> &'static FastSphinxSecret {
+    static KEY: OnceLock<FastSphinxSecret> = OnceLock::new();
     KEY.get_or_init(|| {
-        SphinxSecret::from_bytes(hex32(final_hop(), "gateway_sphinx_private_key_hex"))
+        FastSphinxSecret::from_bytes(gateway_sphinx_key_bytes())
+            .expect("aws-lc loads the vector key")
     })
+}
+
+fn gateway_sphinx_key_bytes() -> [u8; 32] {
+    hex32(final_hop(), "gateway_sphinx_private_key_hex")
 }
 
 /// The sphinx secret of the mix node in `final_hop.json` (`55…55`).

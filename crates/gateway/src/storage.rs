@@ -13,6 +13,10 @@ pub fn store_config(config: &Config) -> StoreConfig {
     store.max_messages_per_client = d.max_stored_messages_per_client;
     store.max_bytes_per_client = d.max_stored_bytes_per_client;
     store.synchronous_full = d.store_synchronous_full;
+    store.writer_cache_kib = d.store_cache_kib;
+    store.background_checkpoints = d.store_background_checkpoints;
+    store.checkpoint_pages = d.store_checkpoint_pages;
+    store.wal_restart_pages = d.store_wal_restart_pages;
     store
 }
 

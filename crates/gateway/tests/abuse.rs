@@ -19,10 +19,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use util::harness::TestGateway;
-use util::probe::{closed_within, summary, warnings, AckSink, Prober, Sampler, Traffic};
+use util::probe::{
+    closed_within, stop_and_check_log, summary, AckSink, Prober, Sampler, Traffic, Usage,
+};
 use util::sphinx::{final_hop_packet_sized, v7_frame};
 use util::ws_client::{random, TestClient, WsClient, READ_TIMEOUT};
-use util::OutputText;
 
 /// Memory the gateway may gain during an attack before a test fails: generous, since the
 /// point is to catch growth with the attack's size (a buffer per declared frame length, a
@@ -31,25 +32,6 @@ const RSS_SLACK_MIB: u64 = 64;
 
 /// How long a test waits for the gateway to close an abusive connection.
 const CLOSE_WAIT: Duration = Duration::from_secs(15);
-
-/// Stops the gateway with SIGTERM (exit 0 expected) and checks its log was not flooded:
-/// returns the warnings, having printed them.
-fn stop_and_check_log(mut gateway: TestGateway, label: &str, max_warnings: usize) -> String {
-    let out = gateway.stop("TERM");
-    let log = out.stderr_text();
-    assert_eq!(out.status.code(), Some(0), "{log}");
-    let warned = warnings(&log);
-    eprintln!("[{label}] {} warnings in the log:", warned.len());
-    for line in &warned {
-        eprintln!("    {line}");
-    }
-    assert!(
-        warned.len() <= max_warnings,
-        "the log has {} warnings (at most {max_warnings} expected)",
-        warned.len()
-    );
-    log
-}
 
 async fn mix_connection(gateway: &TestGateway) -> TcpStream {
     TcpStream::connect(gateway.mix_addr()).await.unwrap()
@@ -111,6 +93,64 @@ async fn probe_for(
     }
 }
 
+/// The well-behaved peers an attack must not disturb: an authenticated client (the prober)
+/// and a mix connection of its own pushing messages to it, acknowledged to a sink of its own.
+struct Bystanders {
+    prober: Prober,
+    mix: TcpStream,
+    sink: AckSink,
+}
+
+impl Bystanders {
+    /// Registers the prober and connects its mix connection; one push checks both work.
+    async fn join(gateway: &TestGateway) -> Self {
+        let sink = AckSink::start().await;
+        let mut prober = Prober::register(gateway.clients_port(), &gateway.identity).await;
+        let mut mix = mix_connection(gateway).await;
+        prober.push_round_trip(gateway, &mut mix, sink.addr()).await;
+        Self { prober, mix, sink }
+    }
+
+    /// One round trip of the prober and one push to it.
+    async fn probe(&mut self, gateway: &TestGateway) {
+        self.prober.round_trip().await;
+        self.prober
+            .push_round_trip(gateway, &mut self.mix, self.sink.addr())
+            .await;
+    }
+
+    /// Probes every 100 ms for `span`.
+    async fn probe_for(&mut self, span: Duration, gateway: &TestGateway) {
+        let mix = Some((&mut self.mix, self.sink.addr()));
+        probe_for(span, &mut self.prober, gateway, mix).await;
+    }
+
+    /// A push over a new mix connection: there is a place for it.
+    async fn push_over_new_connection(&mut self, gateway: &TestGateway) {
+        let mut fresh = mix_connection(gateway).await;
+        self.prober
+            .push_round_trip(gateway, &mut fresh, self.sink.addr())
+            .await;
+    }
+
+    /// Stops `sampler` and prints what it and the prober measured.
+    fn finish(&self, sampler: Sampler, label: &str) -> Usage {
+        let usage = sampler.finish(label);
+        self.prober.report(label);
+        usage
+    }
+}
+
+/// A connection to each port that sends nothing.
+async fn idle_pair(gateway: &TestGateway) -> [TcpStream; 2] {
+    [
+        mix_connection(gateway).await,
+        TcpStream::connect(("127.0.0.1", gateway.clients_port()))
+            .await
+            .unwrap(),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_on_the_mix_port_is_cut_off() {
     let gateway = TestGateway::start(
@@ -121,12 +161,7 @@ async fn slowloris_on_the_mix_port_is_cut_off() {
             ("mix_connection_idle_timeout", "'3s'"),
         ],
     );
-    let sink = AckSink::start().await;
-    let mut prober = Prober::register(gateway.clients_port(), &gateway.identity).await;
-    let mut probe_mix = mix_connection(&gateway).await;
-    prober
-        .push_round_trip(&gateway, &mut probe_mix, sink.addr())
-        .await;
+    let mut bystanders = Bystanders::join(&gateway).await;
     let sampler = Sampler::start(gateway.pid());
 
     // 22 stalled connections (with the probe's and the drip's, every place is taken): a
@@ -176,13 +211,7 @@ async fn slowloris_on_the_mix_port_is_cut_off() {
     });
     // The well-behaved client and mix connection are served while the stalled ones wait out
     // their timeouts.
-    probe_for(
-        Duration::from_secs(4),
-        &mut prober,
-        &gateway,
-        Some((&mut probe_mix, sink.addr())),
-    )
-    .await;
+    bystanders.probe_for(Duration::from_secs(4), &gateway).await;
 
     let mut closed_after: HashMap<usize, Vec<Duration>> = HashMap::new();
     while let Some(result) = stalled.join_next().await {
@@ -195,8 +224,7 @@ async fn slowloris_on_the_mix_port_is_cut_off() {
         .await
         .unwrap()
         .expect("the dripping mix connection is closed");
-    let usage = sampler.finish("mix slowloris");
-    prober.report("mix slowloris");
+    let usage = bystanders.finish(sampler, "mix slowloris");
     eprintln!(
         "[mix slowloris] closed after: partial header {}, partial packet {}, idle {}; drip closed after {drip:?}",
         summary(&closed_after[&0]),
@@ -215,10 +243,7 @@ async fn slowloris_on_the_mix_port_is_cut_off() {
     usage.assert_rss_within(RSS_SLACK_MIB);
 
     // Places are free again.
-    let mut fresh = mix_connection(&gateway).await;
-    prober
-        .push_round_trip(&gateway, &mut fresh, sink.addr())
-        .await;
+    bystanders.push_over_new_connection(&gateway).await;
     stop_and_check_log(gateway, "mix slowloris", 2);
 }
 
@@ -380,37 +405,21 @@ async fn idle_connections_up_to_and_past_both_caps() {
             ("mix_connection_idle_timeout", "'4s'"),
         ],
     );
-    let sink = AckSink::start().await;
     // The well-behaved peers connect first and hold one place on each port.
-    let mut prober = Prober::register(gateway.clients_port(), &gateway.identity).await;
-    let mut probe_mix = mix_connection(&gateway).await;
-    prober
-        .push_round_trip(&gateway, &mut probe_mix, sink.addr())
-        .await;
+    let mut bystanders = Bystanders::join(&gateway).await;
     let sampler = Sampler::start(gateway.pid());
 
     let started = Instant::now();
     let mut idle = Vec::with_capacity(2 * ATTACK);
     for _ in 0..ATTACK {
-        idle.push(TcpStream::connect(gateway.mix_addr()).await.unwrap());
-        idle.push(
-            TcpStream::connect(("127.0.0.1", gateway.clients_port()))
-                .await
-                .unwrap(),
-        );
+        idle.extend(idle_pair(&gateway).await);
     }
     eprintln!(
         "[idle flood] {} idle connections opened in {:?}",
         idle.len(),
         started.elapsed()
     );
-    probe_for(
-        Duration::from_secs(2),
-        &mut prober,
-        &gateway,
-        Some((&mut probe_mix, sink.addr())),
-    )
-    .await;
+    bystanders.probe_for(Duration::from_secs(2), &gateway).await;
 
     // Every idle connection is closed: past the cap at once, within it after its timeout.
     let mut lasted = Vec::new();
@@ -421,8 +430,7 @@ async fn idle_connections_up_to_and_past_both_caps() {
                 .expect("an idle connection is still open"),
         );
     }
-    let usage = sampler.finish("idle flood");
-    prober.report("idle flood");
+    let usage = bystanders.finish(sampler, "idle flood");
     eprintln!("[idle flood] closed after {}", summary(&lasted));
     let refused_mix = gateway
         .metric("gateway_mix_connections_closed_total{reason=\"connection_limit\"}")
@@ -447,10 +455,7 @@ async fn idle_connections_up_to_and_past_both_caps() {
     // New peers get in again.
     let mut ws = WsClient::connect(gateway.clients_port()).await;
     TestClient::new().register(&mut ws, &gateway.identity).await;
-    let mut fresh = mix_connection(&gateway).await;
-    prober
-        .push_round_trip(&gateway, &mut fresh, sink.addr())
-        .await;
+    bystanders.push_over_new_connection(&gateway).await;
     stop_and_check_log(gateway, "idle flood", 1);
 }
 
@@ -473,12 +478,7 @@ async fn a_full_file_table_is_survived_and_warned_about_rate_limited() {
 
     let mut attackers = Vec::new();
     for _ in 0..300 {
-        attackers.push(TcpStream::connect(gateway.mix_addr()).await.unwrap());
-        attackers.push(
-            TcpStream::connect(("127.0.0.1", gateway.clients_port()))
-                .await
-                .unwrap(),
-        );
+        attackers.extend(idle_pair(&gateway).await);
     }
     // For three seconds both listeners fail to accept; the authenticated client is served.
     probe_for(Duration::from_secs(3), &mut prober, &gateway, None).await;
@@ -603,9 +603,7 @@ async fn a_flood_for_one_client_stops_at_its_quota_and_withholds_the_acks() {
         &[("max_stored_messages_per_client", &QUOTA.to_string())],
     );
     let sink = AckSink::start().await;
-    let probe_sink = AckSink::start().await;
-    let mut prober = Prober::register(gateway.clients_port(), &gateway.identity).await;
-    let mut probe_mix = mix_connection(&gateway).await;
+    let mut bystanders = Bystanders::join(&gateway).await;
     let flooded = TestClient::new();
     let other = TestClient::new();
 
@@ -624,10 +622,7 @@ async fn a_flood_for_one_client_stops_at_its_quota_and_withholds_the_acks() {
     let mut mix = mix_connection(&gateway).await;
     for batch in frames.chunks(20) {
         mix.write_all(&batch.concat()).await.unwrap();
-        prober.round_trip().await;
-        prober
-            .push_round_trip(&gateway, &mut probe_mix, probe_sink.addr())
-            .await;
+        bystanders.probe(&gateway).await;
     }
     gateway
         .wait_stored(&other.address_bs58(), OTHER as i64)
@@ -636,8 +631,7 @@ async fn a_flood_for_one_client_stops_at_its_quota_and_withholds_the_acks() {
         .wait_stored(&flooded.address_bs58(), QUOTA as i64)
         .await;
     let acks = sink.settle(Duration::from_millis(500)).await;
-    let usage = sampler.finish("quota flood");
-    prober.report("quota flood");
+    let usage = bystanders.finish(sampler, "quota flood");
 
     let refused = gateway
         .wait_metric(
@@ -667,9 +661,7 @@ async fn replay_floods_are_counted_and_store_nothing() {
     const COPIES: usize = 25;
     let gateway = TestGateway::start("replay-flood", &[]);
     let sink = AckSink::start().await;
-    let probe_sink = AckSink::start().await;
-    let mut prober = Prober::register(gateway.clients_port(), &gateway.identity).await;
-    let mut probe_mix = mix_connection(&gateway).await;
+    let mut bystanders = Bystanders::join(&gateway).await;
     let target = TestClient::new();
     let mut traffic = Traffic::default();
     let frames: Vec<Vec<u8>> = (0..DISTINCT)
@@ -686,10 +678,7 @@ async fn replay_floods_are_counted_and_store_nothing() {
         let stream = &mut connections[round % 5];
         stream.write_all(&frames.concat()).await.unwrap();
         if round % 5 == 0 {
-            prober.round_trip().await;
-            prober
-                .push_round_trip(&gateway, &mut probe_mix, probe_sink.addr())
-                .await;
+            bystanders.probe(&gateway).await;
         }
     }
     gateway
@@ -703,8 +692,7 @@ async fn replay_floods_are_counted_and_store_nothing() {
         )
         .await;
     let acks = sink.settle(Duration::from_millis(500)).await;
-    let usage = sampler.finish("replay flood");
-    prober.report("replay flood");
+    let usage = bystanders.finish(sampler, "replay flood");
     eprintln!("[replay flood] {replays} replays dropped, {acks} acks");
     assert_eq!(replays, expected_replays);
     assert_eq!(
@@ -743,9 +731,7 @@ async fn a_client_that_never_reads_is_bounded_and_cut_off() {
         ],
     );
     let sink = AckSink::start().await;
-    let probe_sink = AckSink::start().await;
-    let mut prober = Prober::register(gateway.clients_port(), &gateway.identity).await;
-    let mut probe_mix = mix_connection(&gateway).await;
+    let mut bystanders = Bystanders::join(&gateway).await;
     let mut silent = TestClient::new();
     let mut silent_ws = connect_small_buffer(gateway.clients_port()).await;
     silent.register(&mut silent_ws, &gateway.identity).await;
@@ -792,10 +778,7 @@ async fn a_client_that_never_reads_is_bounded_and_cut_off() {
     let mut ended_after = None;
     let deadline = Instant::now() + CLOSE_WAIT;
     while Instant::now() < deadline {
-        prober.round_trip().await;
-        prober
-            .push_round_trip(&gateway, &mut probe_mix, probe_sink.addr())
-            .await;
+        bystanders.probe(&gateway).await;
         if gateway.metric("gateway_clients_connected").await == 1.0 {
             ended_after = Some(injected.elapsed());
             break;
@@ -803,8 +786,7 @@ async fn a_client_that_never_reads_is_bounded_and_cut_off() {
     }
     let ended_after = ended_after.expect("the silent session ends");
     let acks = sink.settle(Duration::from_millis(500)).await;
-    let usage = sampler.finish("never reads");
-    prober.report("never reads");
+    let usage = bystanders.finish(sampler, "never reads");
 
     // Now read what the gateway wrote before giving up: complete frames only.
     let mut pushed = Vec::new();
@@ -847,6 +829,33 @@ async fn drain(ws: &mut WsClient, client: &TestClient) -> Vec<Vec<u8>> {
             Err(_) => panic!("the connection did not end"),
         }
     }
+}
+
+/// A whole session: authenticate, take the stored messages pushed before the answer, stop
+/// sending, read everything until the connection ends. Returns the messages received.
+async fn whole_session(port: u16, client: &mut TestClient) -> Vec<Vec<u8>> {
+    let mut ws = WsClient::connect(port).await;
+    client.send_authenticate(&mut ws).await;
+    let mut received = Vec::new();
+    loop {
+        match ws.next_message().await {
+            Message::Binary(frame) => received.push(client.open_pushed(&frame)),
+            Message::Text(text) => {
+                assert!(
+                    matches!(
+                        ServerResponse::parse(&text),
+                        Ok(ServerResponse::Authenticate { status: true, .. })
+                    ),
+                    "{text}"
+                );
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    ws.ws.get_mut().shutdown().await.unwrap();
+    received.extend(drain(&mut ws, client).await);
+    received
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -892,28 +901,7 @@ async fn rapid_reconnects_of_one_client_lose_nothing() {
     for cycle in 0..CYCLES {
         match cycle % 3 {
             // A whole session: authenticate, stop sending, read everything until it ends.
-            0 => {
-                let mut ws = WsClient::connect(port).await;
-                client.send_authenticate(&mut ws).await;
-                loop {
-                    match ws.next_message().await {
-                        Message::Binary(frame) => received.push(client.open_pushed(&frame)),
-                        Message::Text(text) => {
-                            assert!(
-                                matches!(
-                                    ServerResponse::parse(&text),
-                                    Ok(ServerResponse::Authenticate { status: true, .. })
-                                ),
-                                "{text}"
-                            );
-                            break;
-                        }
-                        other => panic!("{other:?}"),
-                    }
-                }
-                ws.ws.get_mut().shutdown().await.unwrap();
-                received.extend(drain(&mut ws, &client).await);
-            }
+            0 => received.extend(whole_session(port, &mut client).await),
             // Authenticate and leave at once, still reading what was written.
             1 => {
                 let mut ws = WsClient::connect(port).await;
@@ -938,17 +926,7 @@ async fn rapid_reconnects_of_one_client_lose_nothing() {
     drop(injector.await.unwrap());
     let acks = sink.settle(Duration::from_millis(500)).await;
     // A last session takes whatever is still stored.
-    let mut ws = WsClient::connect(port).await;
-    client.send_authenticate(&mut ws).await;
-    loop {
-        match ws.next_message().await {
-            Message::Binary(frame) => received.push(client.open_pushed(&frame)),
-            Message::Text(_) => break,
-            other => panic!("{other:?}"),
-        }
-    }
-    ws.ws.get_mut().shutdown().await.unwrap();
-    received.extend(drain(&mut ws, &client).await);
+    received.extend(whole_session(port, &mut client).await);
     let usage = sampler.finish("reconnects");
     prober.report("reconnects");
 

@@ -170,12 +170,7 @@ async fn stored_messages_arrive_in_order_before_the_authenticate_response() {
     let mut client = TestClient::new();
     let mut ws = WsClient::connect(gateway.clients_port()).await;
     client.register(&mut ws, &gateway.identity).await;
-    ws.send_request(&ClientRequest::ClaimFreeTestnetBandwidth)
-        .await;
-    assert!(matches!(
-        ws.next_response().await,
-        ServerResponse::Bandwidth { .. }
-    ));
+    ws.claim_free_bandwidth().await;
     ws.close().await;
 
     // Offline: the messages are stored, and their acks go out once committed.
@@ -390,13 +385,7 @@ async fn malformed_input_gets_the_documented_replies() {
     let mut good = TestClient::new();
     let mut session = WsClient::connect(port).await;
     good.register(&mut session, &gateway.identity).await;
-    session
-        .send_request(&ClientRequest::ClaimFreeTestnetBandwidth)
-        .await;
-    assert!(matches!(
-        session.next_response().await,
-        ServerResponse::Bandwidth { .. }
-    ));
+    session.claim_free_bandwidth().await;
 
     // Before authentication every failure is one error frame, then the close.
     let fresh_cases: Vec<(Message, String)> = vec![
@@ -661,4 +650,85 @@ async fn connection_limit_and_non_websocket_peers() {
     // Places are free again.
     let mut ws = WsClient::connect(port).await;
     TestClient::new().register(&mut ws, &gateway.identity).await;
+}
+
+/// Sends `burst` packets for one connected client in a single write (whole reads of several
+/// frames: the unwrap pool, a few frames per job), then `trickle` more one at a time (single
+/// frames: unwrapped inline by default); returns what the client received and the acks.
+async fn burst_then_trickle(
+    debug: &[(&str, &str)],
+    burst: usize,
+    trickle: usize,
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let gateway = TestGateway::start("burst", debug);
+    let mut client = TestClient::new();
+    let mut ws = WsClient::connect(gateway.clients_port()).await;
+    client.register(&mut ws, &gateway.identity).await;
+    let ack_hop = NextHop::bind().await;
+    let total = burst + trickle;
+    let (mut messages, mut acks, mut frames) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..total {
+        let ack: [u8; ACK_PACKET_LEN] = random();
+        let message = format!("message {i}").into_bytes();
+        frames.push(v7_frame(&final_hop_packet(
+            gateway.sphinx_key,
+            gateway.mix_addr(),
+            client.address(),
+            ack_hop.addr(),
+            &ack,
+            &message,
+        )));
+        messages.push(message);
+        acks.push(ack.to_vec());
+    }
+    let mut mix = TcpStream::connect(gateway.mix_addr()).await.unwrap();
+    mix.write_all(&frames[..burst].concat()).await.unwrap();
+    for frame in &frames[burst..] {
+        mix.write_all(frame).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut received = Vec::new();
+    while received.len() < total {
+        let Some(frame) = ws.try_next_binary(READ_TIMEOUT).await else {
+            break;
+        };
+        received.push(client.open_pushed(&frame));
+    }
+    let mut stream = ack_hop.accept().await;
+    let mut acked = Vec::new();
+    while acked.len() < total {
+        let frame = read_exact(&mut stream, 3 + ACK_PACKET_LEN).await;
+        acked.push(frame[3..].to_vec());
+    }
+    let mut extra = [0u8; 1];
+    let more = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut extra)).await;
+    assert!(
+        !matches!(more, Ok(Ok(n)) if n > 0),
+        "an ack beyond one per message"
+    );
+    (messages, received, acks, acked)
+}
+
+#[tokio::test]
+async fn a_burst_and_a_trickle_arrive_in_order_each_acked_once() {
+    // The default: bursts through the pool, single frames inline; then the pool only, then
+    // everything inline. The order a mix node sent in is kept either way.
+    for debug in [
+        vec![],
+        vec![("unwrap_inline_max_frames", "0")],
+        vec![("unwrap_inline_max_frames", "1000")],
+    ] {
+        let (sent, received, acks, mut acked) = burst_then_trickle(&debug, 300, 20).await;
+        assert_eq!(
+            received, sent,
+            "{debug:?}: every message, in the order sent"
+        );
+        let mut acks = acks;
+        acks.sort();
+        acked.sort();
+        assert_eq!(
+            acked, acks,
+            "{debug:?}: each SURB-ack forwarded exactly once"
+        );
+    }
 }

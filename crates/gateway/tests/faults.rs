@@ -12,12 +12,13 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use gateway_protocol::client::binary::decrypt_pushed_message;
+use rusqlite::OpenFlags;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
-use util::harness::{set_debug, TestGateway};
-use util::probe::{warnings, AckSink, Prober, Traffic};
+use util::harness::{open_store, set_debug, stored_contents_read_write, TestGateway};
+use util::probe::{stop_and_check_log, warnings, AckSink, Prober, Traffic};
 use util::ws_client::{TestClient, WsClient, READ_TIMEOUT};
 use util::{Gateway, OutputText};
 
@@ -26,25 +27,9 @@ const STORE_FAILED: &str = "gateway_mix_packets_dropped_total{reason=\"store_fai
 
 /// `PRAGMA integrity_check` of the store (with the gateway stopped or running).
 fn integrity(db: &Path) -> String {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))
+    open_store(db, OpenFlags::default())
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .unwrap()
-}
-
-/// A client's stored messages, read through a normal (read-write) connection: on a full
-/// tmpfs a read-only one does not see the WAL's content.
-fn stored_contents(db: &Path, client_bs58: &str) -> HashSet<Vec<u8>> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let mut query = conn
-        .prepare("SELECT content FROM message_store WHERE client_address_bs58 = ?1")
-        .unwrap();
-    query
-        .query_map([client_bs58], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
 }
 
 /// Reads a client's connection until it ends; returns the messages pushed on it. `answered`
@@ -337,7 +322,7 @@ async fn a_full_disk_refuses_messages_without_acks_and_recovers() {
         return;
     };
     let db = disk.path().join("db.sqlite");
-    let mut gateway = TestGateway::start(
+    let gateway = TestGateway::start(
         "disk-full",
         &[("persistent_storage", &format!("'{}'", db.display()))],
     );
@@ -373,7 +358,10 @@ async fn a_full_disk_refuses_messages_without_acks_and_recovers() {
     let acks = sink.settle(Duration::from_millis(500)).await;
     let failed = gateway.metric(STORE_FAILED).await.max(failed);
     let committed = gateway.metric("gateway_messages_stored_total").await;
-    let stored = stored_contents(&db, &target_bs58);
+    // Read-write: on the full tmpfs a read-only connection does not see the WAL's content.
+    let stored: HashSet<Vec<u8>> = stored_contents_read_write(&db, &target_bs58)
+        .into_iter()
+        .collect();
     eprintln!(
         "[disk full] {FLOOD} sent: {committed} stored, {failed} refused by the full disk, {acks} acks"
     );
@@ -396,7 +384,7 @@ async fn a_full_disk_refuses_messages_without_acks_and_recovers() {
         .collect();
     gateway.inject(&frames).await;
     let deadline = std::time::Instant::now() + READ_TIMEOUT;
-    while stored_contents(&db, &target_bs58).len() < stored.len() + 20 {
+    while stored_contents_read_write(&db, &target_bs58).len() < stored.len() + 20 {
         assert!(
             std::time::Instant::now() < deadline,
             "stored again after space came back"
@@ -406,19 +394,14 @@ async fn a_full_disk_refuses_messages_without_acks_and_recovers() {
     assert_eq!(sink.wait_for(acks + 20, READ_TIMEOUT).await, acks + 20);
     prober.report("disk full");
 
-    let out = gateway.stop("TERM");
-    let log = out.stderr_text();
-    assert_eq!(out.status.code(), Some(0), "{log}");
-    let warned = warnings(&log);
-    eprintln!("[disk full] {} warnings:", warned.len());
-    for line in &warned {
-        eprintln!("    {line}");
-    }
+    // Warnings are rate-limited.
+    let log = stop_and_check_log(gateway, "disk full", 6);
     assert!(
-        warned.iter().any(|l| l.contains("message not stored")),
+        warnings(&log)
+            .iter()
+            .any(|l| l.contains("message not stored")),
         "the operator is told"
     );
-    assert!(warned.len() <= 6, "warnings are rate-limited");
     assert_eq!(integrity(&db), "ok");
 }
 
@@ -430,8 +413,7 @@ async fn a_database_locked_at_runtime_refuses_messages_then_recovers() {
     let target = TestClient::new();
     let mut traffic = Traffic::default();
 
-    let locker = rusqlite::Connection::open(gateway.db_path()).unwrap();
-    locker.busy_timeout(Duration::from_secs(5)).unwrap();
+    let locker = open_store(&gateway.db_path(), OpenFlags::default());
     locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let locked: Vec<Vec<u8>> = (0..5)
         .map(|i| traffic.frame(&gateway, target.address(), sink.addr(), &[i; 64]))

@@ -5,7 +5,6 @@ mod util;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use gateway_protocol::client::{ClientRequest, ServerResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use util::harness::{NextHop, TestGateway};
@@ -114,12 +113,7 @@ async fn statistics_report_the_connected_clients_and_the_gateway_survives_the_se
     let mut ws = WsClient::connect(gateway.clients_port()).await;
     let mut client = TestClient::new();
     client.register(&mut ws, &gateway.identity).await;
-    ws.send_request(&ClientRequest::ClaimFreeTestnetBandwidth)
-        .await;
-    assert!(matches!(
-        ws.next_response().await,
-        ServerResponse::Bandwidth { .. }
-    ));
+    ws.claim_free_bandwidth().await;
     drop(sessions);
 
     let out = gateway.running.terminate("TERM");

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use util::{Gateway, OutputText, MAINNET_WALLET};
+use util::{assert_contains_all, Gateway, OutputText, MAINNET_WALLET};
 
 /// A one-route HTTP server on loopback answering every request with `body` (JSON).
 fn fake_validator_api(body: String) -> u16 {
@@ -73,42 +73,27 @@ fn duplicate_host_check_has_three_outcomes() {
         "http://127.0.0.1:{}/api/",
         fake_validator_api(bonds(ANNOUNCE, &identity))
     );
-    let mut child = gw.spawn(&["run", "--id", "self", "--validator-apis", &api]);
-    child.wait_ready();
-    let out = child.terminate("TERM");
-    assert_eq!(out.status.code(), Some(0));
-    assert!(
-        out.stderr_text()
-            .contains("We seem to have not unregistered after going offline"),
-        "{}",
-        out.stderr_text()
+    let out = gw.run_and_stop(&["run", "--id", "self", "--validator-apis", &api], "TERM");
+    assert_contains_all(
+        &out.stderr_text(),
+        &["We seem to have not unregistered after going offline"],
     );
 
     // Unreachable API (nothing listens): warn and start, offline-first.
     let (gw, _) = gateway_with_api("offline", util::free_port());
-    let mut child = gw.spawn(&["run", "--id", "offline"]);
-    child.wait_ready();
-    let out = child.terminate("TERM");
-    assert_eq!(out.status.code(), Some(0));
-    assert!(
-        out.stderr_text()
-            .contains("failed to grab initial network gateways"),
-        "{}",
-        out.stderr_text()
+    let out = gw.run_and_stop(&["run", "--id", "offline"], "TERM");
+    assert_contains_all(
+        &out.stderr_text(),
+        &["failed to grab initial network gateways"],
     );
 
     // No other gateway with our host: start quietly.
     let api = fake_validator_api(bonds("203.0.113.9", "Other"));
     let (gw, _) = gateway_with_api("clear", api);
-    let mut child = gw.spawn(&["run", "--id", "clear"]);
-    child.wait_ready();
-    let out = child.terminate("TERM");
-    assert_eq!(out.status.code(), Some(0));
-    assert!(
-        out.stderr_text()
-            .contains("no other gateway is bonded with our announce host"),
-        "{}",
-        out.stderr_text()
+    let out = gw.run_and_stop(&["run", "--id", "clear"], "TERM");
+    assert_contains_all(
+        &out.stderr_text(),
+        &["no other gateway is bonded with our announce host"],
     );
 }
 

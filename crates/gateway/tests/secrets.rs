@@ -6,10 +6,10 @@ mod util;
 use std::path::Path;
 use std::time::Duration;
 
-use gateway_protocol::client::{ClientRequest, RequestKind, ServerResponse};
+use gateway_protocol::client::{RequestKind, ServerResponse};
 use gateway_protocol::framing::KeyRotation;
 use gateway_protocol::mix_packet::MixPacket;
-use util::harness::{set_debug, NextHop, TestGateway};
+use util::harness::{public_keys, set_debug, NextHop, TestGateway};
 use util::probe::AckSink;
 use util::sphinx::{final_hop_packet, v7_frame};
 use util::ws_client::{random, TestClient, WsClient};
@@ -102,17 +102,7 @@ async fn a_traced_session_logs_no_secrets() {
     assert!(std::fs::read_to_string(gw.config_path())
         .unwrap()
         .contains(mnemonic));
-    let details = gw.cmd(&["node-details", "--id", "traced", "--output", "json"]);
-    let json: serde_json::Value = serde_json::from_slice(&details.stdout).unwrap();
-    let key = |name: &str| -> [u8; 32] {
-        bs58::decode(json[name].as_str().unwrap())
-            .into_vec()
-            .unwrap()
-            .try_into()
-            .unwrap()
-    };
-    let identity = ed25519_dalek::VerifyingKey::from_bytes(&key("identity_key")).unwrap();
-    let sphinx_public = key("sphinx_key");
+    let (identity, sphinx_public) = public_keys(&gw);
     let mut running = gw.spawn_with_env(&["run", "--id", "traced"], &[("RUST_LOG", "trace")]);
     running.wait_ready();
     let mix_addr = std::net::SocketAddr::from(([127, 0, 0, 1], gw.mix_port));
@@ -131,12 +121,7 @@ async fn a_traced_session_logs_no_secrets() {
     let mut client = TestClient::new();
     let mut ws = WsClient::connect(gw.clients_port).await;
     client.register(&mut ws, &identity).await;
-    ws.send_request(&ClientRequest::ClaimFreeTestnetBandwidth)
-        .await;
-    assert!(matches!(
-        ws.next_response().await,
-        ServerResponse::Bandwidth { .. }
-    ));
+    ws.claim_free_bandwidth().await;
     let hop = NextHop::bind().await;
     let bytes: Vec<u8> = (0..2413).map(|_| random::<1>()[0]).collect();
     let packet = MixPacket::new(hop.addr(), KeyRotation::Odd, bytes).unwrap();

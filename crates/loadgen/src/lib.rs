@@ -237,9 +237,9 @@ async fn run_ingest(
     };
     report.ingest_packets_per_s = peak.packets_per_s;
     report.idle_clients_served = peak.packets_per_s / PACKETS_PER_IDLE_CLIENT;
-    if report.final_hop_us_reference > 0.0 {
-        report.ingest_vs_reference_unwrap =
-            peak.packets_per_s / (2.0 * 1e6 / report.final_hop_us_reference);
+    if peak.cpu.gateway_total > 0.0 && peak.completed > 0 {
+        report.gateway_cpu_us_per_packet = 1e6 * peak.cpu.gateway_total / peak.completed as f64;
+        report.ingest_two_cores_packets_per_s = 2e6 / report.gateway_cpu_us_per_packet;
     }
 
     let rate = peak.packets_per_s / 2.0;

@@ -48,9 +48,13 @@ pub struct Report {
     pub ingest_target_packets_per_s: f64,
     /// Connected idle clients the online ingest rate serves at 110 packets/s each.
     pub idle_clients_served: f64,
-    /// Online ingest / (2 × the single-core rate of the reference path): how close the
-    /// pipeline gets to two cores of the unwrap path the gateway runs today.
-    pub ingest_vs_reference_unwrap: f64,
+    /// Gateway CPU (all its threads) per packet in the online peak run, µs.
+    pub gateway_cpu_us_per_packet: f64,
+    /// The online ingest two cores given to the gateway alone would carry at that cost:
+    /// 2 s of CPU per second / [`Self::gateway_cpu_us_per_packet`]. The load generator shares
+    /// this machine's cores, so the measured rate is lower; this is the figure to compare with
+    /// the target when the generator's share is the difference.
+    pub ingest_two_cores_packets_per_s: f64,
 
     /// Median mix-ingress → client latency at half the peak rate, ms.
     pub p50_ms: f64,
@@ -141,6 +145,14 @@ impl Report {
                 ),
                 self.ingest_packets_per_s >= self.ingest_target_packets_per_s,
             ));
+            if self.ingest_two_cores_packets_per_s > 0.0 {
+                checks.push(check(
+                    "  … the same at the gateway's CPU cost, 2 cores of its own",
+                    format!("{:.0}/s", self.ingest_two_cores_packets_per_s),
+                    &format!("≥ {:.0}/s", self.ingest_target_packets_per_s),
+                    self.ingest_two_cores_packets_per_s >= self.ingest_target_packets_per_s,
+                ));
+            }
         }
         if self.ingest_offline.is_some() && self.unwrap.is_some() {
             checks.push(check(
@@ -224,10 +236,13 @@ impl Report {
                 "  connected idle clients served (110 packets/s each)",
                 format!("{:.0}", self.idle_clients_served),
             );
-            if self.ingest_vs_reference_unwrap > 0.0 {
+            if self.gateway_cpu_us_per_packet > 0.0 {
                 row(
-                    "  ingest / (2 × reference-path unwrap rate)",
-                    format!("{:.0} %", 100.0 * self.ingest_vs_reference_unwrap),
+                    "  gateway CPU per packet → rate on 2 cores of its own",
+                    format!(
+                        "{:.1} µs → {:.0} packets/s",
+                        self.gateway_cpu_us_per_packet, self.ingest_two_cores_packets_per_s
+                    ),
                 );
             }
         }

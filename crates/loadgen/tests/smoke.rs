@@ -69,6 +69,8 @@ fn smoke_run_reports_every_figure() {
         "final_hop_us_ours",
         "ingest_packets_per_s",
         "ingest_offline_packets_per_s",
+        "gateway_cpu_us_per_packet",
+        "ingest_two_cores_packets_per_s",
         "p50_ms",
         "p99_ms",
         "store_inserts_per_s",

@@ -215,75 +215,53 @@ fn bad_reports_get_400_and_store_nothing() {
     };
     let ok_time = "2022-07-26T12:00:00Z";
 
-    assert_rejected(&service, path, "", 400, "Invalid JSON body");
-    assert_rejected(&service, path, "hello", 400, "Invalid JSON body");
-    assert_rejected(&service, path, "[]", 400, "Invalid JSON body");
-    assert_rejected(
-        &service,
-        path,
-        &format!(r#"{{"stats_data":[{entry}],"timestamp":"{ok_time}"}}"#),
-        400,
-        "missing field `interval_seconds`",
-    );
-    assert_rejected(
-        &service,
-        path,
-        &with(
-            r#"{"Gateway":{"gateway_id":"g","inbox_count":"8"}}"#,
-            ok_time,
-        ),
-        400,
-        "invalid type",
-    );
-    assert_rejected(
-        &service,
-        path,
-        &with(
-            r#"{"Gateway":{"gateway_id":"g","inbox_count":-1}}"#,
-            ok_time,
-        ),
-        400,
-        "Invalid JSON body",
-    );
-    assert_rejected(
-        &service,
-        path,
-        &with(
-            r#"{"Gateway":{"gateway_id":"g","inbox_count":4294967296}}"#,
-            ok_time,
-        ),
-        400,
-        "Invalid JSON body",
-    );
-    assert_rejected(
-        &service,
-        path,
-        &with(r#"{"Mixnode":{"id":"m"}}"#, ok_time),
-        400,
-        "unknown variant `Mixnode`",
-    );
-    assert_rejected(
-        &service,
-        path,
-        &with(entry, "2022-07-26 12:00"),
-        400,
-        "Timestamp could not be parsed",
-    );
-    assert_rejected(
-        &service,
-        path,
-        &with(entry, "2300-01-01T00:00:00Z"),
-        400,
-        "Timestamp out of range",
-    );
     let too_many = vec![entry; 4097].join(",");
-    assert_rejected(
-        &service,
-        path,
-        &with(&too_many, ok_time),
-        400,
-        "Too many entries",
-    );
+    let bodies: [(&str, &str); 11] = [
+        ("", "Invalid JSON body"),
+        ("hello", "Invalid JSON body"),
+        ("[]", "Invalid JSON body"),
+        (
+            &format!(r#"{{"stats_data":[{entry}],"timestamp":"{ok_time}"}}"#),
+            "missing field `interval_seconds`",
+        ),
+        (
+            &with(
+                r#"{"Gateway":{"gateway_id":"g","inbox_count":"8"}}"#,
+                ok_time,
+            ),
+            "invalid type",
+        ),
+        (
+            &with(
+                r#"{"Gateway":{"gateway_id":"g","inbox_count":-1}}"#,
+                ok_time,
+            ),
+            "Invalid JSON body",
+        ),
+        (
+            &with(
+                r#"{"Gateway":{"gateway_id":"g","inbox_count":4294967296}}"#,
+                ok_time,
+            ),
+            "Invalid JSON body",
+        ),
+        (
+            &with(r#"{"Mixnode":{"id":"m"}}"#, ok_time),
+            "unknown variant `Mixnode`",
+        ),
+        (
+            &with(entry, "2022-07-26 12:00"),
+            "Timestamp could not be parsed",
+        ),
+        (
+            &with(entry, "2300-01-01T00:00:00Z"),
+            "Timestamp out of range",
+        ),
+        (&with(&too_many, ok_time), "Too many entries"),
+    ];
+    for (body, message) in bodies {
+        assert_rejected(&service, path, body, 400, message);
+    }
 
     assert_eq!(
         service.query("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"),
@@ -296,35 +274,27 @@ fn bad_queries_get_400() {
     let (_dir, db) = temp_database();
     let service = Service::start(&db);
     let path = "/v1/all-statistics";
-    assert_rejected(&service, path, "{", 400, "Invalid JSON body");
-    assert_rejected(
-        &service,
-        path,
-        r#"{"since":"2022-07-26T12:46:00Z"}"#,
-        400,
-        "missing field `until`",
-    );
-    assert_rejected(
-        &service,
-        path,
-        r#"{"since":"yesterday","until":"2022-07-26T12:46:00Z"}"#,
-        400,
-        "Timestamp could not be parsed (`since`",
-    );
-    assert_rejected(
-        &service,
-        path,
-        r#"{"since":"2022-07-26T12:46:00Z","until":"2022-07-26T25:00:00Z"}"#,
-        400,
-        "Timestamp could not be parsed (`until`",
-    );
-    assert_rejected(
-        &service,
-        path,
-        r#"{"since":"2022-07-26T12:46:00.000000001Z","until":"2022-07-26T12:46:00Z"}"#,
-        400,
-        "is later than `until`",
-    );
+    for (body, message) in [
+        ("{", "Invalid JSON body"),
+        (
+            r#"{"since":"2022-07-26T12:46:00Z"}"#,
+            "missing field `until`",
+        ),
+        (
+            r#"{"since":"yesterday","until":"2022-07-26T12:46:00Z"}"#,
+            "Timestamp could not be parsed (`since`",
+        ),
+        (
+            r#"{"since":"2022-07-26T12:46:00Z","until":"2022-07-26T25:00:00Z"}"#,
+            "Timestamp could not be parsed (`until`",
+        ),
+        (
+            r#"{"since":"2022-07-26T12:46:00.000000001Z","until":"2022-07-26T12:46:00Z"}"#,
+            "is later than `until`",
+        ),
+    ] {
+        assert_rejected(&service, path, body, 400, message);
+    }
 }
 
 #[test]

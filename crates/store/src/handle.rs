@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
+use crate::checkpoint::{self, Checkpointer, Checkpoints, WalIndex};
 use crate::reader::{self, ReadCommand, ToReader};
 use crate::writer::{Counters, Reply, ToWriter, WriteCommand, Writer};
 use crate::{
@@ -48,17 +49,31 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database, then starts the writer and
-    /// reader threads. Blocking: call it at startup, or from `spawn_blocking`.
+    /// Opens (creating if needed) and migrates the database, then starts the writer, reader
+    /// and checkpointer threads. Blocking: call it at startup, or from `spawn_blocking`.
     pub fn open(config: StoreConfig) -> Result<Self, StoreError> {
-        let write_conn = schema::open_writer(&config)?;
+        let write = schema::open_writer(&config)?;
         let read_conn = schema::open_reader(&config)?;
+        let index = (write.wal && config.background_checkpoints)
+            .then(|| WalIndex::open(&config.path))
+            .flatten();
+        let checkpointer = match index {
+            Some(index) => {
+                let conn = schema::open_reader(&config)?;
+                schema::disable_autocheckpoint(&write.conn, &config.path)?;
+                let shared = Arc::new(Checkpoints::new(config.checkpoint_pages));
+                let thread_shared = shared.clone();
+                let thread = spawn("ckpt", move || checkpoint::run(conn, &thread_shared))?;
+                Some(Checkpointer::new(shared, index, thread))
+            }
+            None => None,
+        };
         let capacity = config.queue_capacity.max(1);
         let (writes, write_queue) = mpsc::channel(capacity);
         let (reads, read_queue) = mpsc::channel(capacity);
         let counters = Arc::new(Counters::default());
 
-        let writer = Writer::new(write_conn, &config, counters.clone());
+        let writer = Writer::new(write.conn, &config, counters.clone(), checkpointer);
         let writer_thread = spawn("writer", move || writer.run(write_queue))?;
         // If this fails, `writes` is dropped on return and the writer thread stops by itself.
         let reader_thread = spawn("reader", move || reader::run(read_conn, read_queue))?;

@@ -1,9 +1,10 @@
 //! The gateway's durable state in SQLite: client inboxes (messages stored for clients that are
 //! offline), shared keys, and bandwidth.
 //!
-//! [`Store::open`] opens (or creates) the database file, migrates its schema and starts two
+//! [`Store::open`] opens (or creates) the database file, migrates its schema and starts its
 //! threads: one **writer** that owns the only write connection and commits queued commands in
-//! batches (group commit), and one **reader** on a second, query-only connection. [`Store`] is
+//! batches (group commit), one **reader** on a second, query-only connection, and one
+//! **checkpointer** that copies the WAL into the database file. [`Store`] is
 //! a cheap `Clone` handle; its methods are `async` and resolve once the work is done, for a
 //! write that means *committed*. The queues in front of both threads are bounded: when they
 //! are full, callers wait.
@@ -17,7 +18,10 @@
 //! - [`error`] — [`StoreError`].
 //! - `handle` — [`Store`], the async API; turns calls into commands for the two threads.
 //! - `schema` — opening connections, pragmas, migrations (`PRAGMA user_version`).
-//! - `writer` — the writer thread: batching, one transaction per batch, a savepoint per command.
+//! - `writer` — the writer thread: batching, one transaction per batch, a savepoint per command
+//!   of several statements.
+//! - `checkpoint` — the checkpointer thread: copies the WAL into the database file off the
+//!   writer, and keeps the WAL bounded.
 //! - `write_ops` — the SQL of each write command.
 //! - `quota` — per-client inbox usage, cached in the writer.
 //! - `reader` — the reader thread and the SQL of each read.
@@ -26,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod checkpoint;
 pub mod config;
 pub mod error;
 mod handle;

@@ -52,8 +52,14 @@ const SCHEMA_PROBES: &[&str] = &[
     "SELECT id, client_address_bs58, content, timestamp FROM message_store LIMIT 0",
 ];
 
+/// The write connection, and whether it is in WAL mode.
+pub(crate) struct WriteConnection {
+    pub(crate) conn: Connection,
+    pub(crate) wal: bool,
+}
+
 /// Opens the write connection: creates the file, sets WAL and the pragmas, migrates.
-pub(crate) fn open_writer(config: &StoreConfig) -> Result<Connection, StoreError> {
+pub(crate) fn open_writer(config: &StoreConfig) -> Result<WriteConnection, StoreError> {
     let path = config.path.as_path();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
@@ -72,7 +78,8 @@ pub(crate) fn open_writer(config: &StoreConfig) -> Result<Connection, StoreError
     let mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
         .map_err(|e| open_error(path, e))?;
-    if !mode.eq_ignore_ascii_case("wal") {
+    let wal = mode.eq_ignore_ascii_case("wal");
+    if !wal {
         // Some file systems (network mounts) cannot do WAL; the store still works, slower and
         // with readers blocking the writer.
         warn!(path = %path.display(), journal_mode = %mode, "store could not switch to WAL mode");
@@ -82,14 +89,28 @@ pub(crate) fn open_writer(config: &StoreConfig) -> Result<Connection, StoreError
     } else {
         "NORMAL"
     };
+    // temp_store=MEMORY: SQLite's temporary storage (the rows a `RETURNING` statement hands
+    // back, the index it builds of an `IN (…)` list, a savepoint's journal of the pages a
+    // command changed) may otherwise go to temporary files, and the batched delete uses all
+    // three: deliveries ran about a quarter slower without it.
+    // cache_size: deleting delivered messages reads the pages they were written to, often
+    // long evicted from SQLite's default 2 MiB cache; see `StoreConfig::writer_cache_kib`.
+    let cache_kib = config.writer_cache_kib.max(1);
     conn.execute_batch(&format!(
-        "PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=ON;"
+        "PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=ON;
+         PRAGMA temp_store=MEMORY; PRAGMA cache_size=-{cache_kib};"
     ))
     .map_err(|e| open_error(path, e))?;
 
     migrate(&conn, path)?;
     probe_schema(&conn, path)?;
-    Ok(conn)
+    Ok(WriteConnection { conn, wal })
+}
+
+/// Stops SQLite's checkpoints in the write connection: the checkpointer thread runs them.
+pub(crate) fn disable_autocheckpoint(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
+        .map_err(|e| open_error(path, e))
 }
 
 /// Creates an empty database file readable by its owner only (0600 on unix), unless it

@@ -1,10 +1,12 @@
 //! The writer thread: the only connection that changes the database.
 //!
 //! It takes every queued command available (up to `max_batch`), runs them in one transaction,
-//! each inside its own savepoint, commits, and only then replies to the callers whose commands
-//! succeeded. A command that fails is rolled back to its savepoint and answered at once; the
-//! others in the batch still commit. One commit (and, with `synchronous_full`, one fsync) per
-//! batch instead of per message is what lets the store keep up with a busy mix port.
+//! commits, and only then replies to the callers whose commands succeeded. A command that
+//! fails is undone and answered at once (a command of several statements runs in a savepoint
+//! for that; one of a single statement needs none, see `Writer::step`); the others in the
+//! batch still commit. One commit (and, with `synchronous_full`, one fsync) per batch instead
+//! of per message is what lets the store keep up with a busy mix port. Checkpoints run on
+//! another thread (`checkpoint`), so the writer waits for the disk only for its commits.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,12 +16,16 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
+use crate::checkpoint::{self, Checkpointer};
 use crate::quota::{Limits, QuotaCache};
 use crate::{write_ops, Bandwidth, StoreConfig, StoreCounters, StoreError};
 
 /// A failing disk fails every batch, and batches come as fast as messages: the writer warns
 /// about failed transactions at most once per this period and counts the rest.
 const WARNING_PERIOD: Duration = Duration::from_secs(10);
+
+/// Longest a WAL rewind waits for readers of old pages (see `Writer::after_commit`).
+const RESTART_WAIT: Duration = Duration::from_millis(250);
 
 /// Where the writer sends a command's result.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -150,16 +156,32 @@ pub(crate) struct Writer {
     quota: QuotaCache,
     limits: Limits,
     max_batch: usize,
+    busy_timeout: Duration,
     counters: Arc<Counters>,
     /// When the writer last warned, and how many warnings it held back since.
     last_warning: Option<Instant>,
     suppressed_warnings: u64,
+    /// The checkpointer thread, when checkpoints run off the writer (see `checkpoint`).
+    checkpointer: Option<Checkpointer>,
+    /// `StoreConfig::wal_restart_pages`, and the WAL size at which the next rewind is due
+    /// (further out after one that readers kept from finishing).
+    restart_pages: u32,
+    restart_at: u32,
+    /// The last commit was followed by a `RESTART`; the checkpointer is paused until the
+    /// next commit has rewound the WAL.
+    rewinding: bool,
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Connection, config: &StoreConfig, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(
+        conn: Connection,
+        config: &StoreConfig,
+        counters: Arc<Counters>,
+        checkpointer: Option<Checkpointer>,
+    ) -> Self {
         // Room for every statement the writer prepares, so none is ever re-prepared.
         conn.set_prepared_statement_cache_capacity(64);
+        let restart_pages = config.wal_restart_pages.max(1);
         Self {
             conn,
             quota: QuotaCache::new(config.quota_cache_capacity),
@@ -168,9 +190,14 @@ impl Writer {
                 max_bytes: config.max_bytes_per_client,
             },
             max_batch: config.max_batch.max(1),
+            busy_timeout: config.busy_timeout,
             counters,
             last_warning: None,
             suppressed_warnings: 0,
+            checkpointer,
+            restart_pages,
+            restart_at: restart_pages,
+            rewinding: false,
         }
     }
 
@@ -192,10 +219,13 @@ impl Writer {
     /// every handle was dropped) and everything in it was processed.
     pub(crate) fn run(mut self, mut queue: mpsc::Receiver<ToWriter>) {
         let mut closers = Vec::new();
-        while let Some(first) = queue.blocking_recv() {
-            let mut batch = Vec::new();
-            let mut next = Some(first);
-            while let Some(item) = next {
+        let mut items = Vec::with_capacity(self.max_batch);
+        // All that is queued at once, up to max_batch: taking them together also frees their
+        // queue slots together, so callers waiting for room (a full queue is what a busy
+        // mix port makes) wake once per batch, not once per command.
+        while queue.blocking_recv_many(&mut items, self.max_batch) > 0 {
+            let mut batch = Vec::with_capacity(items.len());
+            for item in items.drain(..) {
                 match item {
                     ToWriter::Command(command) => batch.push(command),
                     ToWriter::Close(done) => {
@@ -204,17 +234,14 @@ impl Writer {
                         closers.push(done);
                     }
                 }
-                next = if batch.len() < self.max_batch {
-                    queue.try_recv().ok()
-                } else {
-                    None
-                };
             }
             if !batch.is_empty() {
                 self.run_batch(batch);
             }
         }
-        // The last connection to close checkpoints the WAL into the database file.
+        // The last connection to close checkpoints the WAL into the database file: the
+        // checkpointer's goes before the writer's.
+        drop(self.checkpointer.take());
         if let Err((_, err)) = self.conn.close() {
             warn!(cause = %err, "closing the store's write connection failed");
         }
@@ -279,9 +306,14 @@ impl Writer {
                 self.counters
                     .commands
                     .fetch_add(pending.len() as u64, Ordering::Relaxed);
-                for done in pending {
+                // Last first: a caller that awaits its commands in the order it queued them
+                // (as `PendingInsert`s) is then woken once, by the first, when all are
+                // done, instead of once per command, each wake-up costing the writer a
+                // context switch on a busy machine.
+                for done in pending.into_iter().rev() {
                     done.succeed();
                 }
+                self.after_commit();
             }
             Err(err) => {
                 if let Some(suppressed) = self.may_warn() {
@@ -302,6 +334,65 @@ impl Writer {
         }
     }
 
+    /// Tells the checkpointer how big the WAL is, and rewinds the WAL when it reached
+    /// `restart_pages` (see `checkpoint`). Runs after the replies went out, so they do not
+    /// wait for it.
+    fn after_commit(&mut self) {
+        let Some(checkpointer) = &self.checkpointer else {
+            return;
+        };
+        let Some(frames) = checkpointer.index.frames() else {
+            // Never seen: the header is SQLite's and was read fine at open. Should it happen,
+            // SQLite's own checkpoints take over rather than the WAL growing unchecked.
+            warn!("store cannot read the WAL size any more; checkpoints return to the writer");
+            if self.rewinding {
+                checkpointer.shared.resume();
+            }
+            self.checkpointer = None;
+            self.rewinding = false;
+            if let Err(err) = self.conn.execute_batch("PRAGMA wal_autocheckpoint=1000;") {
+                warn!(cause = %err, "store could not turn its checkpoints back on");
+            }
+            return;
+        };
+        let shared = checkpointer.shared.clone();
+        shared.committed(frames);
+        if std::mem::take(&mut self.rewinding) {
+            shared.resume();
+        }
+        if frames < self.restart_pages {
+            // Rewound (by the last RESTART, or by SQLite in a quiet moment).
+            self.restart_at = self.restart_pages;
+            return;
+        }
+        if frames < self.restart_at {
+            return;
+        }
+        // RESTART fails at once while another checkpoint runs: wait for the checkpointer's.
+        shared.pause();
+        // Its wait for readers of old pages uses the busy handler; ours are single
+        // statements, but a foreign reader could hold a snapshot for long, and commands wait
+        // meanwhile: give up sooner than the busy timeout, and retry only once the WAL grew
+        // by as much again.
+        let _ = self.conn.busy_timeout(RESTART_WAIT.min(self.busy_timeout));
+        let outcome = checkpoint::checkpoint(&self.conn, "RESTART");
+        let _ = self.conn.busy_timeout(self.busy_timeout);
+        self.restart_at = match outcome {
+            Ok(outcome) if !outcome.busy => self.restart_pages,
+            Ok(outcome) => {
+                debug!(wal_pages = outcome.wal_pages, "store WAL restart was busy");
+                frames.saturating_add(self.restart_pages)
+            }
+            Err(err) => {
+                if let Some(suppressed) = self.may_warn() {
+                    warn!(cause = %err, suppressed, "store WAL restart failed");
+                }
+                frames.saturating_add(self.restart_pages)
+            }
+        };
+        self.rewinding = true;
+    }
+
     fn apply(&mut self, command: WriteCommand, pending: &mut Vec<Pending>) {
         let limits = self.limits;
         match command {
@@ -310,21 +401,26 @@ impl Writer {
                 content,
                 now,
                 reply,
-            } => self.step(reply, pending, Pending::Id, |conn, quota| {
+            } => self.step(reply, pending, Pending::Id, SINGLE, |conn, quota| {
                 write_ops::insert_message(conn, quota, limits, &client, &content, now)
             }),
             WriteCommand::DeleteMessages { ids, reply } => {
-                self.step(reply, pending, unit, |conn, quota| {
+                let single = if ids.len() <= write_ops::DELETE_CHUNK {
+                    SINGLE
+                } else {
+                    SEVERAL
+                };
+                self.step(reply, pending, unit, single, |conn, quota| {
                     write_ops::delete_messages(conn, quota, &ids)
                 })
             }
             WriteCommand::DeleteMessagesOlderThan { cutoff, reply } => {
-                self.step(reply, pending, Pending::Count, |conn, quota| {
+                self.step(reply, pending, Pending::Count, SINGLE, |conn, quota| {
                     write_ops::delete_messages_older_than(conn, quota, cutoff)
                 })
             }
             WriteCommand::UpsertSharedKey { client, key, reply } => {
-                self.step(reply, pending, unit, |conn, _| {
+                self.step(reply, pending, unit, SEVERAL, |conn, _| {
                     write_ops::upsert_shared_key(conn, &client, &key)
                 })
             }
@@ -332,11 +428,11 @@ impl Writer {
                 client,
                 timestamp,
                 reply,
-            } => self.step(reply, pending, unit, |conn, _| {
+            } => self.step(reply, pending, unit, SINGLE, |conn, _| {
                 write_ops::set_last_used_authentication(conn, &client, timestamp)
             }),
             WriteCommand::EnsureBandwidth { client, reply } => {
-                self.step(reply, pending, Pending::Bandwidth, |conn, _| {
+                self.step(reply, pending, Pending::Bandwidth, SEVERAL, |conn, _| {
                     write_ops::ensure_bandwidth(conn, &client)
                 })
             }
@@ -344,27 +440,40 @@ impl Writer {
                 client,
                 bandwidth,
                 reply,
-            } => self.step(reply, pending, unit, |conn, _| {
+            } => self.step(reply, pending, unit, SEVERAL, |conn, _| {
                 write_ops::set_bandwidth(conn, &client, bandwidth)
             }),
             WriteCommand::ForgetClient { client, reply } => {
-                self.step(reply, pending, unit, |conn, quota| {
+                self.step(reply, pending, unit, SEVERAL, |conn, quota| {
                     write_ops::forget_client(conn, quota, &client)
                 })
             }
         }
     }
 
-    /// Runs one command in a savepoint; on success its reply waits for the commit, on failure
-    /// the savepoint is rolled back and the caller answered now.
+    /// Runs one command; on success its reply waits for the commit, on failure its changes
+    /// are undone and the caller answered now.
+    ///
+    /// A command of several SQL writes runs in a savepoint, rolled back if any of them fails.
+    /// A command of one write statement (`single`) needs none: SQLite undoes a failed
+    /// statement by itself and leaves the transaction open, so the savepoint's two extra
+    /// statements per command (and its journal of every page the command touches) would buy
+    /// nothing. Either way, an error that makes SQLite roll back the whole transaction (disk
+    /// full, I/O error) is caught by `run_batch`'s `is_autocommit` check.
     fn step<T>(
         &mut self,
         reply: Reply<T>,
         pending: &mut Vec<Pending>,
         wrap: fn(Reply<T>, T) -> Pending,
+        single: bool,
         op: impl FnOnce(&Connection, &mut QuotaCache) -> Result<T, StoreError>,
     ) {
-        match self.savepoint(op) {
+        let result = if single {
+            op(&self.conn, &mut self.quota)
+        } else {
+            self.savepoint(op)
+        };
+        match result {
             Ok(value) => pending.push(wrap(reply, value)),
             Err(err) => {
                 self.counters.failed(1);
@@ -410,6 +519,104 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
+/// `step`'s `single`: the command is one SQL write statement (reads before it are fine).
+const SINGLE: bool = true;
+/// The command may run several write statements.
+const SEVERAL: bool = false;
+
 fn unit(reply: Reply<()>, (): ()) -> Pending {
     Pending::Unit(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema;
+
+    /// An insert command and where its answer arrives.
+    fn insert(content: Vec<u8>) -> (WriteCommand, oneshot::Receiver<Result<i64, StoreError>>) {
+        let (reply, answer) = oneshot::channel();
+        let command = WriteCommand::InsertMessage {
+            client: "client".to_owned(),
+            content,
+            now: 0,
+            reply,
+        };
+        (command, answer)
+    }
+
+    #[test]
+    fn a_severe_error_without_savepoint_rolls_back_the_batch_and_retries_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new(dir.path().join("full.sqlite"));
+        config.max_messages_per_client = 3;
+        config.max_bytes_per_client = 0;
+        let conn = schema::open_writer(&config).unwrap().conn;
+        // A disk that is full after two more pages: small messages fit the table's page, a
+        // 100 kB one needs overflow pages and fails with SQLITE_FULL. A single-row insert has
+        // no statement journal to undo it with, so SQLite rolls back the whole transaction.
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        conn.execute_batch(&format!("PRAGMA max_page_count={}", pages + 2))
+            .unwrap();
+        let counters = Arc::new(Counters::default());
+        let mut writer = Writer::new(conn, &config, counters.clone(), None);
+
+        let (commands, mut answers): (Vec<_>, Vec<_>) = [
+            vec![1],
+            vec![0; 100_000],
+            vec![2],
+            vec![3],
+            vec![4],
+            vec![5],
+        ]
+        .into_iter()
+        .map(insert)
+        .unzip();
+        writer.run_batch(commands);
+        let mut results: Vec<_> = answers.iter_mut().map(|a| a.try_recv().unwrap()).collect();
+
+        assert!(
+            matches!(results[0], Err(StoreError::RolledBack)),
+            "{:?}",
+            results[0]
+        );
+        match &results[1] {
+            Err(StoreError::Sqlite { source, .. }) => assert_eq!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DiskFull)
+            ),
+            other => panic!("expected SQLITE_FULL, got {other:?}"),
+        }
+        // The rest ran again in a new transaction, with the quota counted afresh: the
+        // rolled-back message takes no room, so the fourth is the one refused.
+        assert!(results[2..5].iter().all(Result::is_ok), "{results:?}");
+        assert!(
+            matches!(
+                results[5],
+                Err(StoreError::QuotaExceeded { messages: 3, .. })
+            ),
+            "{:?}",
+            results[5]
+        );
+        let ids: Vec<i64> = results.drain(2..5).map(Result::unwrap).collect();
+        let stored: Vec<(i64, Vec<u8>)> = writer
+            .conn
+            .prepare("SELECT id, content FROM message_store ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            stored,
+            [(ids[0], vec![2]), (ids[1], vec![3]), (ids[2], vec![4])]
+        );
+        let counted = counters.snapshot();
+        assert_eq!(
+            (counted.commands_committed, counted.commands_failed),
+            (3, 3)
+        );
+    }
 }

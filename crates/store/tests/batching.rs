@@ -191,3 +191,85 @@ async fn close_commits_queued_writes_then_refuses() {
     let store = open(&path);
     assert_eq!(store.stats().await.unwrap().messages, 50);
 }
+
+#[tokio::test]
+async fn a_failing_statement_without_savepoint_fails_alone_in_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open_with(&path, |c| {
+        c.max_messages_per_client = 4;
+        c.max_bytes_per_client = 0;
+    });
+    let refused = store
+        .insert_message(client(1), vec![0xbe, 0xef], 0)
+        .await
+        .unwrap();
+    let kept = store.insert_message(client(1), vec![1], 0).await.unwrap();
+    // Triggers (not the store's: a stand-in for any statement error) refuse one insert and
+    // the deletion of one row. Inserts and deletes of at most 100 ids are single statements
+    // the writer runs without a savepoint: SQLite must undo the failing one alone.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER refuse_insert BEFORE INSERT ON message_store
+             WHEN NEW.content = x'dead' BEGIN SELECT RAISE(ABORT, 'refused'); END;
+         CREATE TRIGGER refuse_delete BEFORE DELETE ON message_store
+             WHEN OLD.content = x'beef' BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+    )
+    .unwrap();
+    drop(conn);
+    let before = store.counters();
+
+    let lock = lock_writer(&path);
+    let mut handles = Vec::new();
+    for content in [vec![2], vec![0xde, 0xad], vec![3]] {
+        let s = store.clone();
+        handles.extend(
+            spawn_all(vec![async move {
+                s.insert_message(client(1), content, 0).await.map(drop)
+            }])
+            .await,
+        );
+    }
+    let s = store.clone();
+    // Fails as a whole: `kept` is not deleted either.
+    handles.extend(
+        spawn_all(vec![
+            async move { s.delete_messages(vec![kept, refused]).await },
+        ])
+        .await,
+    );
+    drop(lock);
+    let results = join_all(handles).await;
+
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(results[1], Err(StoreError::Sqlite { .. })),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    assert!(
+        matches!(results[3], Err(StoreError::Sqlite { .. })),
+        "{:?}",
+        results[3]
+    );
+    let after = store.counters();
+    assert_eq!(after.commands_committed - before.commands_committed, 2);
+    assert_eq!(after.commands_failed - before.commands_failed, 2);
+    assert!(after.transactions_committed - before.transactions_committed <= 2);
+
+    let contents: Vec<Vec<u8>> = store
+        .fetch_messages(client(1), None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(contents, [vec![0xbe, 0xef], vec![1], vec![2], vec![3]]);
+    // The quota counts what is stored: full now, and one free slot once `kept` is gone.
+    assert!(common::is_quota_error(
+        &store.insert_message(client(1), vec![4], 0).await
+    ));
+    store.delete_messages(vec![kept]).await.unwrap();
+    store.insert_message(client(1), vec![4], 0).await.unwrap();
+}

@@ -284,3 +284,126 @@ async fn queued_messages_commit_in_queue_order_without_waiting_for_each() {
     let contents: Vec<u8> = fetched.iter().map(|m| m.content[0]).collect();
     assert_eq!(contents, (0..200u8).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn batched_delete_frees_each_clients_quota_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&db_path(&dir), |c| {
+        c.max_messages_per_client = 5;
+        c.max_bytes_per_client = 50;
+    });
+    let mut one = Vec::new();
+    let mut two = Vec::new();
+    for _ in 0..5 {
+        one.push(
+            store
+                .insert_message(client(1), vec![1; 10], 0)
+                .await
+                .unwrap(),
+        );
+        store.insert_message(client(3), vec![3], 0).await.unwrap();
+    }
+    for _ in 0..3 {
+        two.push(
+            store
+                .insert_message(client(2), vec![2; 10], 0)
+                .await
+                .unwrap(),
+        );
+    }
+    // Two clients in one call, with an id given twice, ids that never existed, and (in the
+    // second call) ids already deleted: only rows really deleted free quota.
+    store
+        .delete_messages(vec![one[0], two[0], 999_999, two[1], one[0], -5])
+        .await
+        .unwrap();
+    store.delete_messages(vec![one[0], two[0]]).await.unwrap();
+
+    // Client 1: 4 × 10 B stored, room for exactly one more of 10 B.
+    assert!(is_quota_error(
+        &store.insert_message(client(1), vec![1; 11], 0).await
+    ));
+    store
+        .insert_message(client(1), vec![1; 10], 0)
+        .await
+        .unwrap();
+    match store.insert_message(client(1), vec![], 0).await {
+        Err(StoreError::QuotaExceeded {
+            messages, bytes, ..
+        }) => assert_eq!((messages, bytes), (5, 50)),
+        other => panic!("expected QuotaExceeded, got {other:?}"),
+    }
+    // Client 2: 1 × 10 B stored, room for four more.
+    for _ in 0..4 {
+        store
+            .insert_message(client(2), vec![2; 10], 0)
+            .await
+            .unwrap();
+    }
+    assert!(is_quota_error(
+        &store.insert_message(client(2), vec![], 0).await
+    ));
+    // Client 3 was not touched: still full by count.
+    match store.insert_message(client(3), vec![], 0).await {
+        Err(StoreError::QuotaExceeded {
+            messages, bytes, ..
+        }) => assert_eq!((messages, bytes), (5, 5)),
+        other => panic!("expected QuotaExceeded, got {other:?}"),
+    }
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.messages, stats.message_bytes), (15, 105));
+}
+
+#[tokio::test]
+async fn delete_of_more_ids_than_one_statement_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&db_path(&dir), |c| {
+        c.max_messages_per_client = 100;
+        c.max_bytes_per_client = 0;
+    });
+    let mut ids: [Vec<i64>; 3] = Default::default();
+    for n in 0..300 {
+        let owner = n % 3;
+        let id = store
+            .insert_message(client(owner as u8), vec![owner as u8; 4], 0)
+            .await
+            .unwrap();
+        ids[owner].push(id);
+    }
+    // All of client 0's, 60 of client 1's, none of client 2's, and 40 ids that do not exist,
+    // interleaved: 200 ids, more than one statement's worth (100).
+    let mut delete = Vec::new();
+    for (n, (&zero, &one)) in ids[0].iter().zip(&ids[1]).enumerate() {
+        delete.push(zero);
+        delete.push(if n < 60 { one } else { 1_000_000 + n as i64 });
+    }
+    store.delete_messages(delete).await.unwrap();
+
+    let left = |c: u8| {
+        let store = store.clone();
+        async move {
+            store
+                .fetch_messages(client(c), None, 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(left(0).await.is_empty());
+    assert_eq!(left(1).await, ids[1][60..]);
+    assert_eq!(left(2).await, ids[2]);
+    // Quota freed exactly: 100 more for client 0, 60 for client 1, none for client 2.
+    for (c, room) in [(0u8, 100), (1, 60), (2, 0)] {
+        for _ in 0..room {
+            store
+                .insert_message(client(c), vec![c; 4], 0)
+                .await
+                .unwrap();
+        }
+        assert!(is_quota_error(
+            &store.insert_message(client(c), vec![c; 4], 0).await
+        ));
+    }
+}

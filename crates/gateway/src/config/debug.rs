@@ -93,6 +93,15 @@ pub struct Debug {
     /// Commit with `synchronous=FULL`: a committed message (whose SURB-ack is then sent)
     /// survives power loss, not only process crashes, at one fsync per batch (default true).
     pub store_synchronous_full: bool,
+    /// Page cache of the store's write connection, KiB (default 16384).
+    pub store_cache_kib: u32,
+    /// Copy the WAL into the database file on a thread of its own instead of the writer's
+    /// (default true).
+    pub store_background_checkpoints: bool,
+    /// WAL pages (4 KiB) written between two background checkpoints (default 1000).
+    pub store_checkpoint_pages: u32,
+    /// WAL pages at which the writer rewinds the WAL, which bounds its file (default 4096).
+    pub store_wal_restart_pages: u32,
     /// Packets the replay filter is sized for per rotation (default 180 000 000: 25 h at 2 000/s).
     pub replay_filter_capacity: u64,
     /// Acceptable false-positive rate of the replay filter (default 1e-5).
@@ -112,6 +121,11 @@ pub struct Debug {
     pub unwrap_queue_capacity: usize,
     /// Packets one mix connection may have in unwrapping at once (default 256).
     pub mix_connection_max_in_flight: usize,
+    /// A read from a mix connection that completes at most this many frames, with none of the
+    /// connection's packets in the pool, is unwrapped by the connection's own task instead of
+    /// the pool: a packet arriving on its own then costs no hand-off between threads (0 = always
+    /// the pool; default 1).
+    pub unwrap_inline_max_frames: usize,
     /// The mix relay role: pass forward-hop packets on to their next hop after the delay their
     /// header asks for, as a mix node does. Off, the node is a gateway only and drops them
     /// (default false).
@@ -167,6 +181,10 @@ impl Default for Debug {
             store_queue_capacity: 8192,
             store_max_batch: 512,
             store_synchronous_full: true,
+            store_cache_kib: 16 * 1024,
+            store_background_checkpoints: true,
+            store_checkpoint_pages: 1000,
+            store_wal_restart_pages: 4096,
             replay_filter_capacity: 180_000_000,
             replay_filter_false_positive_rate: 1e-5,
             replay_filter_save_interval: Duration::from_secs(3600),
@@ -174,6 +192,7 @@ impl Default for Debug {
             unwrap_workers: 0,
             unwrap_queue_capacity: 4096,
             mix_connection_max_in_flight: 256,
+            unwrap_inline_max_frames: 1,
             forward_hop_processing: false,
             maximum_forward_delay: Duration::from_secs(10),
             forward_queue_capacity: 10_000,
@@ -184,7 +203,7 @@ impl Default for Debug {
 impl Debug {
     /// Rejects values that would disable a limit by accident or make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let positive: [(&'static str, u64); 13] = [
+        let positive: [(&'static str, u64); 16] = [
             (
                 "maximum_egress_connections",
                 self.maximum_egress_connections as u64,
@@ -215,6 +234,15 @@ impl Debug {
             ),
             ("store_queue_capacity", self.store_queue_capacity as u64),
             ("store_max_batch", self.store_max_batch as u64),
+            ("store_cache_kib", u64::from(self.store_cache_kib)),
+            (
+                "store_checkpoint_pages",
+                u64::from(self.store_checkpoint_pages),
+            ),
+            (
+                "store_wal_restart_pages",
+                u64::from(self.store_wal_restart_pages),
+            ),
             ("replay_filter_capacity", self.replay_filter_capacity),
             ("unwrap_queue_capacity", self.unwrap_queue_capacity as u64),
             (

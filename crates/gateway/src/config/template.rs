@@ -129,6 +129,22 @@ const DEBUG_KEYS: &[(&str, &str)] = &[
         "true: commits survive power loss (slower); false: they survive process crashes.",
     ),
     (
+        "store_cache_kib",
+        "Page cache of the store's write connection, in KiB.",
+    ),
+    (
+        "store_background_checkpoints",
+        "Copy the WAL into the database file on a thread of its own instead of the writer's.",
+    ),
+    (
+        "store_checkpoint_pages",
+        "WAL pages (4 KiB) written between two background checkpoints.",
+    ),
+    (
+        "store_wal_restart_pages",
+        "WAL pages at which the writer rewinds the WAL; bounds the WAL file to about this size.",
+    ),
+    (
         "replay_filter_capacity",
         "Packets the replay filter is sized for.",
     ),
@@ -155,6 +171,10 @@ const DEBUG_KEYS: &[(&str, &str)] = &[
     (
         "mix_connection_max_in_flight",
         "Packets one mix connection may have in unwrapping at once.",
+    ),
+    (
+        "unwrap_inline_max_frames",
+        "A read completing at most this many frames (none in the pool) is unwrapped by its connection's task (0 = always the pool).",
     ),
     (
         "forward_hop_processing",

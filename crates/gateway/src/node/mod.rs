@@ -141,6 +141,7 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
         router: router.clone(),
         connection_limit: Arc::new(Semaphore::new(d.maximum_mix_connections)),
         max_in_flight: d.mix_connection_max_in_flight,
+        inline_max_frames: d.unwrap_inline_max_frames,
         frame_timeout: d.mix_frame_timeout,
         idle_timeout: d.mix_connection_idle_timeout,
         relay: relay.as_ref().map(|r| r.relay.clone()),

@@ -2,10 +2,11 @@
 //! port to inject packets, next-hop listeners, the metrics endpoint and the store file.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
+use rusqlite::{Connection, OpenFlags};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -36,19 +37,7 @@ impl TestGateway {
         let mut values = vec![("replay_filter_capacity", "100000")];
         values.extend_from_slice(debug);
         set_debug(&gw, &values);
-
-        let details = gw.cmd(&["node-details", "--id", id, "--output", "json"]);
-        assert!(details.status.success(), "{}", details.stderr_text());
-        let json: serde_json::Value = serde_json::from_slice(&details.stdout).unwrap();
-        let key = |name: &str| -> [u8; 32] {
-            bs58::decode(json[name].as_str().unwrap())
-                .into_vec()
-                .unwrap()
-                .try_into()
-                .unwrap()
-        };
-        let identity = VerifyingKey::from_bytes(&key("identity_key")).unwrap();
-        let sphinx_key = key("sphinx_key");
+        let (identity, sphinx_key) = public_keys(&gw);
 
         let mut args = vec!["run", "--id", id];
         args.extend_from_slice(run_args);
@@ -170,32 +159,59 @@ impl TestGateway {
 
     /// Every stored message's content for a client, in id order.
     pub fn stored_contents(&self, client_bs58: &str) -> Vec<Vec<u8>> {
-        let conn = rusqlite::Connection::open_with_flags(
-            self.db_path(),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        stored_contents_via(
+            &open_store(&self.db_path(), OpenFlags::SQLITE_OPEN_READ_ONLY),
+            client_bs58,
         )
-        .unwrap();
-        conn.busy_timeout(Duration::from_secs(5)).unwrap();
-        let mut query = conn
-            .prepare("SELECT content FROM message_store WHERE client_address_bs58 = ?1 ORDER BY id")
-            .unwrap();
-        query
-            .query_map([client_bs58], |row| row.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
     }
 
     /// Runs a one-number query with one text parameter against the store file.
     pub fn query_i64(&self, sql: &str, param: &str) -> i64 {
-        let conn = rusqlite::Connection::open_with_flags(
-            self.db_path(),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        conn.busy_timeout(Duration::from_secs(5)).unwrap();
-        conn.query_row(sql, [param], |row| row.get(0)).unwrap()
+        open_store(&self.db_path(), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .query_row(sql, [param], |row| row.get(0))
+            .unwrap()
     }
+}
+
+/// The identity key and the sphinx public key that `node-details --output json` reports.
+pub fn public_keys(gw: &Gateway) -> (VerifyingKey, [u8; 32]) {
+    let details = gw.cmd(&["node-details", "--id", gw.id(), "--output", "json"]);
+    assert!(details.status.success(), "{}", details.stderr_text());
+    let json: serde_json::Value = serde_json::from_slice(&details.stdout).unwrap();
+    let key = |name: &str| -> [u8; 32] {
+        bs58::decode(json[name].as_str().unwrap())
+            .into_vec()
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    let identity = VerifyingKey::from_bytes(&key("identity_key")).unwrap();
+    (identity, key("sphinx_key"))
+}
+
+/// A connection to the store file `db` (opened with `flags`) that waits up to 5 s for locks.
+pub fn open_store(db: &Path, flags: OpenFlags) -> Connection {
+    let conn = Connection::open_with_flags(db, flags).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn
+}
+
+/// Every stored message's content for a client, in id order, read through `conn`.
+pub fn stored_contents_via(conn: &Connection, client_bs58: &str) -> Vec<Vec<u8>> {
+    let mut query = conn
+        .prepare("SELECT content FROM message_store WHERE client_address_bs58 = ?1 ORDER BY id")
+        .unwrap();
+    query
+        .query_map([client_bs58], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// As [`TestGateway::stored_contents`], through a normal (read-write) connection: on a full tmpfs a
+/// read-only one does not see the WAL's content.
+pub fn stored_contents_read_write(db: &Path, client_bs58: &str) -> Vec<Vec<u8>> {
+    stored_contents_via(&open_store(db, OpenFlags::default()), client_bs58)
 }
 
 /// Rewrites `key = value` lines of the `[debug]` section (every key must be present).

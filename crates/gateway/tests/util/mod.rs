@@ -57,6 +57,20 @@ pub fn field(text: &str, prefix: &str) -> String {
         .to_owned()
 }
 
+/// Panics unless the process exited with `code` and its stderr contains `needle`.
+pub fn assert_exit(out: &Output, code: i32, needle: &str) {
+    let stderr = out.stderr_text();
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
+}
+
+/// Panics unless `text` contains every one of `needles`.
+pub fn assert_contains_all(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+}
+
 /// One gateway id in its own temporary HOME, with its own free ports.
 pub struct Gateway {
     home: tempfile::TempDir,
@@ -112,6 +126,13 @@ impl Gateway {
         self.command(args).output().unwrap()
     }
 
+    /// The stdout of a command that must succeed.
+    pub fn cmd_stdout(&self, args: &[&str]) -> String {
+        let out = self.cmd(args);
+        assert!(out.status.success(), "{args:?}: {}", out.stderr_text());
+        out.stdout_text()
+    }
+
     /// `init` on 127.0.0.1 with this gateway's ports, plus `extra` flags.
     pub fn init(&self, extra: &[&str]) -> Output {
         let mix = self.mix_port.to_string();
@@ -143,6 +164,21 @@ impl Gateway {
     /// `init` with defaults and `extra` flags (which may be invalid).
     pub fn init_with(&self, extra: &[&str]) -> Output {
         self.init(extra)
+    }
+
+    /// Spawns `args` (a `run` command), waits until the gateway is ready, then stops it with
+    /// `signal`; expects exit code 0 and returns the output.
+    pub fn run_and_stop(&self, args: &[&str], signal: &str) -> Output {
+        let mut child = self.spawn(args);
+        child.wait_ready();
+        let out = child.terminate(signal);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "SIG{signal}: {}",
+            out.stderr_text()
+        );
+        out
     }
 
     pub fn spawn(&self, args: &[&str]) -> Running {

@@ -20,6 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::harness::TestGateway;
 use super::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
 use super::ws_client::{random, TestClient, WsClient, READ_TIMEOUT};
+use super::OutputText;
 
 /// A registered client whose socket a task reads (so Pings are answered), measuring how long
 /// the gateway takes to answer it.
@@ -366,6 +367,25 @@ pub fn warnings(log: &str) -> Vec<&str> {
     log.lines()
         .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
         .collect()
+}
+
+/// Stops the gateway with SIGTERM (exit 0 expected) and checks its log was not flooded:
+/// returns the log, having printed its warnings.
+pub fn stop_and_check_log(mut gateway: TestGateway, label: &str, max_warnings: usize) -> String {
+    let out = gateway.stop("TERM");
+    let log = out.stderr_text();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let warned = warnings(&log);
+    eprintln!("[{label}] {} warnings in the log:", warned.len());
+    for line in &warned {
+        eprintln!("    {line}");
+    }
+    assert!(
+        warned.len() <= max_warnings,
+        "the log has {} warnings (at most {max_warnings} expected)",
+        warned.len()
+    );
+    log
 }
 
 /// Reads until the gateway closes `stream` (EOF or reset) and returns how long that took, or

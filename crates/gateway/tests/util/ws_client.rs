@@ -110,6 +110,16 @@ impl WsClient {
         }
     }
 
+    /// Claims the free testnet bandwidth and expects it granted.
+    pub async fn claim_free_bandwidth(&mut self) {
+        self.send_request(&ClientRequest::ClaimFreeTestnetBandwidth)
+            .await;
+        assert!(matches!(
+            self.next_response().await,
+            ServerResponse::Bandwidth { .. }
+        ));
+    }
+
     /// Expects the error `expected`, then the end of the connection.
     pub async fn expect_error_and_close(&mut self, expected: &str) {
         assert_eq!(self.next_error().await, expected);

@@ -20,9 +20,6 @@ use crate::stats::{per_second, Latency};
 /// Frames written to a mix connection at once when not pacing.
 const WRITE_BATCH: usize = 16;
 
-/// How often a paced sender wakes up.
-const PACE_TICK: Duration = Duration::from_millis(1);
-
 /// Send and receive times of a range of packet ids, in ns since the epoch (0 = not yet).
 pub struct Timeline {
     first_id: u64,
@@ -128,6 +125,8 @@ pub async fn send_packets(
     let connections = connections.clamp(1, packets.len().max(1));
     let mut senders = JoinSet::new();
     let deadline = tokio::time::Instant::from_std(ctx.deadline);
+    // Room to open the connections before the first paced packet is due.
+    let started = Instant::now() + Duration::from_millis(20);
     for c in 0..connections {
         let mine: Vec<&Packet> = packets.iter().skip(c).step_by(connections).collect();
         let ids: Vec<u64> = mine.iter().map(|p| p.id).collect();
@@ -141,11 +140,15 @@ pub async fn send_packets(
         stream.set_nodelay(true)?;
         let timeline = timeline.clone();
         let epoch = ctx.epoch;
-        let per_connection = rate / connections as f64;
+        // Paced connections start a fraction of an interval apart, so their packets interleave.
+        let pace = (rate > 0.0).then(|| Pace {
+            rate: rate / connections as f64,
+            start: started + Duration::from_secs_f64(c as f64 / rate),
+        });
         senders.spawn(async move {
             tokio::time::timeout_at(
                 deadline,
-                write_frames(stream, bytes, ids, per_connection, timeline, epoch),
+                write_frames(stream, bytes, ids, pace, timeline, epoch),
             )
             .await
             .context("out of time while sending")?
@@ -161,47 +164,97 @@ async fn write_frames(
     mut stream: TcpStream,
     bytes: Vec<u8>,
     ids: Vec<u64>,
-    rate: f64,
+    pace: Option<Pace>,
     timeline: Option<Arc<Timeline>>,
     epoch: Instant,
 ) -> anyhow::Result<()> {
-    let total = ids.len();
-    let mark = |from: usize, to: usize| {
-        if let Some(timeline) = &timeline {
-            let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            for &id in &ids[from..to] {
+    let sent = SentMarks {
+        ids: &ids,
+        timeline: timeline.as_deref(),
+        epoch,
+    };
+    let Some(pace) = pace else {
+        let mut done = 0;
+        while done < ids.len() {
+            let end = (done + WRITE_BATCH).min(ids.len());
+            sent.mark(done, end);
+            stream
+                .write_all(&bytes[done * FRAME_LEN..end * FRAME_LEN])
+                .await?;
+            done = end;
+        }
+        stream.flush().await?;
+        // Closing is fine: the gateway processes everything it read before the end of the
+        // stream.
+        return Ok(());
+    };
+    // tokio's timers tick in whole milliseconds: paced with them, each connection would send
+    // its share of a millisecond in one burst, every connection in the same instant, and the
+    // latency measured would be mostly the wait behind that burst. A thread sleeping to each
+    // packet's due time sends them spread out, as a mix node's stream arrives.
+    let stream = stream.into_std()?;
+    stream.set_nonblocking(false)?;
+    tokio::task::spawn_blocking(move || {
+        let sent = SentMarks {
+            ids: &ids,
+            timeline: timeline.as_deref(),
+            epoch,
+        };
+        write_paced(stream, &bytes, &sent, pace)
+    })
+    .await?
+}
+
+/// When a paced connection sends: `rate` packets per second, the first at `start`.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    rate: f64,
+    start: Instant,
+}
+
+/// Records send times in the timeline.
+struct SentMarks<'a> {
+    ids: &'a [u64],
+    timeline: Option<&'a Timeline>,
+    epoch: Instant,
+}
+
+impl SentMarks<'_> {
+    fn mark(&self, from: usize, to: usize) {
+        if let Some(timeline) = self.timeline {
+            let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            for &id in &self.ids[from..to] {
                 timeline.mark_sent(id, now);
             }
         }
-    };
-    let mut sent = 0;
-    if rate <= 0.0 {
-        while sent < total {
-            let end = (sent + WRITE_BATCH).min(total);
-            mark(sent, end);
-            stream
-                .write_all(&bytes[sent * FRAME_LEN..end * FRAME_LEN])
-                .await?;
-            sent = end;
-        }
-    } else {
-        let start = tokio::time::Instant::now();
-        let mut ticker = tokio::time::interval(PACE_TICK);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        while sent < total {
-            ticker.tick().await;
-            let due = ((start.elapsed().as_secs_f64() * rate) as usize).clamp(sent, total);
-            if due > sent {
-                mark(sent, due);
-                stream
-                    .write_all(&bytes[sent * FRAME_LEN..due * FRAME_LEN])
-                    .await?;
-                sent = due;
-            }
-        }
     }
-    stream.flush().await?;
-    // Closing is fine: the gateway processes everything it read before the end of the stream.
+}
+
+/// Writes each frame at its due time (several at once only when the thread woke late).
+fn write_paced(
+    mut stream: std::net::TcpStream,
+    bytes: &[u8],
+    sent: &SentMarks<'_>,
+    pace: Pace,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let total = sent.ids.len();
+    let mut done = 0;
+    while done < total {
+        let now = Instant::now();
+        let next = pace.start + Duration::from_secs_f64(done as f64 / pace.rate);
+        if now < next {
+            std::thread::sleep(next - now);
+            continue;
+        }
+        // Every packet due by now: one, unless the thread woke late.
+        let elapsed = now.duration_since(pace.start).as_secs_f64();
+        let due = ((elapsed * pace.rate) as usize + 1).clamp(done + 1, total);
+        sent.mark(done, due);
+        stream.write_all(&bytes[done * FRAME_LEN..due * FRAME_LEN])?;
+        done = due;
+    }
+    stream.flush()?;
     Ok(())
 }
 
