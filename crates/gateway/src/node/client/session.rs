@@ -28,6 +28,11 @@ const PONG_TIMEOUT: Duration = Duration::from_secs(1);
 /// session's writing keeps it from reading its client.
 const PUSH_BATCH: usize = 32;
 
+/// Message bytes taken into one flush at most (the first message always is): what a session
+/// holds beyond its queue while a client is slow to read stays this small even for the
+/// largest packet sizes (32 regular messages, two of the largest).
+const PUSH_BATCH_BYTES: usize = 64 * 1024;
+
 /// Liveness probes waiting for a session; one is answered at a time, so one slot suffices.
 const LIVENESS_QUEUE: usize = 1;
 
@@ -249,16 +254,21 @@ impl Session {
         Ok(())
     }
 
-    /// Writes a live message and whatever is queued behind it (up to [`PUSH_BATCH`]) with one
-    /// flush, then forwards their acks. Under load the queue holds several messages, and
-    /// writing them together costs one socket write per few frames instead of one per frame.
+    /// Writes a live message and whatever is queued behind it (up to [`PUSH_BATCH`] messages
+    /// and about [`PUSH_BATCH_BYTES`]) with one flush, then forwards their acks. Under load the
+    /// queue holds several messages, and writing them together costs one socket write per few
+    /// frames instead of one per frame.
     /// If the write fails they all go back to the store and the session ends: a message the
     /// client may already have received can reach it twice, never zero times.
     async fn push(&mut self, first: Box<Delivery>) -> Result<(), End> {
+        let mut bytes = first.message.len();
         let mut batch = vec![first];
-        while batch.len() < PUSH_BATCH {
+        while batch.len() < PUSH_BATCH && bytes < PUSH_BATCH_BYTES {
             match self.inbox.deliveries.try_recv() {
-                Ok(delivery) => batch.push(delivery),
+                Ok(delivery) => {
+                    bytes += delivery.message.len();
+                    batch.push(delivery);
+                }
                 Err(_) => break,
             }
         }
