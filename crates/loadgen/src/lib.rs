@@ -223,7 +223,7 @@ async fn run_ingest(
     ));
     let addresses: Vec<[u8; 32]> = online.iter().map(Identity::address).collect();
     let peak_packets = ingest::build(ctx, &addresses, 0, count);
-    let timeline = std::sync::Arc::new(ingest::Timeline::new(0, 2 * count));
+    let timeline = std::sync::Arc::new(ingest::Timeline::new(0, 3 * count));
     let clients = ingest::OnlineClients::connect(ctx, online.to_vec(), timeline).await?;
     progress("ingest: connected clients, peak");
     let peak = ingest::online_run(ctx, &clients, &peak_packets, 0.0, INGEST_WAIT).await;
@@ -249,6 +249,26 @@ async fn run_ingest(
     ));
     let paced_packets = ingest::build(ctx, &addresses, count as u64, latency_count);
     let paced = ingest::online_run(ctx, &clients, &paced_packets, rate, INGEST_WAIT).await;
+    drop(paced_packets);
+    // The same at a quarter of the peak: how the tail depends on how busy the cores are.
+    let quarter_rate = rate / 2.0;
+    let quarter_count = (latency_count / 2).max(1);
+    progress(&format!(
+        "ingest: latency at {quarter_rate:.0} packets/s ({quarter_count} packets)"
+    ));
+    let quarter_packets = ingest::build(
+        ctx,
+        &addresses,
+        (count + latency_count) as u64,
+        quarter_count,
+    );
+    let quarter = match paced {
+        Ok(_) => {
+            ingest::online_run(ctx, &clients, &quarter_packets, quarter_rate, INGEST_WAIT).await
+        }
+        Err(_) => Err(anyhow::anyhow!("the run at half the peak failed")),
+    };
+    drop(quarter_packets);
     let unexpected = clients.timeline.unexpected();
     clients.close().await;
     let paced = paced?;
@@ -265,6 +285,7 @@ async fn run_ingest(
     }
     report.ingest_online = Some(peak);
     report.ingest_latency = Some(paced);
+    report.ingest_latency_quarter = Some(quarter?);
 
     progress(&format!(
         "ingest: building {count} packets for {} disconnected clients",

@@ -92,8 +92,10 @@ pub struct Report {
     pub unwrap: Option<UnwrapFigures>,
     /// The online peak run.
     pub ingest_online: Option<IngestRun>,
-    /// The paced latency run.
+    /// The paced latency run, at half the peak.
     pub ingest_latency: Option<IngestRun>,
+    /// The same at a quarter of the peak.
+    pub ingest_latency_quarter: Option<IngestRun>,
     /// The offline run.
     pub ingest_offline: Option<IngestRun>,
     /// The drain.
@@ -246,15 +248,27 @@ impl Report {
                 );
             }
         }
-        if let Some(run) = &self.ingest_latency {
-            row(
+        for (name, run) in [
+            (
                 "latency at 50 % of peak p50 / p99 / max",
-                format!(
-                    "{}  at {:.0} packets/s",
-                    latency(run),
-                    run.paced_packets_per_s
-                ),
-            );
+                &self.ingest_latency,
+            ),
+            (
+                "latency at 25 % of peak p50 / p99 / max",
+                &self.ingest_latency_quarter,
+            ),
+        ] {
+            if let Some(run) = run {
+                row(
+                    name,
+                    format!(
+                        "{}  at {:.0} packets/s, gateway CPU {:.1} µs per packet",
+                        latency(run),
+                        run.paced_packets_per_s,
+                        1e6 * run.cpu.gateway_total / run.packets.max(1) as f64
+                    ),
+                );
+            }
         }
         if let Some(run) = &self.ingest_offline {
             row(

@@ -14,10 +14,11 @@ use super::{fresh, ClientContext};
 use crate::config::Debug;
 use crate::node::metrics::Reason;
 
-/// Read buffer each connection starts with. Requests are small and idle clients are many, so
-/// this stays at a few KiB instead of tungstenite's 128 KiB; a larger frame grows it for as
-/// long as it is being read.
-const READ_BUFFER_SIZE: usize = 4 * 1024;
+/// Read buffer each connection starts with, and the most one read takes. Idle clients are many
+/// and tungstenite zero-fills the whole buffer on the first read, so this is as small as lets
+/// the largest frame a client sends in normal use, a forward request carrying a regular
+/// Sphinx packet (~2.5 KB), arrive in one read; larger frames grow it.
+const READ_BUFFER_SIZE: usize = 3 * 1024;
 
 /// Encoded frames tungstenite collects before writing them to the socket when several are
 /// sent with one flush (a session's batch of live or stored messages): ~3 pushed messages per
