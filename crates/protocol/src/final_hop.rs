@@ -265,16 +265,10 @@ mod tests {
     use sphinx_packet::version::Version;
     use sphinx_packet::SphinxPacketBuilder;
 
-    fn vectors() -> Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../testdata/vectors/final_hop.json"
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
-    }
+    use crate::test_vectors::hex_field;
 
-    fn hex_field(v: &Value, key: &str) -> Vec<u8> {
-        hex::decode(v[key].as_str().expect(key)).expect("hex")
+    fn vectors() -> Value {
+        crate::test_vectors::load("final_hop.json")
     }
 
     fn secret_field(v: &Value, key: &str) -> SphinxSecret {

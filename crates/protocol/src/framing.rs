@@ -238,11 +238,7 @@ mod tests {
     use serde_json::Value;
 
     fn vectors() -> Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../testdata/vectors/framing_headers.json"
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
+        crate::test_vectors::load("framing_headers.json")
     }
 
     fn size_by_name(name: &str) -> PacketSize {

@@ -27,3 +27,5 @@ pub mod framing;
 pub mod mix_packet;
 pub mod packet_size;
 pub mod routing_address;
+#[cfg(test)]
+mod test_vectors;

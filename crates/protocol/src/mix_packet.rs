@@ -175,16 +175,10 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    fn vectors() -> Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../testdata/vectors/mix_packet.json"
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
-    }
+    use crate::test_vectors::hex_field;
 
-    fn hex_field(v: &Value, key: &str) -> Vec<u8> {
-        hex::decode(v[key].as_str().expect(key)).expect("hex")
+    fn vectors() -> Value {
+        crate::test_vectors::load("mix_packet.json")
     }
 
     #[test]

@@ -125,12 +125,7 @@ mod tests {
     use serde_json::Value;
 
     fn vectors() -> Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../testdata/vectors/packet_sizes.json"
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).expect("read vectors"))
-            .expect("parse vectors")
+        crate::test_vectors::load("packet_sizes.json")
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::keys::{self, HopKeys};
 use super::*;
 use crate::final_hop::{self, SphinxSecret};
 use crate::framing;
+use crate::test_vectors::hex_field;
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 use serde_json::Value;
@@ -459,15 +460,7 @@ fn secret_public_key_and_debug() {
 }
 
 fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/vectors/final_hop.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
-}
-
-fn hex_field(v: &Value, key: &str) -> Vec<u8> {
-    hex::decode(v[key].as_str().expect(key)).expect("hex")
+    crate::test_vectors::load("final_hop.json")
 }
 
 fn keys_field(v: &Value, key: &str) -> Keys {
