@@ -169,14 +169,14 @@ async fn write_frames(
     epoch: Instant,
 ) -> anyhow::Result<()> {
     let sent = SentMarks {
-        ids: &ids,
-        timeline: timeline.as_deref(),
+        ids,
+        timeline,
         epoch,
     };
     let Some(pace) = pace else {
         let mut done = 0;
-        while done < ids.len() {
-            let end = (done + WRITE_BATCH).min(ids.len());
+        while done < sent.ids.len() {
+            let end = (done + WRITE_BATCH).min(sent.ids.len());
             sent.mark(done, end);
             stream
                 .write_all(&bytes[done * FRAME_LEN..end * FRAME_LEN])
@@ -194,15 +194,7 @@ async fn write_frames(
     // packet's due time sends them spread out, as a mix node's stream arrives.
     let stream = stream.into_std()?;
     stream.set_nonblocking(false)?;
-    tokio::task::spawn_blocking(move || {
-        let sent = SentMarks {
-            ids: &ids,
-            timeline: timeline.as_deref(),
-            epoch,
-        };
-        write_paced(stream, &bytes, &sent, pace)
-    })
-    .await?
+    tokio::task::spawn_blocking(move || write_paced(stream, &bytes, &sent, pace)).await?
 }
 
 /// When a paced connection sends: `rate` packets per second, the first at `start`.
@@ -212,16 +204,16 @@ struct Pace {
     start: Instant,
 }
 
-/// Records send times in the timeline.
-struct SentMarks<'a> {
-    ids: &'a [u64],
-    timeline: Option<&'a Timeline>,
+/// A connection's packet ids, and where their send times are recorded.
+struct SentMarks {
+    ids: Vec<u64>,
+    timeline: Option<Arc<Timeline>>,
     epoch: Instant,
 }
 
-impl SentMarks<'_> {
+impl SentMarks {
     fn mark(&self, from: usize, to: usize) {
-        if let Some(timeline) = self.timeline {
+        if let Some(timeline) = &self.timeline {
             let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
             for &id in &self.ids[from..to] {
                 timeline.mark_sent(id, now);
@@ -234,7 +226,7 @@ impl SentMarks<'_> {
 fn write_paced(
     mut stream: std::net::TcpStream,
     bytes: &[u8],
-    sent: &SentMarks<'_>,
+    sent: &SentMarks,
     pace: Pace,
 ) -> anyhow::Result<()> {
     use std::io::Write as _;
