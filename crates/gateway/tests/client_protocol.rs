@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use util::harness::{read_exact, NextHop, TestGateway};
+use util::probe::{AckSink, Traffic};
 use util::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
 use util::ws_client::{now_unix, random, TestClient, WsClient, READ_TIMEOUT};
 
@@ -654,7 +655,8 @@ async fn connection_limit_and_non_websocket_peers() {
 
 /// Sends `burst` packets for one connected client in a single write (whole reads of several
 /// frames: the unwrap pool, a few frames per job), then `trickle` more one at a time (single
-/// frames: unwrapped inline by default); returns what the client received and the acks.
+/// frames: unwrapped inline by default). Returns the messages sent and those the client
+/// received, in order, and the acks sent and those forwarded (in any order), once no more came.
 async fn burst_then_trickle(
     debug: &[(&str, &str)],
     burst: usize,
@@ -664,23 +666,16 @@ async fn burst_then_trickle(
     let mut client = TestClient::new();
     let mut ws = WsClient::connect(gateway.clients_port()).await;
     client.register(&mut ws, &gateway.identity).await;
-    let ack_hop = NextHop::bind().await;
+    let sink = AckSink::start().await;
     let total = burst + trickle;
-    let (mut messages, mut acks, mut frames) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..total {
-        let ack: [u8; ACK_PACKET_LEN] = random();
-        let message = format!("message {i}").into_bytes();
-        frames.push(v7_frame(&final_hop_packet(
-            gateway.sphinx_key,
-            gateway.mix_addr(),
-            client.address(),
-            ack_hop.addr(),
-            &ack,
-            &message,
-        )));
-        messages.push(message);
-        acks.push(ack.to_vec());
-    }
+    let mut traffic = Traffic::default();
+    let messages: Vec<Vec<u8>> = (0..total)
+        .map(|i| format!("message {i}").into_bytes())
+        .collect();
+    let frames: Vec<Vec<u8>> = messages
+        .iter()
+        .map(|message| traffic.frame(&gateway, client.address(), sink.addr(), message))
+        .collect();
     let mut mix = TcpStream::connect(gateway.mix_addr()).await.unwrap();
     mix.write_all(&frames[..burst].concat()).await.unwrap();
     for frame in &frames[burst..] {
@@ -694,19 +689,10 @@ async fn burst_then_trickle(
         };
         received.push(client.open_pushed(&frame));
     }
-    let mut stream = ack_hop.accept().await;
-    let mut acked = Vec::new();
-    while acked.len() < total {
-        let frame = read_exact(&mut stream, 3 + ACK_PACKET_LEN).await;
-        acked.push(frame[3..].to_vec());
-    }
-    let mut extra = [0u8; 1];
-    let more = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut extra)).await;
-    assert!(
-        !matches!(more, Ok(Ok(n)) if n > 0),
-        "an ack beyond one per message"
-    );
-    (messages, received, acks, acked)
+    sink.wait_for(total, READ_TIMEOUT).await;
+    sink.settle(Duration::from_millis(500)).await;
+    let acks = traffic.by_ack.keys().cloned().collect();
+    (messages, received, acks, sink.acks())
 }
 
 #[tokio::test]
