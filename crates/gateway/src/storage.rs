@@ -17,10 +17,26 @@ pub fn store_config(config: &Config) -> StoreConfig {
     store.background_checkpoints = d.store_background_checkpoints;
     store.checkpoint_pages = d.store_checkpoint_pages;
     store.wal_restart_pages = d.store_wal_restart_pages;
+    store.legacy_backup_label = backup_label(&config.gateway.version);
     store
 }
 
-/// Opens the store (creating and migrating it).
+/// The version a 1.0.x store's backup is named after (`db.sqlite.<version>.bak`): the one
+/// the config records, which is the version that wrote the data unless the operator already
+/// edited it; anything that is not a plain version string gives `1.0.x`.
+fn backup_label(config_version: &str) -> String {
+    let plain = !config_version.is_empty()
+        && config_version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'));
+    if plain {
+        config_version.to_owned()
+    } else {
+        "1.0.x".to_owned()
+    }
+}
+
+/// Opens the store (creating and migrating it, importing a 1.0.x store).
 pub fn open(config: &Config) -> Result<Store, gateway_store::StoreError> {
     Store::open(store_config(config))
 }

@@ -51,6 +51,10 @@ pub struct StoreConfig {
     /// what bounds the WAL file, to about this size plus one transaction. Default 4096
     /// (16 MiB); 0 is treated as 1.
     pub wal_restart_pages: u32,
+    /// Names the copy kept before a store written by the 1.0.x gateway is imported:
+    /// `<path>.<legacy_backup_label>.bak`. The gateway passes the version its configuration
+    /// was written by. Default `1.0.x`.
+    pub legacy_backup_label: String,
 }
 
 impl StoreConfig {
@@ -69,6 +73,7 @@ impl StoreConfig {
             background_checkpoints: true,
             checkpoint_pages: 1000,
             wal_restart_pages: 4096,
+            legacy_backup_label: "1.0.x".to_owned(),
         }
     }
 }

@@ -49,6 +49,24 @@ pub enum StoreError {
         /// The newest version this build knows.
         supported: i64,
     },
+    /// The database has tables but not a schema this build knows how to migrate (neither its
+    /// own, versioned in `PRAGMA user_version`, nor the 1.0.x gateway's). Nothing was changed.
+    #[error("store {path} was not written by this gateway or by a 1.0.x gateway: {reason}; nothing was changed")]
+    ForeignSchema {
+        /// The database file.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+    /// The copy kept before importing a 1.0.x store could not be written; nothing was
+    /// imported.
+    #[error("cannot write the backup {path} of the 1.0.x store (nothing was changed): {reason}")]
+    Backup {
+        /// The backup file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A schema migration failed; the file was left at the previous version.
     #[error("migrating store {path} to schema version {version} failed: {source}")]
     Migration {

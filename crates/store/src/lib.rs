@@ -18,6 +18,7 @@
 //! - [`error`] — [`StoreError`].
 //! - `handle` — [`Store`], the async API; turns calls into commands for the two threads.
 //! - `schema` — opening connections, pragmas, migrations (`PRAGMA user_version`).
+//! - `legacy` — importing a store written by the 1.0.x gateway (sqlx schema), with a backup.
 //! - `writer` — the writer thread: batching, one transaction per batch, a savepoint per command
 //!   of several statements.
 //! - `checkpoint` — the checkpointer thread: copies the WAL into the database file off the
@@ -34,6 +35,7 @@ mod checkpoint;
 pub mod config;
 pub mod error;
 mod handle;
+mod legacy;
 mod quota;
 mod reader;
 mod schema;
@@ -44,6 +46,7 @@ mod writer;
 pub use config::StoreConfig;
 pub use error::StoreError;
 pub use handle::{PendingInsert, Store};
+pub use legacy::{LEGACY_MIGRATIONS, LEGACY_SHARED_KEYS};
 pub use types::{Bandwidth, SharedKeyRecord, StoreCounters, StoreStats, StoredMessage};
 
 /// A client's address: its 32-byte identity key. Stored in base58, as the schema's

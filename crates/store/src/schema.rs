@@ -9,6 +9,7 @@ use std::path::Path;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tracing::{info, warn};
 
+use crate::legacy::{self, Unversioned};
 use crate::{StoreConfig, StoreError};
 
 /// The schema, one entry per version. Column names match the reference gateway's, so tools
@@ -102,6 +103,11 @@ pub(crate) fn open_writer(config: &StoreConfig) -> Result<WriteConnection, Store
     ))
     .map_err(|e| open_error(path, e))?;
 
+    // A 1.0.x store is copied aside before anything changes it; the copy needs no
+    // transaction open, so it is taken here and the import itself runs in `migrate`.
+    if user_version(&conn, path)? == 0 && legacy::classify(&conn, path)? == Unversioned::Legacy {
+        legacy::back_up(&conn, path, &config.legacy_backup_label)?;
+    }
     migrate(&conn, path)?;
     probe_schema(&conn, path)?;
     Ok(WriteConnection { conn, wal })
@@ -150,18 +156,41 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let result = migrate_locked(conn, path);
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     let ended = conn.execute_batch(end);
-    result?;
+    let imported = result?;
     ended.map_err(|source| StoreError::Migration {
         path: path.to_path_buf(),
         version: SCHEMA_VERSION,
         source,
-    })
+    })?;
+    if let Some(imported) = imported {
+        legacy::report(path, &imported);
+    }
+    Ok(())
 }
 
-fn migrate_locked(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let found: i64 = conn
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(|e| open_error(path, e))?;
+fn user_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|e| open_error(path, e))
+}
+
+/// Migrates to [`SCHEMA_VERSION`]; returns what was imported if the file was a 1.0.x store.
+fn migrate_locked(conn: &Connection, path: &Path) -> Result<Option<legacy::Imported>, StoreError> {
+    let mut found = user_version(conn, path)?;
+    let mut imported = None;
+    // Classified again under the write lock: another process may have migrated meanwhile.
+    if found == 0 && legacy::classify(conn, path)? == Unversioned::Legacy {
+        let now = legacy::now_unix();
+        imported = Some(
+            legacy::import(conn, MIGRATIONS[0], now)
+                .and_then(|counts| conn.pragma_update(None, "user_version", 1).map(|()| counts))
+                .map_err(|source| StoreError::Migration {
+                    path: path.to_path_buf(),
+                    version: 1,
+                    source,
+                })?,
+        );
+        found = 1;
+    }
     if found > SCHEMA_VERSION {
         return Err(StoreError::SchemaTooNew {
             path: path.to_path_buf(),
@@ -180,7 +209,7 @@ fn migrate_locked(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             })?;
         info!(path = %path.display(), version, "store schema migrated");
     }
-    Ok(())
+    Ok(imported)
 }
 
 fn probe_schema(conn: &Connection, path: &Path) -> Result<(), StoreError> {

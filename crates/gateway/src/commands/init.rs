@@ -50,7 +50,6 @@ pub(super) fn initialise(
     } else {
         Config::new(id, &ctx.root, &ctx.network)
     };
-    config.gateway.version = VERSION.to_owned();
     config.gateway.disabled_credentials_mode = true;
     apply_overrides(&mut config, flags, overrides, &ctx.network)?;
 
@@ -75,9 +74,13 @@ pub(super) fn initialise(
         keys
     };
 
+    // The store before the config: if it cannot be created or migrated (a 1.0.x store is
+    // imported here, named after the version the config still records), the config file is
+    // left as it was.
+    crate::storage::initialise(&config).context("failed to initialise gateway storage")?;
+    config.gateway.version = VERSION.to_owned();
     config.save(&path)?;
     println!("Saved configuration file to {path:?}");
-    crate::storage::initialise(&config).context("failed to initialise gateway storage")?;
     println!("Gateway configuration completed.\n\n\n");
     Ok((config, keys))
 }

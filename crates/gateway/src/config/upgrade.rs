@@ -76,8 +76,15 @@ fn parse_version(text: &str) -> Result<Version, UpgradeError> {
     Version::parse(text.trim()).map_err(|e| UpgradeError::BadVersion(format!("{text:?}: {e}")))
 }
 
-/// Upgrades the config at `path` to `target` (this binary's version).
-pub fn upgrade_file(path: &Path, target: &str) -> Result<UpgradeOutcome, UpgradeError> {
+/// Upgrades the config at `path` to `target` (this binary's version). `before_rewrite` runs
+/// once the config was read and found upgradable (also when it is already current), before
+/// anything is written: the `upgrade` command migrates the store there, so a store that cannot
+/// be migrated leaves the config file untouched.
+pub fn upgrade_file<E>(
+    path: &Path,
+    target: &str,
+    before_rewrite: impl FnOnce(&Config) -> Result<(), E>,
+) -> Result<Result<UpgradeOutcome, E>, UpgradeError> {
     let target = parse_version(target)?;
     if !target.pre.is_empty() || !target.build.is_empty() {
         return Err(UpgradeError::UnreleasedTarget(target));
@@ -90,14 +97,17 @@ pub fn upgrade_file(path: &Path, target: &str) -> Result<UpgradeOutcome, Upgrade
     if !from.pre.is_empty() {
         return Err(UpgradeError::UnreleasedSource(from));
     }
-    if from == target {
-        return Ok(UpgradeOutcome::AlreadyCurrent);
-    }
     if from > target {
         return Err(UpgradeError::Newer { from, to: target });
     }
     if from.major < 1 {
         return Err(UpgradeError::TooOld { from, to: target });
+    }
+    if let Err(e) = before_rewrite(&config) {
+        return Ok(Err(e));
+    }
+    if from == target {
+        return Ok(Ok(UpgradeOutcome::AlreadyCurrent));
     }
     let backup = path.with_file_name(format!("config.toml.{from}.bak"));
     std::fs::copy(path, &backup).map_err(|source| ConfigError::Io {
@@ -106,11 +116,11 @@ pub fn upgrade_file(path: &Path, target: &str) -> Result<UpgradeOutcome, Upgrade
     })?;
     config.gateway.version = target.to_string();
     config.save(path)?;
-    Ok(UpgradeOutcome::Upgraded {
+    Ok(Ok(UpgradeOutcome::Upgraded {
         from,
         to: target,
         backup,
-    })
+    }))
 }
 
 /// How a config's version relates to the binary's.
