@@ -61,8 +61,14 @@ fn main() {
         }
     });
     emit("GATEWAY_GIT_BRANCH", branch);
-    // Rebuild the facts when the checked-out commit moves, not on every build.
+    // Rebuild the facts when the checked-out commit moves or the code compiled into the binary
+    // changes (this crate's and its two path dependencies' sources), so the build timestamp
+    // tells two builds apart: the load generator's smoke test uses it to know that the
+    // binary next to it is the build of this very tree.
     println!("cargo:rerun-if-changed=build.rs");
+    for dir in ["src", "../protocol/src", "../store/src"] {
+        println!("cargo:rerun-if-changed={dir}");
+    }
     if let Some(git_dir) = command_output("git", &["rev-parse", "--git-dir"]) {
         println!("cargo:rerun-if-changed={git_dir}/HEAD");
         println!("cargo:rerun-if-changed={git_dir}/refs");

@@ -9,6 +9,7 @@
 //! - [`wallet`]: bech32 wallet-address validation.
 //! - [`node_details`]: the node-details block printed by `init`, `run` and `node-details`.
 //! - [`build_info`]: what `--version` prints.
+//! - [`fd_limit`]: the open-file limit checked against the connection caps at start.
 //! - [`node`]: the running gateway (listeners, router, store, egress).
 //! - [`storage`]: opening the SQLite store from the config.
 //! - [`logging`]: log output.
@@ -18,6 +19,7 @@ pub mod build_info;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod fd_limit;
 pub mod keys;
 pub mod logging;
 pub mod network;

@@ -64,6 +64,7 @@ pub(super) fn execute(args: &Run, ctx: &Context) -> anyhow::Result<()> {
     );
     print!("{}", details.to_text());
 
+    crate::fd_limit::ensure(&config.debug);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

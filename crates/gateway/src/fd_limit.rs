@@ -1,0 +1,92 @@
+//! The open-file limit against the connection caps: every connection is a file descriptor, so
+//! a soft limit below the caps (1 024 is a common default for a shell) makes the gateway refuse
+//! connections with "too many open files" long before its own limits are reached.
+//!
+//! At start the gateway raises its soft limit as far as needed, up to the hard limit (what
+//! any process may do); if that is still short of what the caps need, it warns, naming both.
+
+use tracing::{debug, warn};
+
+use crate::config::Debug as DebugConfig;
+
+/// Descriptors the gateway holds besides connections: listeners, the store's database, WAL
+/// and shared-memory files on two connections, the replay file, log output, the runtime.
+const RESERVED: u64 = 64;
+
+/// Descriptors the caps of `limits` may need at once.
+pub fn needed(limits: &DebugConfig) -> u64 {
+    [
+        limits.maximum_mix_connections,
+        limits.maximum_client_connections,
+        limits.maximum_egress_connections,
+    ]
+    .iter()
+    .map(|&cap| cap as u64)
+    .sum::<u64>()
+        + RESERVED
+}
+
+/// What [`ensure`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The soft limit was already enough (or unlimited).
+    Enough,
+    /// The soft limit was raised from `from` to `to`.
+    Raised {
+        /// The soft limit found.
+        from: u64,
+        /// The soft limit now.
+        to: u64,
+    },
+    /// Even the hard limit (or the raise) falls short: the caps cannot all be reached.
+    Short {
+        /// The soft limit now.
+        limit: u64,
+        /// What the caps need.
+        needed: u64,
+    },
+}
+
+/// Raises the soft open-file limit to what `limits` need (up to the hard limit) and logs a
+/// warning if it stays short.
+pub fn ensure(limits: &DebugConfig) -> Outcome {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+
+    let needed = needed(limits);
+    let found = getrlimit(Resource::Nofile);
+    let Some(soft) = found.current else {
+        return Outcome::Enough;
+    };
+    if soft >= needed {
+        return Outcome::Enough;
+    }
+    let target = found.maximum.map_or(needed, |hard| hard.min(needed));
+    let now = if target > soft {
+        let raised = rustix::process::Rlimit {
+            current: Some(target),
+            maximum: found.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => target,
+            Err(e) => {
+                debug!(error = %e, "could not raise the open-file limit");
+                soft
+            }
+        }
+    } else {
+        soft
+    };
+    if now >= needed {
+        debug!(from = soft, to = now, "raised the open-file limit");
+        return Outcome::Raised { from: soft, to: now };
+    }
+    warn!(
+        limit = now,
+        needed,
+        maximum_mix_connections = limits.maximum_mix_connections,
+        maximum_client_connections = limits.maximum_client_connections,
+        maximum_egress_connections = limits.maximum_egress_connections,
+        "the open-file limit ({now}) is below what the connection caps need ({needed}): connections beyond it fail with \"too many open files\"; raise it (`ulimit -n {needed}`, or LimitNOFILE= in the systemd unit) or lower the caps in [debug]"
+    );
+    Outcome::Short { limit: now, needed }
+}
