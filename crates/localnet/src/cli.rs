@@ -22,7 +22,7 @@ pub struct Cli {
     pub gateway_bin: Option<PathBuf>,
 
     /// Address the nym-api endpoints listen on (port 0 picks a free one)
-    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:8090")]
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:8099")]
     pub api_address: SocketAddr,
 }
 
