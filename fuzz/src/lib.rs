@@ -81,3 +81,9 @@ fn rotation(n: u8) -> KeyRotation {
         _ => KeyRotation::Even,
     }
 }
+
+// Operator input read at start-up (listed here, after the others):
+// - `env_file`: the `--config-env-file` dotenv file and the network it gives.
+// - `validator_gateways`: the validator API's `/v1/gateways` body and the duplicate-host decision.
+pub mod env_file;
+pub mod validator_gateways;

@@ -107,7 +107,9 @@ impl Network {
         Ok(network)
     }
 
-    fn apply(&mut self, vars: &HashMap<String, String>) -> Result<(), NetworkError> {
+    /// Sets the parameters named in `vars` (as read by [`parse_env_file`]); the others keep
+    /// their value. Where two names mean one parameter, the first listed wins.
+    pub fn apply(&mut self, vars: &HashMap<String, String>) -> Result<(), NetworkError> {
         let set = |field: &mut String, keys: &[&str]| {
             if let Some(value) = keys.iter().find_map(|k| vars.get(*k)) {
                 value.clone_into(field);
@@ -165,8 +167,15 @@ fn read_env_file(path: &Path) -> Result<HashMap<String, String>, NetworkError> {
         path: path.to_path_buf(),
         reason,
     };
-    let iter = dotenvy::from_path_iter(path).map_err(|e| error(e.to_string()))?;
-    iter.map(|item| item.map_err(|e| error(e.to_string())))
+    let contents = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    parse_env_file(&contents).map_err(error)
+}
+
+/// The variables of a dotenv file's contents (a variable set twice takes its last value), or
+/// why they cannot be read.
+pub fn parse_env_file(contents: &[u8]) -> Result<HashMap<String, String>, String> {
+    dotenvy::from_read_iter(contents)
+        .map(|item| item.map_err(|e| e.to_string()))
         .collect()
 }
 

@@ -395,7 +395,14 @@ async fn slowloris_on_the_client_port_is_cut_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_up_to_and_past_both_caps() {
     const CAP: usize = 64;
+    /// Idle connections opened on each port, far past the caps: two descriptors per pair here.
     const ATTACK: usize = 1000;
+    // Before the gateway starts, so that it inherits the raised limit too.
+    let attack = util::descriptors_for("idle flood", 2 * ATTACK as u64) as usize / 2;
+    assert!(
+        attack >= 4 * CAP,
+        "the hard open-files limit leaves room for {attack} idle pairs: too few to test caps of {CAP}"
+    );
     let gateway = TestGateway::start(
         "idle-flood",
         &[
@@ -410,8 +417,8 @@ async fn idle_connections_up_to_and_past_both_caps() {
     let sampler = Sampler::start(gateway.pid());
 
     let started = Instant::now();
-    let mut idle = Vec::with_capacity(2 * ATTACK);
-    for _ in 0..ATTACK {
+    let mut idle = Vec::with_capacity(2 * attack);
+    for _ in 0..attack {
         idle.extend(idle_pair(&gateway).await);
     }
     eprintln!(
@@ -439,9 +446,9 @@ async fn idle_connections_up_to_and_past_both_caps() {
         .metric("gateway_client_connections_rejected_total{reason=\"connection_limit\"}")
         .await;
     eprintln!("[idle flood] refused at the cap: {refused_mix} mix, {refused_clients} client");
-    assert!(refused_mix >= (ATTACK - 2 * CAP) as f64, "{refused_mix}");
+    assert!(refused_mix >= (attack - 2 * CAP) as f64, "{refused_mix}");
     assert!(
-        refused_clients >= (ATTACK - 2 * CAP) as f64,
+        refused_clients >= (attack - 2 * CAP) as f64,
         "{refused_clients}"
     );
     assert!(
@@ -461,6 +468,13 @@ async fn idle_connections_up_to_and_past_both_caps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_file_table_is_survived_and_warned_about_rate_limited() {
+    /// Connection pairs opened against the gateway's few free descriptors.
+    const PAIRS: usize = 300;
+    let pairs = util::descriptors_for("file table full", 2 * PAIRS as u64) as usize / 2;
+    assert!(
+        pairs >= 50,
+        "the hard open-files limit leaves room for {pairs} connection pairs: too few to fill the gateway's table"
+    );
     let gateway = TestGateway::start("emfile", &[("websocket_upgrade_timeout", "'2s'")]);
     let mut prober = Prober::register(gateway.clients_port(), &gateway.identity).await;
     // Leave the gateway a handful of free descriptors.
@@ -477,7 +491,7 @@ async fn a_full_file_table_is_survived_and_warned_about_rate_limited() {
     let sampler = Sampler::start(pid);
 
     let mut attackers = Vec::new();
-    for _ in 0..300 {
+    for _ in 0..pairs {
         attackers.extend(idle_pair(&gateway).await);
     }
     // For three seconds both listeners fail to accept; the authenticated client is served.

@@ -255,33 +255,28 @@ async fn the_replay_filter_survives_restarts_and_crashes() {
     assert!(log.contains("other replay filter settings"), "{log}");
 }
 
-/// A tmpfs of a few MB, unmounted on drop.
+/// A tmpfs of a few MB, unmounted on drop. Mounting needs root, so the tests using one are
+/// `#[ignore]`d: nextest reports them as skipped, and `.ci/run` (as root) runs them with
+/// `--run-ignored only`.
 struct SmallDisk {
     dir: tempfile::TempDir,
 }
 
 impl SmallDisk {
-    /// Mounts one, or says why it cannot (then the caller skips).
-    fn mount(size: &str) -> Option<Self> {
+    /// Mounts one; a test that asked for it fails if it cannot (it only runs where it can).
+    fn mount(size: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let out = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir.path())
-            .output();
-        match out {
-            Ok(out) if out.status.success() => Some(Self { dir }),
-            Ok(out) => {
-                eprintln!(
-                    "SKIPPED: cannot mount a tmpfs (needs root): {}",
-                    out.stderr_text().trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: cannot run mount: {e}");
-                None
-            }
-        }
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run mount: {e}"));
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs (this test needs root): {}",
+            out.stderr_text().trim()
+        );
+        Self { dir }
     }
 
     fn path(&self) -> &Path {
@@ -317,10 +312,9 @@ impl Drop for SmallDisk {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: mounts a tmpfs; .ci/run runs it (cargo nextest run --run-ignored only ...)"]
 async fn a_full_disk_refuses_messages_without_acks_and_recovers() {
-    let Some(disk) = SmallDisk::mount("4m") else {
-        return;
-    };
+    let disk = SmallDisk::mount("4m");
     let db = disk.path().join("db.sqlite");
     let gateway = TestGateway::start(
         "disk-full",
@@ -479,11 +473,12 @@ fn an_unusable_database_stops_the_start_with_a_clear_error() {
     assert_eq!(code, Some(1), "{log}");
     assert!(log.contains("is locked by another process"), "{log}");
     drop(locker);
+}
 
-    // No space for it.
-    let Some(disk) = SmallDisk::mount("1m") else {
-        return;
-    };
+#[test]
+#[ignore = "needs root: mounts a tmpfs; .ci/run runs it (cargo nextest run --run-ignored only ...)"]
+fn no_space_for_the_database_stops_the_start_with_a_clear_error() {
+    let disk = SmallDisk::mount("1m");
     disk.fill(0);
     let gw = Gateway::new("no-space");
     assert!(gw.init(&[]).status.success());

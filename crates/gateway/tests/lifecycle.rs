@@ -1,4 +1,5 @@
-//! Statistics mode against a real statistics service, and a clean shutdown under load.
+//! Statistics mode against a real statistics service, a clean shutdown under load, the systemd
+//! notifications (`Type=notify`), and the retention cleaner of the running gateway.
 
 mod util;
 
@@ -7,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use util::harness::{NextHop, TestGateway};
+use util::harness::{set_debug, NextHop, TestGateway};
+use util::probe::{AckSink, Traffic};
 use util::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
-use util::ws_client::{random, TestClient, WsClient};
-use util::OutputText;
+use util::ws_client::{now_unix, random, TestClient, WsClient, READ_TIMEOUT};
+use util::{Gateway, OutputText};
 
 /// Starts the statistics service in this process on a loopback port; returns its URL and a
 /// switch that stops it.
@@ -235,5 +237,112 @@ async fn sigterm_under_load_loses_no_acknowledged_message() {
     assert!(
         !stored_offline.is_empty(),
         "the offline client's messages were stored"
+    );
+}
+
+#[test]
+fn systemd_is_told_when_the_gateway_is_ready_and_when_it_stops() {
+    // What systemd does for a Type=notify unit: a datagram socket named in NOTIFY_SOCKET.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    systemd.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let gw = Gateway::new("notify");
+    assert!(gw.init(&[]).status.success());
+    // A small replay filter, quick to save at shutdown.
+    set_debug(&gw, &[("replay_filter_capacity", "100000")]);
+    let running = gw.spawn_with_env(
+        &["run", "--id", "notify"],
+        &[("NOTIFY_SOCKET", path.to_str().unwrap())],
+    );
+    let mut datagram = [0u8; 1024];
+    let n = systemd.recv(&mut datagram).expect("READY=1 arrives");
+    assert_eq!(String::from_utf8_lossy(&datagram[..n]), "READY=1\n");
+    // Ready means serving: both ports accept.
+    std::net::TcpStream::connect(("127.0.0.1", gw.mix_port)).unwrap();
+    std::net::TcpStream::connect(("127.0.0.1", gw.clients_port)).unwrap();
+
+    let out = running.terminate("TERM");
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr_text());
+    let n = systemd.recv(&mut datagram).expect("STOPPING=1 arrives");
+    assert_eq!(String::from_utf8_lossy(&datagram[..n]), "STOPPING=1\n");
+    systemd.set_nonblocking(true).unwrap();
+    assert!(systemd.recv(&mut datagram).is_err(), "nothing else is sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cleaner_deletes_stored_messages_past_their_max_age_and_only_those() {
+    /// `stored_messages_max_age`, in seconds.
+    const MAX_AGE: i64 = 8;
+    /// How much younger the fresh message is.
+    const YOUNGER: i64 = 5;
+    let gateway = TestGateway::start(
+        "retention",
+        &[
+            ("stored_messages_max_age", &format!("'{MAX_AGE}s'")),
+            ("stale_messages_cleaner_interval", "'1s'"),
+        ],
+    );
+    let sink = AckSink::start().await;
+    let (old, fresh) = (TestClient::new(), TestClient::new());
+    let (old_bs58, fresh_bs58) = (old.address_bs58(), fresh.address_bs58());
+    let stored_at = |client: &str| {
+        gateway.query_i64(
+            "SELECT MIN(timestamp) FROM message_store WHERE client_address_bs58 = ?1",
+            client,
+        )
+    };
+    let mut traffic = Traffic::default();
+
+    // Two offline clients' messages, stored YOUNGER seconds apart.
+    let frame = traffic.frame(&gateway, old.address(), sink.addr(), b"old");
+    gateway.inject(&[frame]).await;
+    gateway.wait_stored(&old_bs58, 1).await;
+    let old_at = stored_at(&old_bs58);
+    while now_unix() < (old_at + YOUNGER) as u64 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let frame = traffic.frame(&gateway, fresh.address(), sink.addr(), b"fresh");
+    gateway.inject(&[frame]).await;
+    gateway.wait_stored(&fresh_bs58, 1).await;
+    let fresh_at = stored_at(&fresh_bs58);
+    assert!(fresh_at >= old_at + YOUNGER);
+
+    // Watch the store file until the old message is gone. A message may only go once the
+    // cleaner's cutoff (its clock minus the max age, the clock being before ours here) passed
+    // its timestamp.
+    let fresh_when_old_went = loop {
+        let old_left = gateway.stored_count(&old_bs58);
+        let fresh_left = gateway.stored_count(&fresh_bs58);
+        let now = now_unix() as i64;
+        assert!(
+            fresh_left == 1 || now > fresh_at + MAX_AGE,
+            "the fresh message (stored at {fresh_at}) was deleted at {now}, before its max age"
+        );
+        if old_left == 0 {
+            assert!(
+                now > old_at + MAX_AGE,
+                "the old message (stored at {old_at}) was deleted at {now}, before its max age"
+            );
+            break fresh_left;
+        }
+        assert!(
+            now <= old_at + MAX_AGE + READ_TIMEOUT.as_secs() as i64,
+            "the old message (stored at {old_at}) is still there at {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        fresh_when_old_went, 1,
+        "the message {YOUNGER} s younger outlived the old one"
+    );
+
+    let TestGateway { running, .. } = gateway;
+    let out = running.terminate("TERM");
+    let log = out.stderr_text();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("deleted stored messages older than 8s"),
+        "the deletion is logged:\n{log}"
     );
 }

@@ -189,6 +189,7 @@ impl Connection {
             let mut stream = match stream {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
+                    metrics.egress_connect_failures.inc();
                     warn_rate_limited!(NEXT_HOP_FAILURES, next_hop = %self.addr, error = %e, retry_in = ?backoff, "could not connect to next hop");
                     if !self.wait_backoff(&mut backoff).await {
                         break;
@@ -196,6 +197,7 @@ impl Connection {
                     continue;
                 }
                 Err(_) => {
+                    metrics.egress_connect_failures.inc();
                     warn_rate_limited!(NEXT_HOP_FAILURES, next_hop = %self.addr, retry_in = ?backoff, "timed out connecting to next hop");
                     if !self.wait_backoff(&mut backoff).await {
                         break;
@@ -325,87 +327,4 @@ enum WriteOutcome {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use gateway_protocol::framing::{self, KeyRotation};
-    use gateway_protocol::packet_size::PacketSize;
-    use tokio::io::AsyncReadExt as _;
-    use tokio::net::TcpListener;
-
-    fn config(queue_capacity: usize) -> EgressConfig {
-        EgressConfig {
-            queue_capacity,
-            max_connections: 4,
-            connect_timeout: Duration::from_secs(2),
-            initial_backoff: Duration::from_millis(10),
-            maximum_backoff: Duration::from_millis(50),
-            idle_timeout: Duration::from_secs(30),
-        }
-    }
-
-    /// A regular-size packet whose bytes say which one it is.
-    fn packet(next_hop: SocketAddr, n: u32) -> MixPacket {
-        let mut packet = vec![0u8; PacketSize::Regular.size()];
-        packet[..4].copy_from_slice(&n.to_be_bytes());
-        packet[PacketSize::Regular.size() - 4..].copy_from_slice(&n.to_be_bytes());
-        MixPacket {
-            next_hop,
-            packet_size: PacketSize::Regular,
-            key_rotation: KeyRotation::Unknown,
-            packet,
-        }
-    }
-
-    /// Reads frames from `stream` until `want` were decoded or the peer closed; returns the
-    /// packet numbers in arrival order.
-    async fn read_numbers(stream: &mut TcpStream, want: usize) -> Vec<u32> {
-        let mut buf = Vec::new();
-        let mut numbers = Vec::new();
-        while numbers.len() < want {
-            let mut chunk = [0u8; 8192];
-            let n = stream.read(&mut chunk).await.unwrap();
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            let mut used_total = 0;
-            while let Some((frame, used)) = framing::decode(&buf[used_total..]).unwrap() {
-                used_total += used;
-                let p = &frame.packet;
-                let n = u32::from_be_bytes(p[..4].try_into().unwrap());
-                assert_eq!(p[p.len() - 4..], n.to_be_bytes(), "a frame arrived whole");
-                numbers.push(n);
-            }
-            buf.drain(..used_total);
-        }
-        numbers
-    }
-
-    #[tokio::test]
-    async fn a_burst_to_one_next_hop_arrives_whole_and_in_order() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let metrics = Metrics::new();
-        let shutdown = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        let egress = Egress::new(
-            config(1000),
-            metrics.clone(),
-            shutdown.clone(),
-            tasks.clone(),
-        );
-        // Queued before the connection exists, so the writer finds many frames at once and
-        // writes them in batches.
-        for n in 0..500 {
-            egress.send(&packet(addr, n)).unwrap();
-        }
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let numbers = read_numbers(&mut stream, 500).await;
-        assert_eq!(numbers, (0..500).collect::<Vec<_>>());
-        shutdown.cancel();
-        tasks.close();
-        tasks.wait().await;
-        assert_eq!(metrics.egress_packets_sent.get(), 500);
-        assert_eq!(metrics.egress_queue_depth.get(), 0);
-    }
-}
+mod tests;

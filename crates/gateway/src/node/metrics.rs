@@ -59,6 +59,9 @@ pub struct Metrics {
     pub egress_queue_depth: Gauge,
     /// Open outgoing mix connections.
     pub egress_connections: Gauge,
+    /// Attempts to connect to a next hop that failed or timed out (each is followed by a
+    /// backoff).
+    pub egress_connect_failures: Counter,
     /// Authenticated client sessions.
     pub clients_connected: Gauge,
     /// Client connections refused or closed early, by reason.
@@ -179,6 +182,11 @@ impl Metrics {
                 "egress_connections",
                 "Open outgoing mix connections",
                 Gauge::default()
+            ),
+            egress_connect_failures: register!(
+                "egress_connect_failures",
+                "Failed or timed-out connection attempts to next hops",
+                Counter::default()
             ),
             clients_connected: register!(
                 "clients_connected",

@@ -39,10 +39,35 @@ struct GatewayBond {
     gateway: BondedGateway,
 }
 
-#[derive(Deserialize)]
-struct BondedGateway {
-    host: String,
-    identity_key: String,
+/// A bonded gateway as the validator API lists it: the fields the check reads.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BondedGateway {
+    /// Its announce host.
+    pub host: String,
+    /// Its identity key (base58).
+    pub identity_key: String,
+}
+
+/// The bonded gateways in a `/v1/gateways` response body.
+pub fn parse_gateways(body: &[u8]) -> Result<Vec<BondedGateway>, serde_json::Error> {
+    let bonds: Vec<GatewayBond> = serde_json::from_slice(body)?;
+    Ok(bonds.into_iter().map(|bond| bond.gateway).collect())
+}
+
+/// What the bonded gateways say about our `announce_host` and `identity`: the first one bonded
+/// with our host decides.
+pub fn outcome(
+    bonded: &[BondedGateway],
+    announce_host: &str,
+    identity: &str,
+) -> Result<CheckOutcome, DuplicateHost> {
+    match bonded.iter().find(|g| g.host == announce_host) {
+        None => Ok(CheckOutcome::Clear),
+        Some(g) if g.identity_key == identity => Ok(CheckOutcome::OurselvesBonded),
+        Some(g) => Err(DuplicateHost {
+            identity: g.identity_key.clone(),
+        }),
+    }
 }
 
 /// Whether `host` is an address no other node could reach.
@@ -83,26 +108,23 @@ pub fn check(
     let mut last_error = String::new();
     for api in apis {
         let url = gateways_url(api);
-        let bonds: Vec<GatewayBond> = match agent.get(&url).call() {
-            Ok(mut response) => match response.body_mut().read_json() {
-                Ok(bonds) => bonds,
-                Err(e) => {
-                    last_error = format!("{url}: unexpected response: {e}");
-                    continue;
-                }
-            },
+        // The body is read whole (at most 10 MB, ureq's limit) and parsed on its own.
+        let body = match agent.get(&url).call() {
+            Ok(mut response) => response.body_mut().read_to_vec(),
+            Err(e) => Err(e),
+        };
+        let bonded = match body.map(|body| parse_gateways(&body)) {
+            Ok(Ok(bonded)) => bonded,
+            Ok(Err(e)) => {
+                last_error = format!("{url}: unexpected response: {e}");
+                continue;
+            }
             Err(e) => {
                 last_error = format!("{url}: {e}");
                 continue;
             }
         };
-        return match bonds.iter().find(|b| b.gateway.host == announce_host) {
-            None => Ok(CheckOutcome::Clear),
-            Some(b) if b.gateway.identity_key == identity => Ok(CheckOutcome::OurselvesBonded),
-            Some(b) => Err(DuplicateHost {
-                identity: b.gateway.identity_key.clone(),
-            }),
-        };
+        return outcome(&bonded, announce_host, identity);
     }
     Ok(CheckOutcome::Unreachable(last_error))
 }

@@ -1,7 +1,7 @@
 //! A running gateway for the client protocol tests, and the loopback peers around it: the mix
 //! port to inject packets, next-hop listeners, the metrics endpoint and the store file.
 
-use std::net::SocketAddr;
+use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -85,9 +85,19 @@ impl TestGateway {
         self.gw.dir().join("data/db.sqlite")
     }
 
+    /// The mix port on `[::1]`.
+    pub fn mix_addr_v6(&self) -> SocketAddr {
+        SocketAddr::from((Ipv6Addr::LOCALHOST, self.gw.mix_port))
+    }
+
     /// Sends mix-port frames over one new connection.
     pub async fn inject(&self, frames: &[Vec<u8>]) {
-        let mut stream = TcpStream::connect(self.mix_addr()).await.unwrap();
+        self.inject_at(self.mix_addr(), frames).await;
+    }
+
+    /// As [`inject`](Self::inject), to the mix port at `mix` (e.g. its IPv6 address).
+    pub async fn inject_at(&self, mix: SocketAddr, frames: &[Vec<u8>]) {
+        let mut stream = TcpStream::connect(mix).await.unwrap();
         for frame in frames {
             stream.write_all(frame).await.unwrap();
         }
@@ -237,8 +247,13 @@ pub struct NextHop {
 
 impl NextHop {
     pub async fn bind() -> Self {
+        Self::bind_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// A next hop listening on `addr` (e.g. `[::1]:0`).
+    pub async fn bind_on(addr: SocketAddr) -> Self {
         Self {
-            listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            listener: TcpListener::bind(addr).await.unwrap(),
         }
     }
 

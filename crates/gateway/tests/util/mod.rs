@@ -42,6 +42,40 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Lets this test process open `wanted` more descriptors than it has open now: raises the
+/// soft open-files limit up to the hard limit if needed (gateways spawned afterwards inherit
+/// it). Returns how many of the `wanted` fit, which is less only when the hard limit is too
+/// low; prints what it did either way.
+pub fn descriptors_for(label: &str, wanted: u64) -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count) as u64;
+    // Room for the runtime, the gateway's output pipes and the test's own connections.
+    let needed = open + wanted + 64;
+    let before = getrlimit(Resource::Nofile);
+    let soft = before.current.unwrap_or(u64::MAX);
+    let hard = before.maximum.unwrap_or(u64::MAX);
+    if soft < needed {
+        let raised = needed.min(hard);
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(raised),
+                maximum: before.maximum,
+            },
+        )
+        .unwrap_or_else(|e| panic!("[{label}] raising the open-files limit failed: {e}"));
+        eprintln!("[{label}] raised the soft open-files limit from {soft} to {raised} (hard limit {hard})");
+    }
+    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let fit = soft.saturating_sub(open + 64).min(wanted);
+    if fit < wanted {
+        eprintln!("[{label}] only {fit} of {wanted} descriptors fit under the hard open-files limit {hard}: scaled down");
+    } else {
+        eprintln!("[{label}] {wanted} descriptors fit under the soft open-files limit {soft}");
+    }
+    fit
+}
+
 /// Permission bits of a file.
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,7 @@
 //! A test client for the client port: raw websocket plus the client side of the protocol
 //! (registration handshake, `authenticateV2`, binary frames), built on `gateway_protocol`.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
@@ -40,8 +41,13 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(port: u16) -> Self {
-        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let (ws, _) = tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}"), tcp)
+        Self::connect_to(SocketAddr::from(([127, 0, 0, 1], port))).await
+    }
+
+    /// As [`connect`](Self::connect), to any address (e.g. `[::1]:port`).
+    pub async fn connect_to(addr: SocketAddr) -> Self {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}"), tcp)
             .await
             .expect("websocket upgrade");
         Self { ws }
