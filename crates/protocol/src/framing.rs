@@ -478,7 +478,7 @@ mod tests {
         for _ in 0..5000 {
             let len = xorshift(&mut state) as usize % 8;
             let mut bytes: Vec<u8> = (0..len).map(|_| xorshift(&mut state) as u8 % 10).collect();
-            if xorshift(&mut state) % 4 == 0 {
+            if xorshift(&mut state).is_multiple_of(4) {
                 bytes.resize(bytes.len() + 400, 0);
             }
             match decode(&bytes) {

@@ -220,8 +220,8 @@ mod tests {
                 let mut bytes: Vec<u8> = (0..len).map(|_| xorshift(&mut state) as u8).collect();
                 if let Some(first) = bytes.first_mut() {
                     // bias towards valid tags so the success path is exercised too
-                    if xorshift(&mut state) % 2 == 0 {
-                        *first = if xorshift(&mut state) % 2 == 0 { 4 } else { 6 };
+                    if xorshift(&mut state).is_multiple_of(2) {
+                        *first = if xorshift(&mut state).is_multiple_of(2) { 4 } else { 6 };
                     }
                 }
                 if let Ok((addr, used)) = decode(&bytes) {

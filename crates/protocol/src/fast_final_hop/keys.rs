@@ -59,7 +59,7 @@ pub(super) type PayloadKey = Zeroizing<[u8; PAYLOAD_KEY_LEN]>;
 
 /// The expansion is cut into 16-byte units: every part starts and ends on one.
 const UNIT: usize = 16;
-const _: () = assert!(EXPANDED_LEN % UNIT == 0);
+const _: () = assert!(EXPANDED_LEN.is_multiple_of(UNIT));
 const STREAM_KEY_UNIT: usize = 0;
 const MAC_KEY_UNIT: usize = 1;
 const PAYLOAD_KEY_UNITS: Range<usize> = 2..2 + PAYLOAD_KEY_LEN / UNIT;
