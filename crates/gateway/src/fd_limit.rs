@@ -78,7 +78,10 @@ pub fn ensure(limits: &DebugConfig) -> Outcome {
     };
     if now >= needed {
         debug!(from = soft, to = now, "raised the open-file limit");
-        return Outcome::Raised { from: soft, to: now };
+        return Outcome::Raised {
+            from: soft,
+            to: now,
+        };
     }
     warn!(
         limit = now,

@@ -221,7 +221,11 @@ mod tests {
                 if let Some(first) = bytes.first_mut() {
                     // bias towards valid tags so the success path is exercised too
                     if xorshift(&mut state).is_multiple_of(2) {
-                        *first = if xorshift(&mut state).is_multiple_of(2) { 4 } else { 6 };
+                        *first = if xorshift(&mut state).is_multiple_of(2) {
+                            4
+                        } else {
+                            6
+                        };
                     }
                 }
                 if let Ok((addr, used)) = decode(&bytes) {
