@@ -278,7 +278,7 @@ fn dispatch(
     let fresh = replay
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .check_and_insert(&unwrapped.replay_tag);
+        .check_and_insert_at(&unwrapped.replay_tag, now.into_std());
     if !fresh {
         metrics.mix_drop("replay");
         debug!("replayed mix packet dropped");
