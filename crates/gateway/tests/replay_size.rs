@@ -13,6 +13,8 @@ use util::ws_client::TestClient;
 use util::{Gateway, OutputText};
 
 const REPLAYS: &str = "gateway_mix_packets_dropped_total{reason=\"replay\"}";
+const BYTES: &str = "gateway_replay_filter_bytes";
+const CAPACITY: &str = "gateway_replay_filter_generation_capacity";
 /// The bound on what an idle demo gateway may leave.
 const MAX_FILE_BYTES: u64 = 16 * 1000 * 1000;
 /// Resident memory an idle gateway may have: the filter used to take 267 MiB of it.
@@ -74,9 +76,15 @@ async fn after_traffic_the_file_is_small_and_a_restart_still_refuses_the_replay(
     let target_bs58 = target.address_bs58();
     let mut traffic = Traffic::default();
 
+    // The filter's gauges: one generation of the initial 500 000 packets, about 1.4 MiB.
+    assert_eq!(gateway.metric(CAPACITY).await, 500_000.0);
+    let filter_bytes = gateway.metric(BYTES).await;
+    assert!((1.0e6..2.0e6).contains(&filter_bytes), "{filter_bytes}");
+
     let packet = traffic.frame(&gateway, target.address(), sink.addr(), b"once only");
     gateway.inject(std::slice::from_ref(&packet)).await;
     gateway.wait_stored(&target_bs58, 1).await;
+    assert_eq!(gateway.metric(BYTES).await, filter_bytes);
     let out = gateway.stop("INT");
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr_text());
     let saved = std::fs::metadata(&file).expect("saved at shutdown after traffic");
@@ -84,6 +92,12 @@ async fn after_traffic_the_file_is_small_and_a_restart_still_refuses_the_replay(
     assert!(saved.len() < MAX_FILE_BYTES, "{} bytes", saved.len());
     // One generation of 500 000 packets at 1e-5: about 1.4 MiB.
     assert!(saved.len() < 2 * 1024 * 1024, "{} bytes", saved.len());
+    // The generation and a few header words.
+    assert!(
+        saved.len() as f64 - filter_bytes < 200.0,
+        "{} bytes",
+        saved.len()
+    );
     assert_eq!(util::mode(&file), 0o600);
     let bytes = std::fs::read(&file).unwrap();
 

@@ -121,6 +121,7 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
         let file = replay_file.clone();
         let settings = replay::ReplaySettings::from_config(d);
         let filter = tokio::task::spawn_blocking(move || file.load_or_new(settings)).await?;
+        metrics.replay_filter(&filter);
         Arc::new(Mutex::new(filter))
     };
     let replay_saver = tokio::spawn(
