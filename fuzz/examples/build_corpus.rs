@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use gateway_fuzz::{pem_keys, vectors};
+use gateway_fuzz::{pem_keys, replay_file, vectors};
 use gateway_protocol::final_hop::{self, Hop};
 use gateway_protocol::framing::KeyRotation;
 use nym_gateway::config::Config;
@@ -371,6 +371,10 @@ replay_filter_false_positive_rate = 0.001
         "range",
         &[br#"{"since":"2022-07-26T12:00:00Z","until":"2262-04-11T23:47:16.854775807Z"}"#],
     );
+    let s = Seeds::new("replay_file");
+    for (name, seed) in replay_file::seeds() {
+        s.add(name, &[&seed]);
+    }
     println!(
         "seeds written to {}",
         Path::new(env!("CARGO_MANIFEST_DIR"))

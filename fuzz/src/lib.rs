@@ -22,6 +22,7 @@
 //! Operator files and the statistics service:
 //! - [`config`]: `config.toml` parsing, validation and rendering.
 //! - [`pem_keys`]: the four PEM key files.
+//! - [`replay_file`]: the saved replay filter, as loaded at start.
 //! - [`statistics_report`]: the statistics service's request bodies.
 //!
 //! [`vectors`] holds the fixed keys, taken from `testdata/vectors/`; `honest_packet` builds
@@ -41,6 +42,7 @@ pub mod handshake;
 mod honest_packet;
 pub mod mix_packet;
 pub mod pem_keys;
+pub mod replay_file;
 pub mod routing_address;
 pub mod statistics_report;
 pub mod surb_ack;

@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 
+/// Largest replay filter bound accepted (1 TiB): far beyond any machine this runs on, it only
+/// keeps the sizing arithmetic meaningful.
+const MAX_REPLAY_FILTER_BYTES: u64 = 1 << 40;
+
 /// Limits and timeouts. Any key may be omitted; it then takes the default shown in its doc.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -102,14 +106,26 @@ pub struct Debug {
     pub store_checkpoint_pages: u32,
     /// WAL pages at which the writer rewinds the WAL, which bounds its file (default 4096).
     pub store_wal_restart_pages: u32,
-    /// Packets the replay filter is sized for per rotation (default 180 000 000: 25 h at 2 000/s).
+    /// Most packets the replay filter remembers, both generations together: the bound on its
+    /// memory and file, about 3 bytes a packet at the default false-positive rate (default
+    /// 180 000 000: at most about 515 MiB, which 2 000 packets/s need for 25 h). The filter
+    /// starts at `replay_filter_initial_capacity` and grows only as the packet rate requires.
     pub replay_filter_capacity: u64,
-    /// Acceptable false-positive rate of the replay filter (default 1e-5).
+    /// Packets the replay filter's first generation holds (at most half of
+    /// `replay_filter_capacity`; default 500 000: about 1.4 MiB at the default rate).
+    pub replay_filter_initial_capacity: u64,
+    /// Each new replay filter generation is sized for the packet rate seen while the last one
+    /// filled, to last at least this (within `replay_filter_capacity`): a packet is remembered
+    /// at least this long (default 12h 30m).
+    #[serde(with = "humantime_serde")]
+    pub replay_filter_generation_lifetime: Duration,
+    /// Acceptable false-positive rate of each replay filter generation (default 1e-5).
     pub replay_filter_false_positive_rate: f64,
-    /// How often the replay filter is saved to `replay_filter.bin` next to the store; it is
-    /// also saved at shutdown and loaded at start. Each save writes the whole filter (up to
-    /// about 540 MB at the default capacity); after a crash, the packets of the last interval
-    /// are forgotten (default 1h).
+    /// How often the replay filter is saved to `replay_filter.bin` next to the store, if it
+    /// changed; it is also saved at shutdown (if it changed) and loaded at start. Each save
+    /// writes the whole filter (as large as its generations: about 1.4 MiB for a quiet gateway,
+    /// at most about 515 MiB at the default capacity); after a crash, the packets of the last
+    /// interval are forgotten (default 1h).
     #[serde(with = "humantime_serde")]
     pub replay_filter_save_interval: Duration,
     /// How Sphinx packets are unwrapped: `fast` (our path, byte-identical, about 1.8x faster)
@@ -186,6 +202,8 @@ impl Default for Debug {
             store_checkpoint_pages: 1000,
             store_wal_restart_pages: 4096,
             replay_filter_capacity: 180_000_000,
+            replay_filter_initial_capacity: 500_000,
+            replay_filter_generation_lifetime: Duration::from_secs(12 * 3600 + 30 * 60),
             replay_filter_false_positive_rate: 1e-5,
             replay_filter_save_interval: Duration::from_secs(3600),
             final_hop_implementation: FinalHopImplementation::Fast,
@@ -203,7 +221,7 @@ impl Default for Debug {
 impl Debug {
     /// Rejects values that would disable a limit by accident or make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let positive: [(&'static str, u64); 16] = [
+        let positive: [(&'static str, u64); 17] = [
             (
                 "maximum_egress_connections",
                 self.maximum_egress_connections as u64,
@@ -244,6 +262,10 @@ impl Debug {
                 u64::from(self.store_wal_restart_pages),
             ),
             ("replay_filter_capacity", self.replay_filter_capacity),
+            (
+                "replay_filter_initial_capacity",
+                self.replay_filter_initial_capacity,
+            ),
             ("unwrap_queue_capacity", self.unwrap_queue_capacity as u64),
             (
                 "mix_connection_max_in_flight",
@@ -264,6 +286,22 @@ impl Debug {
             return Err(ConfigError::Invalid {
                 key: "replay_filter_false_positive_rate",
                 reason: format!("{rate} is not between 0 and 1"),
+            });
+        }
+        let replay = crate::node::replay::ReplaySettings::from_config(self);
+        if replay.max_bytes() > MAX_REPLAY_FILTER_BYTES {
+            return Err(ConfigError::Invalid {
+                key: "replay_filter_capacity",
+                reason: format!(
+                    "the replay filter would take up to {} bytes at replay_filter_false_positive_rate {rate}; at most {MAX_REPLAY_FILTER_BYTES} are allowed",
+                    replay.max_bytes()
+                ),
+            });
+        }
+        if self.replay_filter_generation_lifetime.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "replay_filter_generation_lifetime",
+                reason: "must be greater than 0".into(),
             });
         }
         if self.free_bandwidth_per_claim < 0 {

@@ -146,15 +146,23 @@ const DEBUG_KEYS: &[(&str, &str)] = &[
     ),
     (
         "replay_filter_capacity",
-        "Packets the replay filter is sized for.",
+        "Most packets the replay filter remembers (both generations): bounds its memory and file, ~3 bytes a packet at 1e-5.",
+    ),
+    (
+        "replay_filter_initial_capacity",
+        "Packets the replay filter's first generation holds; later ones grow as the packet rate requires.",
+    ),
+    (
+        "replay_filter_generation_lifetime",
+        "Each replay filter generation is sized to last at least this at the packet rate seen (within replay_filter_capacity).",
     ),
     (
         "replay_filter_false_positive_rate",
-        "Acceptable false-positive rate of the replay filter.",
+        "Acceptable false-positive rate of each replay filter generation.",
     ),
     (
         "replay_filter_save_interval",
-        "How often the replay filter is saved next to the store (also at shutdown; loaded at start).",
+        "How often the replay filter is saved next to the store if it changed (also at shutdown; loaded at start).",
     ),
     (
         "final_hop_implementation",

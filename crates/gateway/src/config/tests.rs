@@ -160,3 +160,59 @@ fn url_lists_are_split_trimmed_and_checked() {
     );
     assert!(parse_url_list("https://ok.example, not a url").is_err());
 }
+
+#[test]
+fn replay_filter_keys_load_from_old_configs_and_are_checked() {
+    // A config written before the filter grew carries only replay_filter_capacity: it loads,
+    // keeping it as the bound, and the new keys take their defaults.
+    let old = sample()
+        .render()
+        .lines()
+        .filter(|line| {
+            !line.starts_with("replay_filter_initial_capacity")
+                && !line.starts_with("replay_filter_generation_lifetime")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(
+            "replay_filter_capacity = 180000000",
+            "replay_filter_capacity = 2000000",
+        );
+    let config = Config::parse(&old).unwrap();
+    assert_eq!(config.debug.replay_filter_capacity, 2_000_000);
+    assert_eq!(config.debug.replay_filter_initial_capacity, 500_000);
+    assert_eq!(
+        config.debug.replay_filter_generation_lifetime,
+        std::time::Duration::from_secs(45_000)
+    );
+    config.validate().unwrap();
+    assert!(sample()
+        .render()
+        .contains("replay_filter_generation_lifetime = \"12h 30m\""));
+
+    let invalid = |change: fn(&mut Debug), key: &str| {
+        let mut config = sample();
+        change(&mut config.debug);
+        match config.validate() {
+            Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key),
+            other => panic!("{key}: {other:?}"),
+        }
+    };
+    invalid(
+        |d| d.replay_filter_initial_capacity = 0,
+        "replay_filter_initial_capacity",
+    );
+    invalid(
+        |d| d.replay_filter_generation_lifetime = std::time::Duration::ZERO,
+        "replay_filter_generation_lifetime",
+    );
+    invalid(
+        |d| d.replay_filter_capacity = u64::MAX,
+        "replay_filter_capacity",
+    );
+    // 2^40 packets at about 3 bytes each: more than the 1 TiB accepted.
+    invalid(
+        |d| d.replay_filter_capacity = 1 << 40,
+        "replay_filter_capacity",
+    );
+}

@@ -80,6 +80,10 @@ pub struct Metrics {
     pub store_messages: Gauge,
     /// Bytes of stored message content (updated at each scrape).
     pub store_message_bytes: Gauge,
+    /// Bytes the replay filter's generations take (memory, and about its file's size).
+    pub replay_filter_bytes: Gauge,
+    /// Packets the replay filter's current generation is sized for.
+    pub replay_filter_generation_capacity: Gauge,
     /// Time to unwrap one final-hop packet, in seconds.
     pub unwrap_seconds: Histogram,
     registry: Arc<Registry>,
@@ -229,6 +233,16 @@ impl Metrics {
                 "Bytes of stored messages",
                 Gauge::default()
             ),
+            replay_filter_bytes: register!(
+                "replay_filter_bytes",
+                "Bytes the replay filter's generations take",
+                Gauge::default()
+            ),
+            replay_filter_generation_capacity: register!(
+                "replay_filter_generation_capacity",
+                "Packets the replay filter's current generation is sized for",
+                Gauge::default()
+            ),
             unwrap_seconds: register!(
                 "unwrap_seconds",
                 "Time to unwrap one Sphinx packet, in seconds",
@@ -252,6 +266,15 @@ impl Metrics {
         self.mix_packets_dropped
             .get_or_create(&Reason { reason })
             .inc_by(packets as u64);
+    }
+
+    /// Shows the replay filter's size.
+    pub fn replay_filter(&self, filter: &super::replay::ReplayFilter) {
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.replay_filter_bytes
+            .set(gauge(filter.allocated_bytes()));
+        self.replay_filter_generation_capacity
+            .set(gauge(filter.generation_capacity()));
     }
 
     /// Counts a dropped egress packet.

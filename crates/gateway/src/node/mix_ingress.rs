@@ -275,10 +275,12 @@ fn dispatch(
             return None;
         }
     };
-    let fresh = replay
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .check_and_insert(&unwrapped.replay_tag);
+    let fresh = {
+        let mut filter = replay.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = filter.check_and_insert_at(&unwrapped.replay_tag, now.into_std());
+        metrics.replay_filter(&filter);
+        fresh
+    };
     if !fresh {
         metrics.mix_drop("replay");
         debug!("replayed mix packet dropped");

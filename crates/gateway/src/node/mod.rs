@@ -119,11 +119,9 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
     );
     let replay = {
         let file = replay_file.clone();
-        let (capacity, rate) = (
-            d.replay_filter_capacity,
-            d.replay_filter_false_positive_rate,
-        );
-        let filter = tokio::task::spawn_blocking(move || file.load_or_new(capacity, rate)).await?;
+        let settings = replay::ReplaySettings::from_config(d);
+        let filter = tokio::task::spawn_blocking(move || file.load_or_new(settings)).await?;
+        metrics.replay_filter(&filter);
         Arc::new(Mutex::new(filter))
     };
     let replay_saver = tokio::spawn(
@@ -234,7 +232,7 @@ pub async fn run(config: Config, keys: NodeKeys, network: Network) -> anyhow::Re
     {
         warn!("connections did not finish in time; continuing shutdown");
     }
-    // No packet is checked any more: save the filter while the rest shuts down.
+    // No packet is checked any more: save the filter (if it changed) while the rest shuts down.
     replay_saver.abort();
     let replay_saved = tokio::spawn(async move { replay_file.save(&replay).await });
     commit_tasks.close();

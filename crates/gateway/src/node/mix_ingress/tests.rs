@@ -75,7 +75,7 @@ impl Pipeline {
         };
         Self {
             relay: relay_role.then(|| Relay::new(config, forward, metrics.clone())),
-            replay: Mutex::new(ReplayFilter::new(1000, 1e-6)),
+            replay: Mutex::new(ReplayFilter::with_capacity(1000, 1e-6)),
             metrics,
             sent,
         }

@@ -1,28 +1,44 @@
 //! Saving the replay filter next to the store and loading it at start, so a packet accepted
 //! before a restart is still a replay after it.
 //!
-//! # Format
+//! # Format (version 2)
 //! Every field is a little-endian `u64`: `MAGIC, FORMAT_VERSION`, the sphinx public key (4
-//! words), `len_bits, hashes, generation_capacity, has_previous`, the current generation's
-//! words, the previous generation's words (if any), `current_inserted, previous_inserted`, and
-//! a checksum of every word before it.
+//! words), the number of generations (1 or 2), then for each generation, current first,
+//! `len_bits, hashes, capacity, age_ms`; the current generation's words, the previous
+//! generation's words (if any); each generation's `inserted`; and a checksum of every word
+//! before it. Each generation carries its own size, so generations of different sizes (see
+//! the growth rule in [`super`]) load as they were saved. The file is as large as the
+//! generations it holds: about 1.4 MiB for an idle gateway at the default settings.
+//!
+//! Version 1 (one size for both generations, fixed by the settings) is reported as another
+//! version and replaced, like a damaged file.
+//!
+//! # Loading
+//! Every length is checked before anything is allocated: a generation larger than
+//! `replay_filter_capacity` allows is refused, and so is a file whose length is not exactly
+//! what its header announces, so a damaged or hostile file costs at most the configured bound,
+//! and only when it really holds that many bytes.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use super::{Generation, ReplayFilter};
+use super::{Generation, ReplayFilter, ReplaySettings, MAX_HASHES};
 
 /// `"GWREPLAY"`: the first word of a saved filter.
 const MAGIC: u64 = u64::from_le_bytes(*b"GWREPLAY");
 /// The layout in the module doc.
-const FORMAT_VERSION: u64 = 1;
+const FORMAT_VERSION: u64 = 2;
 /// Words copied under one lock while saving: short enough not to hold up packet checks.
 const CHUNK_WORDS: usize = 64 * 1024;
+/// Words before the generation headers: magic, version, key, generation count.
+const PREAMBLE_WORDS: usize = 7;
+/// Words of one generation's header.
+const GENERATION_HEADER_WORDS: usize = 4;
 
 /// Where the filter is saved, and the lock that keeps two saves from writing it at once.
 #[derive(Clone, Debug)]
@@ -38,9 +54,12 @@ pub enum LoadError {
     /// Reading failed.
     #[error("cannot read it: {0}")]
     Io(#[from] io::Error),
-    /// The file ends early.
+    /// The file ends before the end its header announces.
     #[error("it is truncated")]
     Truncated,
+    /// The file goes on after the end its header announces.
+    #[error("it has bytes after its end")]
+    TooLong,
     /// Not our format.
     #[error("it is not a replay filter file")]
     NotAFilter,
@@ -50,12 +69,40 @@ pub enum LoadError {
     /// Saved for another sphinx key: its tags say nothing about packets for this one.
     #[error("it was made for another sphinx key")]
     OtherKey,
-    /// Saved with other `replay_filter_capacity` / `replay_filter_false_positive_rate` values.
-    #[error("it was made with other replay filter settings")]
-    OtherSettings,
+    /// A header field no saved filter has.
+    #[error("its {field} is {value}, which no replay filter has")]
+    Malformed {
+        /// Which field.
+        field: &'static str,
+        /// Its value in the file.
+        value: u64,
+    },
+    /// A generation larger than this configuration allows.
+    #[error("it holds a generation of {value} {unit}, more than the {max} that replay_filter_capacity allows")]
+    TooLarge {
+        /// `bits` or `packets`.
+        unit: &'static str,
+        /// The generation's size in the file.
+        value: u64,
+        /// The most this configuration allows.
+        max: u64,
+    },
     /// The content does not match its checksum.
     #[error("its checksum does not match: the file is damaged")]
     Checksum,
+}
+
+/// What a [`ReplayFile::save`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// The file now holds the filter.
+    Saved,
+    /// Nothing changed since the last save (or the load): nothing was written.
+    Unchanged,
+    /// The filter started a generation while being saved; the previous file stays.
+    Abandoned,
+    /// Writing failed (logged); the previous file stays.
+    Failed,
 }
 
 /// Detects damage (a change to any one word always changes the sum), not tampering: whoever
@@ -71,6 +118,23 @@ impl Checksum {
 
 fn lock(filter: &Mutex<ReplayFilter>) -> MutexGuard<'_, ReplayFilter> {
     filter.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A filter to take an image of: behind the running gateway's lock, or owned.
+trait Source {
+    fn with<R>(&self, f: impl FnOnce(&ReplayFilter) -> R) -> R;
+}
+
+impl Source for Mutex<ReplayFilter> {
+    fn with<R>(&self, f: impl FnOnce(&ReplayFilter) -> R) -> R {
+        f(&lock(self))
+    }
+}
+
+impl Source for ReplayFilter {
+    fn with<R>(&self, f: impl FnOnce(&Self) -> R) -> R {
+        f(self)
+    }
 }
 
 impl ReplayFile {
@@ -89,79 +153,170 @@ impl ReplayFile {
     }
 
     /// The saved filter if it is usable, else an empty one, saying which (blocking: call it
-    /// at start-up).
-    pub fn load_or_new(&self, capacity: u64, fp_rate: f64) -> ReplayFilter {
-        let mut filter = ReplayFilter::new(capacity, fp_rate);
+    /// at start-up). An unusable file is replaced at the next save.
+    pub fn load_or_new(&self, settings: ReplaySettings) -> ReplayFilter {
         let path = self.path.display();
-        match self.read_into(&mut filter) {
-            Ok(()) => {
-                info!(%path, "replay filter loaded: packets seen before the restart are still refused");
+        match self.load(settings) {
+            Ok(filter) => {
+                info!(%path, bytes = filter.allocated_bytes(), "replay filter loaded: packets seen before the restart are still refused");
                 filter
             }
             Err(LoadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
                 info!(%path, "no saved replay filter; starting with an empty one");
-                filter
+                ReplayFilter::new(settings)
             }
             Err(e) => {
                 warn!(%path, "the saved replay filter cannot be used ({e}); starting with an empty one, so replays of packets from before this start are not detected");
-                ReplayFilter::new(capacity, fp_rate)
+                let mut filter = ReplayFilter::new(settings);
+                // Not what the file holds: the next save replaces the file.
+                filter.changes += 1;
+                filter
             }
         }
     }
 
-    /// Reads the file into `filter` (fresh, with this run's settings). On error `filter` may be
-    /// partly filled and must be discarded.
-    fn read_into(&self, filter: &mut ReplayFilter) -> Result<(), LoadError> {
-        let mut input = io::BufReader::new(File::open(&self.path)?);
+    /// Reads the file.
+    fn load(&self, settings: ReplaySettings) -> Result<ReplayFilter, LoadError> {
+        let file = File::open(&self.path)?;
+        let len = file.metadata()?.len();
+        self.read(io::BufReader::new(file), len, settings, Instant::now())
+    }
+
+    /// The filter in `bytes`, a saved file's content, with this configuration's bounds, as if
+    /// loaded at `now`.
+    pub fn decode(
+        &self,
+        bytes: &[u8],
+        settings: ReplaySettings,
+        now: Instant,
+    ) -> Result<ReplayFilter, LoadError> {
+        self.read(bytes, bytes.len() as u64, settings, now)
+    }
+
+    /// The file content [`save`](Self::save) writes for `filter` at `now`.
+    pub fn encode(&self, filter: &ReplayFilter, now: Instant) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        // Writing to a Vec cannot fail, and an owned filter cannot rotate meanwhile.
+        let _ = self.write_image(filter, filter.rotations, now, &mut bytes);
+        bytes
+    }
+
+    /// Reads a filter from `input`, which holds `len` bytes.
+    fn read(
+        &self,
+        mut input: impl Read,
+        len: u64,
+        settings: ReplaySettings,
+        now: Instant,
+    ) -> Result<ReplayFilter, LoadError> {
         let mut sum = Checksum(0);
-        let mut header = [0u64; 10];
-        read_words(&mut input, &mut header, &mut sum)?;
-        let [magic, version, k0, k1, k2, k3, len_bits, hashes, capacity, has_previous] = header;
+        let mut start = [0u64; 2];
+        read_words(&mut input, &mut start, &mut sum)?;
+        let [magic, version] = start;
         if magic != MAGIC {
             return Err(LoadError::NotAFilter);
         }
         if version != FORMAT_VERSION {
             return Err(LoadError::Version(version));
         }
+        let mut rest = [0u64; PREAMBLE_WORDS - 2];
+        read_words(&mut input, &mut rest, &mut sum)?;
+        let [k0, k1, k2, k3, count] = rest;
         if key_words(&self.key) != [k0, k1, k2, k3] {
             return Err(LoadError::OtherKey);
         }
-        let ours = [
-            filter.current.len_bits,
-            u64::from(filter.hashes),
-            filter.generation_capacity,
-        ];
-        if [len_bits, hashes, capacity] != ours {
-            return Err(LoadError::OtherSettings);
+        if !(1..=2).contains(&count) {
+            return Err(LoadError::Malformed {
+                field: "generation count",
+                value: count,
+            });
         }
-        read_words(&mut input, &mut filter.current.bits, &mut sum)?;
-        let mut previous = match has_previous {
-            0 => None,
-            1 => Some(Generation::new(filter.len_bits, filter.hashes)),
-            _ => return Err(LoadError::NotAFilter),
-        };
-        if let Some(previous) = &mut previous {
-            read_words(&mut input, &mut previous.bits, &mut sum)?;
+        let mut generations = Vec::with_capacity(2);
+        let mut total_words = PREAMBLE_WORDS as u64;
+        for _ in 0..count {
+            let mut header = [0u64; GENERATION_HEADER_WORDS];
+            read_words(&mut input, &mut header, &mut sum)?;
+            let [len_bits, hashes, capacity, age_ms] = header;
+            let max_bits = settings.max_generation_bits();
+            if len_bits == 0 || len_bits % 64 != 0 {
+                return Err(LoadError::Malformed {
+                    field: "generation size in bits",
+                    value: len_bits,
+                });
+            }
+            if len_bits > max_bits {
+                return Err(LoadError::TooLarge {
+                    unit: "bits",
+                    value: len_bits,
+                    max: max_bits,
+                });
+            }
+            let hashes = match u32::try_from(hashes) {
+                Ok(h) if (1..=MAX_HASHES).contains(&h) => h,
+                _ => {
+                    return Err(LoadError::Malformed {
+                        field: "hash count",
+                        value: hashes,
+                    })
+                }
+            };
+            if capacity == 0 {
+                return Err(LoadError::Malformed {
+                    field: "generation capacity",
+                    value: 0,
+                });
+            }
+            let max_capacity = settings.max_generation_capacity();
+            if capacity > max_capacity {
+                return Err(LoadError::TooLarge {
+                    unit: "packets",
+                    value: capacity,
+                    max: max_capacity,
+                });
+            }
+            // Bounded by the checks above (at most the configured maximum per generation).
+            total_words += GENERATION_HEADER_WORDS as u64 + len_bits / 64 + 1;
+            generations.push((len_bits, hashes, capacity, Duration::from_millis(age_ms)));
         }
-        let mut counts = [0u64; 2];
-        read_words(&mut input, &mut counts, &mut sum)?;
+        // The checksum word.
+        total_words += 1;
+        match len.cmp(&total_words.saturating_mul(8)) {
+            std::cmp::Ordering::Less => return Err(LoadError::Truncated),
+            std::cmp::Ordering::Greater => return Err(LoadError::TooLong),
+            std::cmp::Ordering::Equal => {}
+        }
+        // Only now, with the file known to hold them, are the bit arrays allocated.
+        let mut loaded = Vec::with_capacity(generations.len());
+        for (len_bits, hashes, capacity, age) in generations {
+            let mut generation = Generation::empty(len_bits, hashes, capacity, now);
+            generation.age_before = age;
+            read_words(&mut input, &mut generation.bits, &mut sum)?;
+            loaded.push(generation);
+        }
+        for generation in &mut loaded {
+            let mut inserted = [0u64];
+            read_words(&mut input, &mut inserted, &mut sum)?;
+            generation.inserted = inserted[0];
+        }
         let mut expected = [0u8; 8];
         input.read_exact(&mut expected).map_err(truncated)?;
-        if sum.0 != u64::from_le_bytes(expected) || input.read(&mut [0u8; 1])? != 0 {
+        if sum.0 != u64::from_le_bytes(expected) {
             return Err(LoadError::Checksum);
         }
-        filter.current.inserted = counts[0];
-        if let Some(previous) = &mut previous {
-            previous.inserted = counts[1];
-        }
+        let mut loaded = loaded.into_iter();
+        let (Some(current), previous) = (loaded.next(), loaded.next()) else {
+            return Err(LoadError::Truncated);
+        };
+        let mut filter = ReplayFilter::new_at(settings, now);
+        filter.current = current;
         filter.previous = previous;
-        Ok(())
+        Ok(filter)
     }
 
-    /// Saves `filter` (atomically: a crash leaves the previous file), logging the outcome.
-    /// Returns whether it was saved; a save that failed, or was abandoned because the filter
-    /// rotated meanwhile, is tried again at the next interval.
-    pub async fn save(&self, filter: &Arc<Mutex<ReplayFilter>>) -> bool {
+    /// Saves `filter` if it changed since the last save (atomically: a crash leaves the
+    /// previous file), logging the outcome. A save that failed, or was abandoned because the
+    /// filter started a generation meanwhile, is tried again at the next interval.
+    pub async fn save(&self, filter: &Arc<Mutex<ReplayFilter>>) -> SaveOutcome {
         let file = self.clone();
         let filter = filter.clone();
         let started = std::time::Instant::now();
@@ -174,26 +329,30 @@ impl ReplayFile {
         .await;
         let path = self.path.display();
         match saved {
-            Ok(Ok(true)) => {
+            Ok(Ok(SaveOutcome::Saved)) => {
                 debug!(%path, elapsed = ?started.elapsed(), "replay filter saved");
-                true
+                SaveOutcome::Saved
             }
-            Ok(Ok(false)) => {
+            Ok(Ok(SaveOutcome::Unchanged)) => {
+                debug!(%path, "the replay filter did not change; not saved");
+                SaveOutcome::Unchanged
+            }
+            Ok(Ok(outcome)) => {
                 debug!(%path, "the replay filter rotated while being saved; saving it later");
-                false
+                outcome
             }
             Ok(Err(e)) => {
                 warn!(%path, error = %e, "could not save the replay filter");
-                false
+                SaveOutcome::Failed
             }
             Err(e) => {
                 warn!(%path, error = %e, "saving the replay filter failed");
-                false
+                SaveOutcome::Failed
             }
         }
     }
 
-    /// Saves `filter` every `interval`, until the task is aborted.
+    /// Saves `filter` every `interval` (when it changed), until the task is aborted.
     pub async fn save_every(self, filter: Arc<Mutex<ReplayFilter>>, interval: Duration) {
         let first = tokio::time::Instant::now() + interval;
         let mut ticker = tokio::time::interval_at(first, interval);
@@ -204,108 +363,148 @@ impl ReplayFile {
         }
     }
 
-    /// Writes an image of `filter` to a temporary file, then renames it over the old one.
+    /// Writes `filter` if it changed since the last save, and records what was saved.
+    fn write(&self, filter: &Mutex<ReplayFilter>) -> io::Result<SaveOutcome> {
+        let (rotations, changes) = {
+            let f = lock(filter);
+            if !f.is_changed() {
+                return Ok(SaveOutcome::Unchanged);
+            }
+            (f.rotations, f.changes)
+        };
+        let outcome = self.write_generation_of(filter, rotations)?;
+        if outcome == SaveOutcome::Saved {
+            // Changes made during the copy may be missing from the image: they count as
+            // unsaved.
+            let mut f = lock(filter);
+            f.saved_changes = f.saved_changes.max(changes);
+        }
+        Ok(outcome)
+    }
+
+    /// Writes an image of `filter`, as it was after `rotations` rotations, to a temporary
+    /// file, then renames it over the old one.
     ///
     /// Bits are copied a chunk at a time under the lock. Within a generation bits are only
     /// ever set, so a tag inserted during the copy is either in the image or not, as if the
     /// save had happened a moment earlier or later. A rotation during the copy would mix
-    /// generations: the save is then abandoned (`Ok(false)`).
-    fn write(&self, filter: &Mutex<ReplayFilter>) -> io::Result<bool> {
-        let rotations = lock(filter).rotations;
-        self.write_generation_of(filter, rotations)
-    }
-
-    /// [`write`](Self::write) for the filter as it was after `rotations` rotations.
+    /// generations: the save is then abandoned.
     fn write_generation_of(
         &self,
         filter: &Mutex<ReplayFilter>,
         rotations: u64,
-    ) -> io::Result<bool> {
-        let (header, words) = {
-            let f = lock(filter);
-            let header = [
-                f.current.len_bits,
-                u64::from(f.hashes),
-                f.generation_capacity,
-                u64::from(f.previous.is_some()),
-            ];
-            (header, f.current.bits.len())
-        };
+    ) -> io::Result<SaveOutcome> {
         let tmp = self.path.with_extension("bin.tmp");
         let mut options = fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut out = Output {
-            file: io::BufWriter::new(options.open(&tmp)?),
-            sum: Checksum(0),
-            bytes: Vec::with_capacity(CHUNK_WORDS * 8),
-        };
-        out.put(&[MAGIC, FORMAT_VERSION])?;
-        out.put(&key_words(&self.key))?;
-        out.put(&header)?;
-        let generations = if header[3] == 1 { 2 } else { 1 };
-        let mut chunk = Vec::with_capacity(CHUNK_WORDS);
-        for generation in 0..generations {
-            for start in (0..words).step_by(CHUNK_WORDS) {
-                let end = (start + CHUNK_WORDS).min(words);
-                {
-                    let f = lock(filter);
-                    let bits = match (f.rotations == rotations, generation) {
-                        (true, 0) => Some(&f.current.bits),
-                        (true, _) => f.previous.as_ref().map(|p| &p.bits),
-                        (false, _) => None,
-                    };
-                    let Some(bits) = bits else {
-                        drop(out);
-                        let _ = fs::remove_file(&tmp);
-                        return Ok(false);
-                    };
-                    chunk.clear();
-                    chunk.extend_from_slice(&bits[start..end]);
-                }
-                out.put(&chunk)?;
-            }
+        let mut out = io::BufWriter::new(options.open(&tmp)?);
+        let written = self.write_image(filter, rotations, Instant::now(), &mut out);
+        if !matches!(written, Ok(true)) {
+            drop(out);
+            let _ = fs::remove_file(&tmp);
+            return written.map(|_| SaveOutcome::Abandoned);
         }
-        let counts = {
-            let f = lock(filter);
-            [
-                f.current.inserted,
-                f.previous.as_ref().map_or(0, |p| p.inserted),
-            ]
-        };
-        out.put(&counts)?;
-        let sum = out.sum.0;
-        let mut file = out
-            .file
-            .into_inner()
-            .map_err(io::IntoInnerError::into_error)?;
-        file.write_all(&sum.to_le_bytes())?;
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
         fs::rename(&tmp, &self.path)?;
         // The rename itself survives a power loss once the directory is synced (best effort).
         if let Some(dir) = self.path.parent() {
             let _ = File::open(dir).and_then(|d| d.sync_all());
         }
+        Ok(SaveOutcome::Saved)
+    }
+
+    /// Writes the file content for `filter` to `out`; false (and a partial content) if the
+    /// filter is no longer the one after `rotations` rotations.
+    fn write_image(
+        &self,
+        filter: &impl Source,
+        rotations: u64,
+        now: Instant,
+        out: &mut impl Write,
+    ) -> io::Result<bool> {
+        let header = filter.with(|f| {
+            (f.rotations == rotations).then(|| {
+                let generations = [Some(&f.current), f.previous.as_ref()];
+                let generations: Vec<&Generation> = generations.into_iter().flatten().collect();
+                let mut header = vec![generations.len() as u64];
+                for g in &generations {
+                    let age_ms = u64::try_from(g.age(now).as_millis()).unwrap_or(u64::MAX);
+                    header.extend([g.len_bits, u64::from(g.hashes), g.capacity, age_ms]);
+                }
+                let words: Vec<usize> = generations.iter().map(|g| g.bits.len()).collect();
+                (header, words)
+            })
+        });
+        let Some((header, words)) = header else {
+            return Ok(false);
+        };
+        let mut out = Output {
+            out,
+            sum: Checksum(0),
+            bytes: Vec::with_capacity(CHUNK_WORDS * 8),
+        };
+        out.put(&[MAGIC, FORMAT_VERSION])?;
+        out.put(&key_words(&self.key))?;
+        out.put(&header)?;
+        let mut chunk = Vec::with_capacity(CHUNK_WORDS);
+        for (generation, &words) in words.iter().enumerate() {
+            for start in (0..words).step_by(CHUNK_WORDS) {
+                let end = (start + CHUNK_WORDS).min(words);
+                let copied = filter.with(|f| {
+                    let bits = match (f.rotations == rotations, generation) {
+                        (true, 0) => Some(&f.current.bits),
+                        (true, _) => f.previous.as_ref().map(|p| &p.bits),
+                        (false, _) => None,
+                    };
+                    chunk.clear();
+                    bits.and_then(|bits| bits.get(start..end))
+                        .map(|bits| chunk.extend_from_slice(bits))
+                        .is_some()
+                });
+                if !copied {
+                    return Ok(false);
+                }
+                out.put(&chunk)?;
+            }
+        }
+        // Read after the bits, so a count is never below the bits' content.
+        let counts = filter.with(|f| {
+            (f.rotations == rotations).then(|| {
+                [Some(&f.current), f.previous.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .map(|g| g.inserted)
+                    .collect::<Vec<u64>>()
+            })
+        });
+        let Some(counts) = counts else {
+            return Ok(false);
+        };
+        out.put(&counts)?;
+        let sum = out.sum.0;
+        out.out.write_all(&sum.to_le_bytes())?;
         Ok(true)
     }
 }
 
-/// The file being written and the running checksum.
-struct Output {
-    file: io::BufWriter<File>,
+/// Where the file is written, and the running checksum.
+struct Output<'a, W> {
+    out: &'a mut W,
     sum: Checksum,
     bytes: Vec<u8>,
 }
 
-impl Output {
+impl<W: Write> Output<'_, W> {
     fn put(&mut self, words: &[u64]) -> io::Result<()> {
         self.bytes.clear();
         for &word in words {
             self.sum.add(word);
             self.bytes.extend_from_slice(&word.to_le_bytes());
         }
-        self.file.write_all(&self.bytes)
+        self.out.write_all(&self.bytes)
     }
 }
 
@@ -344,89 +543,4 @@ fn read_words(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::node::replay::tests::tag;
-
-    const KEY: [u8; 32] = [7; 32];
-
-    fn filled(capacity: u64, tags: std::ops::Range<u64>) -> Arc<Mutex<ReplayFilter>> {
-        let mut filter = ReplayFilter::new(capacity, 1e-6);
-        for n in tags {
-            assert!(filter.check_and_insert(&tag(n)));
-        }
-        Arc::new(Mutex::new(filter))
-    }
-
-    #[tokio::test]
-    async fn a_saved_filter_remembers_its_tags_after_loading() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = ReplayFile::new(dir.path().join("replay_filter.bin"), KEY);
-        // 150 tags in a filter of 200 (generations of 100): both generations are saved.
-        let filter = filled(200, 0..150);
-        assert!(file.save(&filter).await);
-        let mut loaded = file.load_or_new(200, 1e-6);
-        for n in 0..150 {
-            assert!(!loaded.check_and_insert(&tag(n)), "tag {n} forgotten");
-        }
-        assert!(loaded.check_and_insert(&tag(1_000)));
-        assert_eq!(
-            loaded.rotations, 0,
-            "counts restart, the generations do not"
-        );
-        assert!(loaded.previous.is_some());
-        let mode = std::os::unix::fs::PermissionsExt::mode(
-            &fs::metadata(dir.path().join("replay_filter.bin"))
-                .unwrap()
-                .permissions(),
-        );
-        assert_eq!(mode & 0o777, 0o600);
-    }
-
-    #[tokio::test]
-    async fn an_unusable_file_gives_an_empty_filter() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("replay_filter.bin");
-        let file = ReplayFile::new(path.clone(), KEY);
-        assert!(file.save(&filled(1_000, 0..10)).await);
-        let good = fs::read(&path).unwrap();
-        let check = |bytes: &[u8], capacity: u64, key: [u8; 32]| {
-            fs::write(&path, bytes).unwrap();
-            let file = ReplayFile::new(path.clone(), key);
-            let mut fresh = ReplayFilter::new(capacity, 1e-6);
-            let error = file.read_into(&mut fresh).unwrap_err().to_string();
-            let mut loaded = file.load_or_new(capacity, 1e-6);
-            assert!(loaded.check_and_insert(&tag(0)), "{error}: tag kept");
-            error
-        };
-        let mut flipped = good.clone();
-        flipped[200] ^= 1;
-        assert!(check(&flipped, 1_000, KEY).contains("checksum"));
-        assert!(check(&good[..good.len() - 3], 1_000, KEY).contains("truncated"));
-        assert!(check(&[good.clone(), vec![0]].concat(), 1_000, KEY).contains("checksum"));
-        assert!(check(&[b'x'; 200], 1_000, KEY).contains("not a replay filter"));
-        assert!(check(&good, 2_000, KEY).contains("other replay filter settings"));
-        assert!(check(&good, 1_000, [8; 32]).contains("another sphinx key"));
-        let mut future = good.clone();
-        future[8] = 9;
-        assert!(check(&future, 1_000, KEY).contains("format version 9"));
-        assert!(check(b"", 1_000, KEY).contains("truncated"));
-    }
-
-    #[tokio::test]
-    async fn a_save_during_a_rotation_is_abandoned() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("replay_filter.bin");
-        let file = ReplayFile::new(path.clone(), KEY);
-        let filter = filled(200, 0..10);
-        assert!(file.save(&filter).await);
-        let before = fs::read(&path).unwrap();
-        lock(&filter).check_and_insert(&tag(500));
-        // The filter rotated after the save started: nothing is written.
-        let started_at = lock(&filter).rotations;
-        lock(&filter).rotations += 1;
-        assert!(!file.write_generation_of(&filter, started_at).unwrap());
-        assert_eq!(fs::read(&path).unwrap(), before, "the previous file stays");
-        assert!(!dir.path().join("replay_filter.bin.tmp").exists());
-    }
-}
+mod tests;
