@@ -623,7 +623,10 @@ async fn connection_limit_and_non_websocket_peers() {
     expect_tcp_closed(&mut over).await;
     assert_eq!(
         gateway
-            .metric("gateway_client_connections_rejected_total{reason=\"connection_limit\"}")
+            .wait_metric(
+                "gateway_client_connections_rejected_total{reason=\"connection_limit\"}",
+                1.0
+            )
             .await,
         1.0
     );
@@ -641,9 +644,13 @@ async fn connection_limit_and_non_websocket_peers() {
         stream.write_all(request).await.unwrap();
         expect_tcp_closed(&mut stream).await;
     }
+    // Counted once the failed upgrade returns, which is after the socket was dropped.
     assert_eq!(
         gateway
-            .metric("gateway_client_connections_rejected_total{reason=\"websocket_upgrade\"}")
+            .wait_metric(
+                "gateway_client_connections_rejected_total{reason=\"websocket_upgrade\"}",
+                4.0
+            )
             .await,
         4.0
     );
