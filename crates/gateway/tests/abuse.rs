@@ -802,6 +802,10 @@ async fn a_client_that_never_reads_is_bounded_and_cut_off() {
         }
     }
     let ended_after = ended_after.expect("the silent session ends");
+    // Each message is acked once pushed or committed. What was queued for the session goes back
+    // to the store when it ends, and under load those commits can leave gaps longer than the
+    // settle time: wait for every ack first, then for quiet (a duplicate would show).
+    sink.wait_for(MESSAGES, CLOSE_WAIT).await;
     let acks = sink.settle(Duration::from_millis(500)).await;
     let usage = bystanders.finish(sampler, "never reads");
 
@@ -815,9 +819,11 @@ async fn a_client_that_never_reads_is_bounded_and_cut_off() {
     let stored_set: HashSet<&Vec<u8>> = stored.iter().collect();
     let duplicates = pushed_set.intersection(&stored_set).count();
     eprintln!(
-        "[never reads] session ended {ended_after:?} after the injection; {} pushed, {} stored ({duplicates} in both), {acks} acks",
+        "[never reads] session ended {ended_after:?} after the injection; {} pushed ({} distinct), {} stored ({} distinct), {duplicates} in both, {acks} acks",
         pushed.len(),
-        stored.len()
+        pushed_set.len(),
+        stored.len(),
+        stored_set.len()
     );
     for (_, message) in traffic.acknowledged(&sink.acks()) {
         assert!(
