@@ -47,35 +47,64 @@ pub enum Outcome {
     },
 }
 
+/// The soft open-file limit before and after [`raise_soft_limit`], and the hard limit
+/// (`u64::MAX` where unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raised {
+    /// The soft limit found.
+    pub before: u64,
+    /// The soft limit now.
+    pub now: u64,
+    /// The hard limit, which the soft one may not pass.
+    pub hard: u64,
+}
+
+/// Raises this process's soft open-file limit to `needed`, or as far as the hard limit allows;
+/// never lowers it. Processes started afterwards inherit it. Shared with the tests that open
+/// thousands of sockets.
+pub fn raise_soft_limit(needed: u64) -> std::io::Result<Raised> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+
+    let found = getrlimit(Resource::Nofile);
+    let before = found.current.unwrap_or(u64::MAX);
+    let hard = found.maximum.unwrap_or(u64::MAX);
+    let target = needed.min(hard);
+    if target <= before {
+        return Ok(Raised {
+            before,
+            now: before,
+            hard,
+        });
+    }
+    let raised = Rlimit {
+        current: Some(target),
+        maximum: found.maximum,
+    };
+    setrlimit(Resource::Nofile, raised)?;
+    Ok(Raised {
+        before,
+        now: target,
+        hard,
+    })
+}
+
 /// Raises the soft open-file limit to what `limits` need (up to the hard limit) and logs a
 /// warning if it stays short.
 pub fn ensure(limits: &DebugConfig) -> Outcome {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-
     let needed = needed(limits);
-    let found = getrlimit(Resource::Nofile);
-    let Some(soft) = found.current else {
-        return Outcome::Enough;
+    let (soft, now) = match raise_soft_limit(needed) {
+        Ok(Raised { before, now, .. }) => (before, now),
+        Err(e) => {
+            debug!(error = %e, "could not raise the open-file limit");
+            let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .current
+                .unwrap_or(u64::MAX);
+            (soft, soft)
+        }
     };
     if soft >= needed {
         return Outcome::Enough;
     }
-    let target = found.maximum.map_or(needed, |hard| hard.min(needed));
-    let now = if target > soft {
-        let raised = rustix::process::Rlimit {
-            current: Some(target),
-            maximum: found.maximum,
-        };
-        match setrlimit(Resource::Nofile, raised) {
-            Ok(()) => target,
-            Err(e) => {
-                debug!(error = %e, "could not raise the open-file limit");
-                soft
-            }
-        }
-    } else {
-        soft
-    };
     if now >= needed {
         debug!(from = soft, to = now, "raised the open-file limit");
         return Outcome::Raised {

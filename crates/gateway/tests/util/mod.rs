@@ -47,26 +47,18 @@ pub fn free_port() -> u16 {
 /// it). Returns how many of the `wanted` fit, which is less only when the hard limit is too
 /// low; prints what it did either way.
 pub fn descriptors_for(label: &str, wanted: u64) -> u64 {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let open = std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count) as u64;
     // Room for the runtime, the gateway's output pipes and the test's own connections.
     let needed = open + wanted + 64;
-    let before = getrlimit(Resource::Nofile);
-    let soft = before.current.unwrap_or(u64::MAX);
-    let hard = before.maximum.unwrap_or(u64::MAX);
-    if soft < needed {
-        let raised = needed.min(hard);
-        setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: Some(raised),
-                maximum: before.maximum,
-            },
-        )
-        .unwrap_or_else(|e| panic!("[{label}] raising the open-files limit failed: {e}"));
-        eprintln!("[{label}] raised the soft open-files limit from {soft} to {raised} (hard limit {hard})");
+    let nym_gateway::fd_limit::Raised { before, now, hard } =
+        nym_gateway::fd_limit::raise_soft_limit(needed)
+            .unwrap_or_else(|e| panic!("[{label}] raising the open-files limit failed: {e}"));
+    if now > before {
+        eprintln!(
+            "[{label}] raised the soft open-files limit from {before} to {now} (hard limit {hard})"
+        );
     }
-    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let soft = now;
     let fit = soft.saturating_sub(open + 64).min(wanted);
     if fit < wanted {
         eprintln!("[{label}] only {fit} of {wanted} descriptors fit under the hard open-files limit {hard}: scaled down");
