@@ -5,6 +5,7 @@ mod node_details;
 mod overrides;
 mod run;
 mod sign;
+mod signals;
 mod upgrade;
 
 use std::path::PathBuf;

@@ -1,16 +1,19 @@
 //! `nym-gateway run`: load config and keys, print the node details, run until SIGINT/SIGTERM.
 
 use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::init::initialise;
 use super::overrides::{apply_overrides, IdentityFlags};
+use super::signals::ShutdownSignals;
 use super::Context;
 use crate::build_info::VERSION;
 use crate::cli::{Overrides, Run};
 use crate::config::upgrade::{check_version, VersionCheck};
 use crate::config::{Config, ConfigError};
 use crate::keys::NodeKeys;
+use crate::network::Network;
 use crate::node_details::NodeDetails;
 
 /// Hosts that other nodes cannot reach.
@@ -69,7 +72,24 @@ pub(super) fn execute(args: &Run, ctx: &Context) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    runtime.block_on(crate::node::run(config, keys, ctx.network.clone()))
+    runtime.block_on(serve(config, keys, ctx.network.clone()))
+}
+
+/// Binds the node's ports and runs it until SIGINT or SIGTERM.
+async fn serve(config: Config, keys: NodeKeys, network: Network) -> anyhow::Result<()> {
+    // Signal handlers first: a SIGTERM during start-up must also shut down cleanly.
+    let signals = ShutdownSignals::install().context("failed to install the signal handlers")?;
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    let signal = tokio::spawn(async move {
+        let name = signals.recv().await;
+        info!("Received {name} - the gateway is shutting down cleanly");
+        on_signal.cancel();
+    });
+    let listeners = crate::node::Listeners::bind(&config).await?;
+    let result = crate::node::run(config, keys, network, listeners, shutdown).await;
+    signal.abort();
+    result
 }
 
 fn is_missing(err: &anyhow::Error) -> bool {

@@ -1,6 +1,9 @@
-//! Binding the mix and client ports on IPv4 and IPv6. A node must be reachable over both
-//! (peers may use either), so an unspecified IPv4 address (`0.0.0.0`) also binds `[::]`
-//! (IPv6 only, best effort), and `::` binds one dual-stack socket.
+//! Binding the node's ports. The mix and client ports listen on IPv4 and IPv6: a node must be
+//! reachable over both (peers may use either), so an unspecified IPv4 address (`0.0.0.0`) also
+//! binds `[::]` (IPv6 only, best effort), and `::` binds one dual-stack socket.
+//!
+//! Binding is the caller's step, before [`run`](super::run): a test binds port 0 and reads
+//! the ports it got; a failure to bind is reported before anything else starts.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -12,7 +15,50 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::config::Config;
 use crate::logging::{RateLimit, WARNING_PERIOD};
+
+/// Every socket the node listens on, bound and listening.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The mix port (one socket per address family bound).
+    pub mix: Vec<TcpListener>,
+    /// The client websocket port.
+    pub clients: Vec<TcpListener>,
+    /// The HTTP API (health, metrics, node description).
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the mix port, the client port and the HTTP API from `config`.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let g = &config.gateway;
+        let mix = bind_port(g.listening_address, g.mix_port, "mix").await?;
+        let clients = bind_port(g.listening_address, g.clients_port, "client websocket").await?;
+        let http = bind_one(g.http_api_address, None)
+            .with_context(|| bind_failure("HTTP API", g.http_api_address))?;
+        Ok(Self { mix, clients, http })
+    }
+
+    /// Where the mix port listens (the first socket: the configured address).
+    pub fn mix_address(&self) -> std::io::Result<SocketAddr> {
+        self.mix[0].local_addr()
+    }
+
+    /// Where the client port listens (the first socket: the configured address).
+    pub fn clients_address(&self) -> std::io::Result<SocketAddr> {
+        self.clients[0].local_addr()
+    }
+
+    /// Where the HTTP API listens.
+    pub fn http_address(&self) -> std::io::Result<SocketAddr> {
+        self.http.local_addr()
+    }
+}
+
+fn bind_failure(what: &str, addr: SocketAddr) -> String {
+    format!("Failed to bind the {what} listener to {addr}. Are you sure nothing else is running on the specified port and your user has sufficient permission to bind to the requested address?")
+}
 
 /// Pending connections the kernel may hold per listener.
 const BACKLOG: i32 = 1024;
@@ -31,16 +77,16 @@ fn bind_one(addr: SocketAddr, only_v6: Option<bool>) -> std::io::Result<TcpListe
 
 /// Binds `ip:port` (and its IPv6 twin for `0.0.0.0`). Failing to bind the configured address
 /// is an error; failing to add IPv6 is a warning.
-pub(super) async fn bind(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<Vec<TcpListener>> {
+async fn bind_port(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<Vec<TcpListener>> {
     let addr = SocketAddr::new(ip, port);
     let only_v6 = match ip {
         IpAddr::V6(v6) if v6.is_unspecified() => Some(false),
         IpAddr::V6(_) => Some(true),
         IpAddr::V4(_) => None,
     };
-    let primary = bind_one(addr, only_v6).with_context(|| {
-        format!("Failed to bind the {what} listener to {addr}. Are you sure nothing else is running on the specified port and your user has sufficient permission to bind to the requested address?")
-    })?;
+    let primary = bind_one(addr, only_v6).with_context(|| bind_failure(what, addr))?;
+    // Port 0 (tests) is the port the kernel chose, so both families share it.
+    let port = primary.local_addr()?.port();
     let mut listeners = vec![primary];
     if ip == IpAddr::from([0, 0, 0, 0]) {
         let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);

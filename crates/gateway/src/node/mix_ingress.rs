@@ -52,6 +52,8 @@ pub struct MixIngress {
     pub replay: Arc<Mutex<ReplayFilter>>,
     /// Where messages go.
     pub router: Router,
+    /// Counters.
+    pub metrics: Metrics,
     /// Open connections allowed.
     pub connection_limit: Arc<Semaphore>,
     /// Packets one connection may have in unwrapping.
@@ -75,7 +77,7 @@ impl MixIngress {
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) {
-        let metrics = self.router.metrics().clone();
+        let metrics = self.metrics.clone();
         while let Some((stream, peer)) = super::listeners::accept(&listener, &shutdown, "mix").await
         {
             let Ok(permit) = self.connection_limit.clone().try_acquire_owned() else {
@@ -91,9 +93,9 @@ impl MixIngress {
             let ingress = self.clone();
             let shutdown = shutdown.clone();
             tasks.spawn(async move {
-                ingress.router.metrics().mix_connections_active.inc();
+                ingress.metrics.mix_connections_active.inc();
                 ingress.handle(stream, peer, shutdown).await;
-                ingress.router.metrics().mix_connections_active.dec();
+                ingress.metrics.mix_connections_active.dec();
                 drop(permit);
             });
         }
@@ -101,7 +103,7 @@ impl MixIngress {
     }
 
     async fn handle(&self, mut stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
-        let metrics = self.router.metrics().clone();
+        let metrics = self.metrics.clone();
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut in_flight = InFlight::new();
         // Packets in `in_flight`, which `max_in_flight` bounds.
@@ -193,7 +195,7 @@ impl MixIngress {
             }
         };
         buf.drain(..consumed);
-        let metrics = self.router.metrics();
+        let metrics = &self.metrics;
         metrics.mix_packets_received.inc_by(frames.len() as u64);
         if in_flight.is_empty() && frames.len() <= self.inline_max_frames {
             // A packet that arrived on its own, with none of this connection's before it in
@@ -242,7 +244,7 @@ impl MixIngress {
             outcome,
             &self.replay,
             self.relay.as_ref(),
-            self.router.metrics(),
+            &self.metrics,
             tokio::time::Instant::now(),
         );
         if let Some((destination, delivery)) = decided {

@@ -26,14 +26,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use super::egress::EgressError;
+use super::egress::{Egress, EgressError};
 use super::metrics::Metrics;
-use super::router::Router;
 use crate::config::Debug;
 
 /// The relay of a node whose `forward_hop_processing` is on, with its timer task running and
-/// forwarding through `router`; `None` for a gateway only.
-pub fn start(debug: &Debug, router: &Router) -> Option<RelayHandle> {
+/// forwarding through `egress`; `None` for a gateway only.
+pub fn start(debug: &Debug, egress: Egress, metrics: Metrics) -> Option<RelayHandle> {
     if !debug.forward_hop_processing {
         return None;
     }
@@ -46,9 +45,8 @@ pub fn start(debug: &Debug, router: &Router) -> Option<RelayHandle> {
         queue_capacity = config.queue_capacity,
         "mix relay role on: forward-hop packets are passed on after their delay"
     );
-    let egress = router.clone();
-    let forward: Forward = Arc::new(move |packet| egress.forward(packet));
-    let relay = Relay::new(config, forward, router.metrics().clone());
+    let forward: Forward = Arc::new(move |packet| egress.send(packet));
+    let relay = Relay::new(config, forward, metrics);
     let task = tokio::spawn(relay.clone().run());
     Some(RelayHandle { relay, task })
 }
@@ -77,7 +75,7 @@ pub struct RelayConfig {
     pub queue_capacity: usize,
 }
 
-/// Hands a packet to egress; `Router::forward` in the gateway, a recorder in tests.
+/// Hands a packet to egress; `Egress::send` in the gateway, a recorder in tests.
 pub type Forward = Arc<dyn Fn(&MixPacket) -> Result<(), EgressError> + Send + Sync>;
 
 /// Why a forward-hop packet was not accepted.

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::egress::{Egress, EgressError};
+use super::egress::Egress;
 use super::metrics::Metrics;
 use crate::logging::{RateLimit, WARNING_PERIOD};
 use crate::warn_rate_limited;
@@ -149,16 +149,6 @@ impl Router {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.shared.store
-    }
-
-    /// The metrics.
-    pub fn metrics(&self) -> &Metrics {
-        &self.shared.metrics
-    }
-
     /// Number of registered sessions.
     pub fn connected_clients(&self) -> usize {
         self.sessions().len()
@@ -254,11 +244,6 @@ impl Router {
         if self.shared.egress.send(ack).is_ok() {
             self.shared.metrics.acks_forwarded.inc();
         }
-    }
-
-    /// Forwards a client's packet to its next hop.
-    pub fn forward(&self, packet: &MixPacket) -> Result<(), EgressError> {
-        self.shared.egress.send(packet)
     }
 
     /// Registers a session for `client`, unless one is registered already.

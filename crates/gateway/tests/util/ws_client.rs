@@ -13,6 +13,7 @@ use gateway_protocol::client::{
 };
 use gateway_protocol::mix_packet::MixPacket;
 use rand::Rng;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -34,10 +35,16 @@ pub fn now_unix() -> u64 {
         .as_secs()
 }
 
-/// A raw websocket connection to the gateway's client port.
-pub struct WsClient {
-    pub ws: WebSocketStream<TcpStream>,
+/// A raw websocket connection to the gateway's client port (TCP), or to a session served
+/// in-process over any byte stream.
+pub struct WsClient<S = TcpStream> {
+    pub ws: WebSocketStream<S>,
 }
+
+/// What a test client's websocket can run over.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Transport for T {}
 
 impl WsClient {
     pub async fn connect(port: u16) -> Self {
@@ -48,6 +55,17 @@ impl WsClient {
     pub async fn connect_to(addr: SocketAddr) -> Self {
         let tcp = TcpStream::connect(addr).await.unwrap();
         let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}"), tcp)
+            .await
+            .expect("websocket upgrade");
+        Self { ws }
+    }
+}
+
+impl<S: Transport> WsClient<S> {
+    /// The client side of a websocket over `stream` (an in-memory pipe to an in-process
+    /// session, say).
+    pub async fn over(stream: S) -> Self {
+        let (ws, _) = tokio_tungstenite::client_async("ws://gateway.test", stream)
             .await
             .expect("websocket upgrade");
         Self { ws }
@@ -209,7 +227,7 @@ impl TestClient {
 
     /// Runs the registration handshake up to (not including) the gateway's final answer:
     /// checks the gateway's signature, sends message 3 and expects message 4.
-    pub async fn handshake(&mut self, ws: &mut WsClient, gateway: &VerifyingKey) {
+    pub async fn handshake<S: Transport>(&mut self, ws: &mut WsClient<S>, gateway: &VerifyingKey) {
         let (ephemeral, init) = self.handshake_init();
         // The wire form real clients use is the `handshakePayload` alias.
         ws.send_text(
@@ -269,7 +287,7 @@ impl TestClient {
     }
 
     /// Registers and expects the `register` response right away (no stored messages).
-    pub async fn register(&mut self, ws: &mut WsClient, gateway: &VerifyingKey) {
+    pub async fn register<S: Transport>(&mut self, ws: &mut WsClient<S>, gateway: &VerifyingKey) {
         self.handshake(ws, gateway).await;
         assert_eq!(
             ws.next_response().await,
@@ -307,7 +325,7 @@ impl TestClient {
 
     /// Sends `authenticateV2` with a fresh timestamp (the response is the caller's to read,
     /// after any stored messages).
-    pub async fn send_authenticate(&mut self, ws: &mut WsClient) {
+    pub async fn send_authenticate<S: Transport>(&mut self, ws: &mut WsClient<S>) {
         let ts = self.next_timestamp();
         ws.send_request(&self.authenticate_request(ts)).await;
     }

@@ -11,15 +11,11 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 use super::bandwidth::ClientBandwidth;
-use super::listener::reject;
-use super::session::{inbox, Accepted, Inbox, Session};
+use super::session::{session_queues, Accepted, Session, SessionQueues};
 use super::socket::ClientSocket;
-use super::{ClientContext, STORAGE_ERROR};
+use super::{ClientContext, DUPLICATE_CONNECTION, STORAGE_ERROR};
 use crate::node::metrics::Outcome;
 use crate::node::router::{now_unix, ClientAddress, LivenessProbe, Registration, SessionHandle};
-
-/// The error a client gets while another connection of it is live and answering.
-pub(super) const DUPLICATE_CONNECTION: &str = "There is already an open connection to this client";
 
 /// How long a live session gets to report whether its client answered our ping (which itself
 /// has 1 s); past this the session counts as dead (PROTOCOL §2.10).
@@ -44,14 +40,14 @@ pub(super) async fn run(
             key,
             version,
             registration,
-            inbox,
+            queues,
             bandwidth,
         }) => {
             count(ctx, "ok");
             debug!("client authenticated");
             let mut bandwidth = ClientBandwidth::new(client, bandwidth, now_unix());
             // An expired allowance was just reset; the reset is saved now, as it is reported.
-            bandwidth.persist(ctx.router.store()).await;
+            bandwidth.persist(&ctx.store).await;
             let remaining = bandwidth.available(now_unix());
             let session = Session::new(
                 socket,
@@ -60,7 +56,7 @@ pub(super) async fn run(
                 key,
                 bandwidth,
                 registration,
-                inbox,
+                queues,
             );
             Some(Accepted {
                 session,
@@ -79,7 +75,7 @@ pub(super) async fn run(
                     e.to_string()
                 }
                 Refusal::Duplicate => {
-                    reject(ctx, "duplicate_client");
+                    ctx.reject("duplicate_client");
                     DUPLICATE_CONNECTION.to_owned()
                 }
                 Refusal::Storage => {
@@ -98,7 +94,7 @@ struct Authenticated {
     key: SharedKey,
     version: u8,
     registration: Registration,
-    inbox: Inbox,
+    queues: SessionQueues,
     bandwidth: gateway_store::Bandwidth,
 }
 
@@ -112,7 +108,7 @@ async fn authenticate(
     let verified = verify_request(request, now, skew).map_err(Refusal::Auth)?;
     let client = verified.client_identity();
     tracing::Span::current().record("client", bs58::encode(client).into_string());
-    let store = ctx.router.store();
+    let store = &ctx.store;
     let record = match store.shared_key(client).await {
         Ok(Some(record)) => record,
         Ok(None) => return Err(Refusal::Auth(AuthError::NotRegistered)),
@@ -129,7 +125,7 @@ async fn authenticate(
         .verify_with_key(&key, last_used)
         .map_err(Refusal::Auth)?;
 
-    let (handle, inbox) = inbox(ctx.limits.client_push_queue_capacity, timestamp);
+    let (handle, queues) = session_queues(ctx.limits.client_push_queue_capacity, timestamp);
     let registration = take_place(ctx, client, timestamp, handle).await?;
     let recorded = async {
         store
@@ -146,12 +142,12 @@ async fn authenticate(
             key,
             version: verified.protocol_version(),
             registration,
-            inbox,
+            queues,
             bandwidth,
         }),
         Err(e) => {
             crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "failed to record a client's authentication");
-            inbox.give_back(registration, &ctx.router, client).await;
+            queues.give_back(registration, &ctx.router, client).await;
             Err(Refusal::Storage)
         }
     }
@@ -193,8 +189,7 @@ async fn is_alive(liveness: &mpsc::Sender<LivenessProbe>) -> bool {
 }
 
 fn count(ctx: &ClientContext, outcome: &'static str) {
-    ctx.router
-        .metrics()
+    ctx.metrics
         .authentications
         .get_or_create(&Outcome { outcome })
         .inc();

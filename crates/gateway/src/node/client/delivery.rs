@@ -36,7 +36,7 @@ pub(super) async fn send_stored(
     ctx: &ClientContext,
     shutdown: &CancellationToken,
 ) -> Result<(), DeliveryError> {
-    let store = ctx.router.store();
+    let store = &ctx.store;
     let limit = ctx.limits.message_retrieval_limit;
     // Fetch after the last id sent, so a batch whose delete failed is not sent twice now.
     let mut after = None;
@@ -65,8 +65,7 @@ pub(super) async fn send_stored(
             // is better than deleting before the write.
             crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "failed to delete delivered messages");
         }
-        ctx.router
-            .metrics()
+        ctx.metrics
             .messages_delivered_from_store
             .inc_by(count as u64);
         debug!(count, "delivered stored messages");

@@ -9,7 +9,6 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::listener::reject;
 use super::session::Accepted;
 use super::socket::ClientSocket;
 use super::{authenticate, register, ClientContext};
@@ -53,7 +52,7 @@ pub(super) async fn run(
                 } else {
                     "initial_timeout"
                 };
-                reject(ctx, reason);
+                ctx.reject(reason);
                 socket.fail(INITIAL_TIMEOUT).await;
                 return None;
             }
@@ -108,7 +107,7 @@ pub(super) async fn run(
 }
 
 async fn refuse(socket: ClientSocket, ctx: &ClientContext, message: &str) -> Option<Accepted> {
-    reject(ctx, "unexpected_request");
+    ctx.reject("unexpected_request");
     socket.fail(message).await;
     None
 }

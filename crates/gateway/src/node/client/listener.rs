@@ -1,8 +1,7 @@
 //! Accepting client connections: the connection limit, the websocket upgrade, and one task
 //! per connection.
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -10,9 +9,7 @@ use tracing::{debug, info, info_span, Instrument as _};
 
 use super::session::Accepted;
 use super::socket::ClientSocket;
-use super::{fresh, ClientContext};
-use crate::config::Debug;
-use crate::node::metrics::Reason;
+use super::{fresh, BoxedTransport, ClientContext, ClientLimits};
 
 /// Read buffer each connection starts with, and the most one read takes. Idle clients are many
 /// and tungstenite zero-fills the whole buffer on the first read, so this is as small as lets
@@ -37,14 +34,19 @@ pub(super) async fn run(
         crate::node::listeners::accept(&listener, &shutdown, "client").await
     {
         let Ok(permit) = ctx.connection_limit.clone().try_acquire_owned() else {
-            reject(&ctx, "connection_limit");
+            ctx.reject("connection_limit");
             debug!(%peer, "client connection refused: connection limit reached");
             continue;
         };
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         let span = info_span!("client", %peer, client = tracing::field::Empty);
-        tasks.spawn(handle(stream, ctx, shutdown, permit).instrument(span));
+        let _ = stream.set_nodelay(true);
+        let connection = async move {
+            handle(Box::new(stream), ctx, shutdown).await;
+            drop(permit);
+        };
+        tasks.spawn(connection.instrument(span));
     }
     info!("client listener stopped");
 }
@@ -54,13 +56,11 @@ pub(super) async fn run(
 /// Each phase is boxed: a task keeps its future's largest state for its whole life, and the
 /// handshake's state is several KiB, while an idle authenticated client should cost only what
 /// its session loop needs (about 1 KiB plus the socket's buffers).
-async fn handle(
-    stream: TcpStream,
+pub(super) async fn handle(
+    stream: BoxedTransport,
     ctx: ClientContext,
     shutdown: CancellationToken,
-    _permit: OwnedSemaphorePermit,
 ) {
-    let _ = stream.set_nodelay(true);
     let upgrade = Box::pin(tokio_tungstenite::accept_async_with_config(
         stream,
         Some(websocket_config(&ctx.limits)),
@@ -72,12 +72,12 @@ async fn handle(
     let ws = match ws {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
-            reject(&ctx, "websocket_upgrade");
+            ctx.reject("websocket_upgrade");
             debug!(error = %e, "websocket upgrade failed");
             return;
         }
         Err(_) => {
-            reject(&ctx, "websocket_upgrade");
+            ctx.reject("websocket_upgrade");
             debug!("websocket upgrade timed out");
             return;
         }
@@ -98,18 +98,9 @@ async fn handle(
     Box::pin(session.finish(end)).await;
 }
 
-/// Counts a connection refused or closed before authentication.
-pub(super) fn reject(ctx: &ClientContext, reason: &'static str) {
-    ctx.router
-        .metrics()
-        .client_connections_rejected
-        .get_or_create(&Reason { reason })
-        .inc();
-}
-
 /// Message limits from the config and small buffers. Every send ends with a flush, so a pushed
 /// message never waits in the buffer for the next one.
-fn websocket_config(limits: &Debug) -> WebSocketConfig {
+fn websocket_config(limits: &ClientLimits) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_SIZE)
         .write_buffer_size(WRITE_BUFFER_SIZE)

@@ -28,36 +28,113 @@ mod session;
 mod socket;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
+use gateway_store::Store;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::egress::Egress;
+use super::metrics::{Metrics, Reason};
 use super::router::Router;
 use crate::config::Debug;
 
 /// What a client is told when the store fails under its request (details go to the log).
 const STORAGE_ERROR: &str = "Internal gateway storage error";
 
+/// The error a client gets while another connection of it is live and answering.
+const DUPLICATE_CONNECTION: &str = "There is already an open connection to this client";
+
 /// Store failures under client requests repeat for every request while they last (and a
 /// client can repeat requests at will): one warning per period.
 static STORE_ERRORS: crate::logging::RateLimit =
     crate::logging::RateLimit::new(crate::logging::WARNING_PERIOD);
 
+/// A byte stream a client session runs over: a TCP connection in the gateway, an in-memory
+/// pipe in tests (and a TLS stream would do as well).
+pub trait ClientTransport: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ClientTransport for T {}
+
+/// A session's transport, boxed: one session type for every transport, so the session code
+/// is compiled once and its tests run the code the gateway runs.
+type BoxedTransport = Box<dyn ClientTransport>;
+
+/// The `[debug]` values client sessions use, taken from the config once.
+#[derive(Debug, Clone)]
+pub struct ClientLimits {
+    /// The websocket upgrade must finish within this.
+    pub websocket_upgrade_timeout: Duration,
+    /// Largest websocket message (and frame) a client may send.
+    pub maximum_client_message_size: usize,
+    /// Every write to a client must finish within this.
+    pub client_write_timeout: Duration,
+    /// Each message before authentication must come within this.
+    pub initial_message_timeout: Duration,
+    /// Register or authenticate must come within this of the connection's start.
+    pub pre_authentication_timeout: Duration,
+    /// Each registration handshake message must come within this.
+    pub handshake_message_timeout: Duration,
+    /// Live messages queued for one session.
+    pub client_push_queue_capacity: usize,
+    /// How far an `authenticateV2` timestamp may be from our clock.
+    pub maximum_auth_request_timestamp_skew: Duration,
+    /// Stored messages read from the store per batch.
+    pub message_retrieval_limit: usize,
+    /// Bandwidth granted per `claimFreeTestnetBandwidth`.
+    pub free_bandwidth_per_claim: i64,
+}
+
+impl ClientLimits {
+    /// The client values of the `[debug]` table.
+    pub fn from_config(d: &Debug) -> Self {
+        Self {
+            websocket_upgrade_timeout: d.websocket_upgrade_timeout,
+            maximum_client_message_size: d.maximum_client_message_size,
+            client_write_timeout: d.client_write_timeout,
+            initial_message_timeout: d.initial_message_timeout,
+            pre_authentication_timeout: d.pre_authentication_timeout,
+            handshake_message_timeout: d.handshake_message_timeout,
+            client_push_queue_capacity: d.client_push_queue_capacity,
+            maximum_auth_request_timestamp_skew: d.maximum_auth_request_timestamp_skew,
+            message_retrieval_limit: d.message_retrieval_limit,
+            free_bandwidth_per_claim: d.free_bandwidth_per_claim,
+        }
+    }
+}
+
 /// What client sessions need.
 #[derive(Clone)]
 pub struct ClientContext {
-    /// Routes messages, registers sessions, holds the store and metrics.
+    /// Registers sessions; takes messages a session could not deliver.
     pub router: Router,
+    /// Client keys, bandwidth and stored messages.
+    pub store: Store,
+    /// Where clients' packets go.
+    pub egress: Egress,
+    /// Counters.
+    pub metrics: Metrics,
     /// The gateway's identity key (signs the registration handshake).
     pub identity: Arc<SigningKey>,
     /// Limits and timeouts.
-    pub limits: Arc<Debug>,
+    pub limits: Arc<ClientLimits>,
     /// One permit per open client connection (`maximum_client_connections`), shared by all
     /// client listeners (IPv4 and IPv6).
     pub connection_limit: Arc<Semaphore>,
+}
+
+impl ClientContext {
+    /// Counts a connection refused or closed before authentication.
+    fn reject(&self, reason: &'static str) {
+        self.metrics
+            .client_connections_rejected
+            .get_or_create(&Reason { reason })
+            .inc();
+    }
 }
 
 /// Accepts client connections until `shutdown`; each connection is a task tracked by `tasks`.
@@ -68,4 +145,15 @@ pub async fn serve(
     tasks: TaskTracker,
 ) {
     listener::run(listener, ctx, shutdown, tasks).await;
+}
+
+/// Serves one client connection on `transport`, from the websocket upgrade to the end of its
+/// session, outside the connection limit. The listener runs this for every accepted TCP
+/// connection; tests run it over in-memory pipes.
+pub async fn serve_connection(
+    transport: impl ClientTransport,
+    ctx: ClientContext,
+    shutdown: CancellationToken,
+) {
+    listener::handle(Box::new(transport), ctx, shutdown).await;
 }

@@ -9,14 +9,12 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::authenticate::DUPLICATE_CONNECTION;
 use super::bandwidth::ClientBandwidth;
-use super::listener::reject;
-use super::session::{inbox, Accepted, Session};
+use super::session::{session_queues, Accepted, Session};
 use super::socket::ClientSocket;
-use super::{ClientContext, STORAGE_ERROR};
+use super::{ClientContext, DUPLICATE_CONNECTION, STORAGE_ERROR};
 use crate::node::metrics::Outcome;
-use crate::node::router::{now_unix, ClientAddress, Router};
+use crate::node::router::now_unix;
 
 /// Runs the handshake started by message 1 (`init`) and registers the client.
 pub(super) async fn run(
@@ -34,8 +32,8 @@ pub(super) async fn run(
     tracing::Span::current().record("client", bs58::encode(client).into_string());
     // Checked before any work, as the reference does; checked again when the session is
     // registered, since another connection may get there during the handshake.
-    if has_live_session(&ctx.router, client) {
-        reject(ctx, "duplicate_client");
+    if ctx.router.is_live(&client) {
+        ctx.reject("duplicate_client");
         socket.fail(DUPLICATE_CONNECTION).await;
         return None;
     }
@@ -72,16 +70,16 @@ pub(super) async fn run(
     // Into the router before the key is stored: a client with a live session keeps the key
     // that session uses, and from here live messages queue for us while the stored ones go out.
     let now = now_unix();
-    let (handle, inbox) = inbox(
+    let (handle, queues) = session_queues(
         ctx.limits.client_push_queue_capacity,
         u64::try_from(now).unwrap_or(0),
     );
     let Ok(registration) = ctx.router.claim(client, handle) else {
-        reject(ctx, "duplicate_client");
+        ctx.reject("duplicate_client");
         socket.fail(DUPLICATE_CONNECTION).await;
         return None;
     };
-    let store = ctx.router.store();
+    let store = &ctx.store;
     let stored = async {
         store
             .upsert_shared_key(client, *registered.shared_key.as_bytes())
@@ -92,7 +90,7 @@ pub(super) async fn run(
         Ok(bandwidth) => bandwidth,
         Err(e) => {
             crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "failed to store a new client's key");
-            inbox.give_back(registration, &ctx.router, client).await;
+            queues.give_back(registration, &ctx.router, client).await;
             socket.fail(STORAGE_ERROR).await;
             return None;
         }
@@ -105,7 +103,7 @@ pub(super) async fn run(
         registered.shared_key,
         ClientBandwidth::new(client, bandwidth, now),
         registration,
-        inbox,
+        queues,
     );
     Some(Accepted {
         session,
@@ -168,78 +166,8 @@ async fn failed(
 }
 
 fn count(ctx: &ClientContext, outcome: &'static str) {
-    ctx.router
-        .metrics()
+    ctx.metrics
         .handshakes
         .get_or_create(&Outcome { outcome })
         .inc();
-}
-
-/// Whether `client` has a live session. The router has no read-only query for this, so it
-/// claims the client's place with a handle whose queue is already closed and gives it back at
-/// once: the claim fails exactly when a live session holds the place, and for the instant it
-/// succeeds the router treats the closed queue as a finished session (messages go to the
-/// store, and a real session may take the place).
-fn has_live_session(router: &Router, client: ClientAddress) -> bool {
-    router.is_live(&client)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use tokio_util::task::TaskTracker;
-
-    use super::*;
-    use crate::node::egress::{Egress, EgressConfig};
-    use crate::node::metrics::Metrics;
-
-    fn router(dir: &std::path::Path) -> Router {
-        let config = gateway_store::StoreConfig::new(dir.join("db.sqlite"));
-        let store = gateway_store::Store::open(config).unwrap();
-        let metrics = Metrics::new();
-        let egress = Egress::new(
-            EgressConfig {
-                queue_capacity: 1,
-                max_connections: 1,
-                connect_timeout: Duration::from_secs(1),
-                initial_backoff: Duration::from_secs(1),
-                maximum_backoff: Duration::from_secs(1),
-                idle_timeout: Duration::from_secs(1),
-            },
-            metrics.clone(),
-            CancellationToken::new(),
-            TaskTracker::new(),
-        );
-        Router::new(store, egress, metrics, TaskTracker::new())
-    }
-
-    #[tokio::test]
-    async fn the_live_session_check_leaves_the_router_as_it_was() {
-        let dir = tempfile::tempdir().unwrap();
-        let router = router(dir.path());
-        let client = [7; 32];
-
-        assert!(!has_live_session(&router, client));
-        assert_eq!(router.connected_clients(), 0);
-        assert_eq!(router.metrics().clients_connected.get(), 0);
-
-        let (handle, _inbox) = inbox(4, 0);
-        let registration = router.claim(client, handle).unwrap();
-        assert!(has_live_session(&router, client));
-        assert!(
-            has_live_session(&router, client),
-            "checking twice changes nothing"
-        );
-        assert_eq!(router.connected_clients(), 1);
-        assert!(
-            router.claim(client, inbox(4, 0).0).is_err(),
-            "still registered"
-        );
-
-        drop(registration);
-        assert!(!has_live_session(&router, client));
-        assert_eq!(router.connected_clients(), 0);
-        assert_eq!(router.metrics().clients_connected.get(), 0);
-    }
 }

@@ -61,11 +61,10 @@ impl Session {
         let amount = self.ctx.limits.free_bandwidth_per_claim;
         let total = self.bandwidth.claim(amount, now_unix());
         self.ctx
-            .router
-            .metrics()
+            .metrics
             .bandwidth_granted_bytes
             .inc_by(u64::try_from(amount).unwrap_or(0));
-        self.bandwidth.persist(self.ctx.router.store()).await;
+        self.bandwidth.persist(&self.ctx.store).await;
         ServerResponse::Bandwidth {
             available_total: total,
             upgrade_mode: false,
@@ -83,7 +82,7 @@ impl Session {
         let ack = match request {
             SensitiveRequest::ForgetMe { client, stats } => {
                 if client {
-                    if let Err(e) = self.ctx.router.store().forget_client(self.client).await {
+                    if let Err(e) = self.ctx.store.forget_client(self.client).await {
                         crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "failed to forget a client");
                         return ServerResponse::error(STORAGE_ERROR);
                     }
@@ -128,16 +127,16 @@ impl Session {
         if let Err(error) = self.bandwidth.check(cost, now_unix()) {
             return ServerResponse::TypedError { error };
         }
-        if let Err(e) = self.ctx.router.forward(&packet) {
+        if let Err(e) = self.ctx.egress.send(&packet) {
             // Not charged: the packet never left.
             return ServerResponse::error(format!("the packet could not be forwarded: {e}"));
         }
         let remaining = self.bandwidth.charge(cost);
-        let metrics = self.ctx.router.metrics();
+        let metrics = &self.ctx.metrics;
         metrics.client_packets_forwarded.inc();
         metrics.bandwidth_used_bytes.inc_by(cost.unsigned_abs());
         if self.bandwidth.save_due() {
-            self.bandwidth.persist(self.ctx.router.store()).await;
+            self.bandwidth.persist(&self.ctx.store).await;
         }
         ServerResponse::Send {
             remaining_bandwidth: remaining,

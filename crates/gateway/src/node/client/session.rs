@@ -36,14 +36,15 @@ const PUSH_BATCH_BYTES: usize = 64 * 1024;
 /// Liveness probes waiting for a session; one is answered at a time, so one slot suffices.
 const LIVENESS_QUEUE: usize = 1;
 
-/// The receiving ends of what the router holds for a session.
-pub(super) struct Inbox {
+/// The receiving ends of the channels the router holds for a session (its [`SessionHandle`]):
+/// live messages, liveness probes, and "a message was stored for you".
+pub(super) struct SessionQueues {
     deliveries: mpsc::Receiver<Box<Delivery>>,
     liveness: mpsc::Receiver<LivenessProbe>,
     stored: Arc<Notify>,
 }
 
-impl Inbox {
+impl SessionQueues {
     /// Unregisters the session, then hands every message still queued for it to the store
     /// (their acks follow once committed).
     pub(super) async fn give_back(
@@ -67,9 +68,12 @@ impl Inbox {
     }
 }
 
-/// A new session's channels: the handle for the router and the inbox for the session.
+/// A new session's channels: the handle for the router and the queues for the session.
 /// `started_at` is the authentication timestamp or registration time (unix seconds).
-pub(super) fn inbox(push_queue_capacity: usize, started_at: u64) -> (SessionHandle, Inbox) {
+pub(super) fn session_queues(
+    push_queue_capacity: usize,
+    started_at: u64,
+) -> (SessionHandle, SessionQueues) {
     let (deliveries_tx, deliveries) = mpsc::channel(push_queue_capacity);
     let (liveness_tx, liveness) = mpsc::channel(LIVENESS_QUEUE);
     let stored = Arc::new(Notify::new());
@@ -81,7 +85,7 @@ pub(super) fn inbox(push_queue_capacity: usize, started_at: u64) -> (SessionHand
     };
     (
         handle,
-        Inbox {
+        SessionQueues {
             deliveries,
             liveness,
             stored,
@@ -104,7 +108,7 @@ pub(super) struct Session {
     pub(super) key: SharedKey,
     pub(super) bandwidth: ClientBandwidth,
     registration: Registration,
-    inbox: Inbox,
+    queues: SessionQueues,
     probe: Option<PendingProbe>,
 }
 
@@ -163,7 +167,7 @@ impl Session {
         key: SharedKey,
         bandwidth: ClientBandwidth,
         registration: Registration,
-        inbox: Inbox,
+        queues: SessionQueues,
     ) -> Self {
         Self {
             socket,
@@ -172,7 +176,7 @@ impl Session {
             key,
             bandwidth,
             registration,
-            inbox,
+            queues,
             probe: None,
         }
     }
@@ -201,19 +205,19 @@ impl Session {
             let probe_deadline = self.probe.as_ref().map(|p| p.deadline);
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return End::Shutdown,
-                delivery = self.inbox.deliveries.recv() => match delivery {
+                delivery = self.queues.deliveries.recv() => match delivery {
                     Some(delivery) => self.push(delivery).await,
                     // The router dropped our queue: another connection of the client took over.
                     None => return End::Replaced,
                 },
-                probe = self.inbox.liveness.recv(), if liveness_open => match probe {
+                probe = self.queues.liveness.recv(), if liveness_open => match probe {
                     Some(probe) => self.start_probe(probe).await,
                     None => {
                         liveness_open = false;
                         Ok(())
                     }
                 },
-                _ = self.inbox.stored.notified() => match self.deliver_stored(shutdown).await {
+                _ = self.queues.stored.notified() => match self.deliver_stored(shutdown).await {
                     // The messages stay stored for the next notification or connection.
                     Err(End::Store(e)) => {
                         crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "could not read the client's stored messages");
@@ -264,7 +268,7 @@ impl Session {
         let mut bytes = first.message.len();
         let mut batch = vec![first];
         while batch.len() < PUSH_BATCH && bytes < PUSH_BATCH_BYTES {
-            match self.inbox.deliveries.try_recv() {
+            match self.queues.deliveries.try_recv() {
                 Ok(delivery) => {
                     bytes += delivery.message.len();
                     batch.push(delivery);
@@ -348,7 +352,7 @@ impl Session {
             client,
             mut bandwidth,
             registration,
-            inbox,
+            queues,
             probe,
             ..
         } = self;
@@ -356,8 +360,8 @@ impl Session {
         if let Some(probe) = probe {
             let _ = probe.reply.send(false);
         }
-        inbox.give_back(registration, &ctx.router, client).await;
-        bandwidth.persist(ctx.router.store()).await;
+        queues.give_back(registration, &ctx.router, client).await;
+        bandwidth.persist(&ctx.store).await;
         socket.close().await;
     }
 }

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use gateway_protocol::client::ServerResponse;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
+
+use super::BoxedTransport;
 
 /// Why a write to the client failed; the session ends either way.
 #[derive(Debug, thiserror::Error)]
@@ -23,12 +24,12 @@ pub(super) enum WriteError {
 
 /// A client's websocket connection.
 pub(super) struct ClientSocket {
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<BoxedTransport>,
     write_timeout: Duration,
 }
 
 impl ClientSocket {
-    pub(super) fn new(ws: WebSocketStream<TcpStream>, write_timeout: Duration) -> Self {
+    pub(super) fn new(ws: WebSocketStream<BoxedTransport>, write_timeout: Duration) -> Self {
         Self { ws, write_timeout }
     }
 
@@ -78,7 +79,7 @@ impl ClientSocket {
 
     async fn bounded<'a, F>(
         &'a mut self,
-        op: impl FnOnce(&'a mut WebSocketStream<TcpStream>) -> F,
+        op: impl FnOnce(&'a mut WebSocketStream<BoxedTransport>) -> F,
     ) -> Result<(), WriteError>
     where
         F: std::future::Future<Output = Result<(), WsError>> + 'a,

@@ -1,0 +1,362 @@
+//! Every stage of the running gateway in one place: [`Pipeline::start`] builds them in
+//! data-flow order and [`Pipeline::stop`] stops them in the order that loses nothing.
+//!
+//! # Stages (start order)
+//! 1. store ([`gateway_store`]), opened on a blocking thread;
+//! 2. [`egress`](super::egress): connections to next hops, for SURB-acks and client packets;
+//! 3. [`router`](super::router): live sessions or the store, acks after write or commit;
+//! 4. [`relay`](super::relay) (when `forward_hop_processing` is on): delayed forward hops;
+//! 5. unwrap threads ([`cpu_pool`](super::cpu_pool)) and the [`replay`](super::replay) filter;
+//! 6. [`mix_ingress`](super::mix_ingress) on the mix port;
+//! 7. [`client`](super::client) sessions on the client port;
+//! 8. [`http_api`](super::http_api);
+//! 9. background jobs: [`statistics`](super::statistics) and the stale-message cleaner.
+//!
+//! # Stop order
+//! Background jobs end. Ingress drains: listeners stop accepting, sessions stop reading,
+//! packets already read are processed and messages still queued for sessions go to the store.
+//! The replay filter is saved while store commits finish (their acks go to egress); the relay
+//! hands every waiting packet to egress; egress flushes; the HTTP API stops; the unwrap threads
+//! stop; the store commits and closes. Each draining stage gets [`SHUTDOWN_STAGE_TIMEOUT`].
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use gateway_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use super::client::{self, ClientContext, ClientLimits};
+use super::cpu_pool::CpuPool;
+use super::egress::{Egress, EgressConfig};
+use super::listeners::Listeners;
+use super::metrics::Metrics;
+use super::mix_ingress::MixIngress;
+use super::relay::{self, RelayHandle};
+use super::replay::{ReplayFile, ReplayFilter, ReplaySettings};
+use super::router::Router;
+use super::unwrapper::Unwrapper;
+use super::{http_api, statistics};
+use crate::config::Config;
+use crate::keys::NodeKeys;
+use crate::node_details::NodeDetails;
+
+/// How long each draining stage may take before the next one starts anyway.
+const SHUTDOWN_STAGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The running stages, held until [`Pipeline::stop`].
+pub(super) struct Pipeline {
+    store: Store,
+    /// Mix connections and client sessions.
+    ingress: Stage,
+    /// Store commits started by the router (each forwards its ack when done).
+    commits: TaskTracker,
+    relay: Option<RelayHandle>,
+    egress: Stage,
+    http: Stage,
+    background: Vec<JoinHandle<()>>,
+    pool: PoolGuard,
+    replay: ReplayPersistence,
+}
+
+/// A stage whose tasks stop when its token is cancelled.
+struct Stage {
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    /// Logged when the stage does not finish within [`SHUTDOWN_STAGE_TIMEOUT`].
+    overdue: &'static str,
+}
+
+impl Stage {
+    fn new(overdue: &'static str) -> Self {
+        Self {
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            overdue,
+        }
+    }
+
+    /// Cancels the stage and waits for its tasks.
+    async fn stop(&self) {
+        self.shutdown.cancel();
+        drain(&self.tasks, self.overdue).await;
+    }
+}
+
+/// Waits (bounded) for every task of `tasks`, including those still being spawned by them.
+async fn drain(tasks: &TaskTracker, overdue: &str) {
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_STAGE_TIMEOUT, tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!("{overdue}; continuing shutdown");
+    }
+}
+
+impl Pipeline {
+    /// Starts every stage on `listeners`.
+    pub(super) async fn start(
+        config: &Config,
+        keys: &NodeKeys,
+        details: NodeDetails,
+        listeners: Listeners,
+    ) -> anyhow::Result<Self> {
+        let d = &config.debug;
+        let store = open_store(config).await?;
+        let metrics = Metrics::new();
+
+        info!("Starting mix packet forwarder...");
+        let egress_stage = Stage::new("outgoing packets could not all be flushed in time");
+        let egress = start_egress(config, &metrics, &egress_stage);
+        let commits = TaskTracker::new();
+        let router = Router::new(
+            store.clone(),
+            egress.clone(),
+            metrics.clone(),
+            commits.clone(),
+        );
+        let relay = relay::start(d, egress.clone(), metrics.clone());
+        let pool = PoolGuard::new(d.unwrap_workers, d.unwrap_queue_capacity)?;
+        let replay = ReplayPersistence::load(config, keys).await?;
+        metrics.replay_filter(&replay.filter.lock().unwrap_or_else(|e| e.into_inner()));
+
+        let ingress = Stage::new("connections did not finish in time");
+        info!("Starting mix socket listener...");
+        let mix = MixIngress {
+            sphinx: Arc::new(Unwrapper::new(
+                keys.sphinx.to_bytes(),
+                d.final_hop_implementation,
+            )?),
+            pool: pool.0.clone(),
+            replay: replay.filter.clone(),
+            router: router.clone(),
+            metrics: metrics.clone(),
+            connection_limit: Arc::new(Semaphore::new(d.maximum_mix_connections)),
+            max_in_flight: d.mix_connection_max_in_flight,
+            inline_max_frames: d.unwrap_inline_max_frames,
+            frame_timeout: d.mix_frame_timeout,
+            idle_timeout: d.mix_connection_idle_timeout,
+            relay: relay.as_ref().map(|r| r.relay.clone()),
+        };
+        serve_mix(mix, listeners.mix, &ingress)?;
+
+        info!("Starting client [web]socket listener...");
+        let clients = ClientContext {
+            router: router.clone(),
+            store: store.clone(),
+            egress,
+            metrics: metrics.clone(),
+            identity: Arc::new(keys.identity.clone()),
+            limits: Arc::new(ClientLimits::from_config(d)),
+            connection_limit: Arc::new(Semaphore::new(d.maximum_client_connections)),
+        };
+        serve_clients(&clients, listeners.clients, &ingress)?;
+
+        let http = Stage::new("the HTTP API did not stop in time");
+        serve_http(config, listeners.http, &metrics, &store, details, &http);
+        let background = start_background(config, keys, &router, &store, &http.shutdown);
+        Ok(Self {
+            store,
+            ingress,
+            commits,
+            relay,
+            egress: egress_stage,
+            http,
+            background,
+            pool,
+            replay,
+        })
+    }
+
+    /// Stops every stage in order (see the module documentation) and closes the store.
+    pub(super) async fn stop(self) -> anyhow::Result<()> {
+        for job in &self.background {
+            job.abort();
+        }
+        self.ingress.stop().await;
+        // No packet is checked any more: save the filter (if it changed) while the rest stops.
+        let replay_saved = tokio::spawn(self.replay.save());
+        drain(&self.commits, "store commits did not finish in time").await;
+        // Forward hops still waiting for their delay go out now, while egress still runs.
+        if let Some(relay) = self.relay {
+            relay.stop().await;
+        }
+        self.egress.stop().await;
+        self.http.stop().await;
+        self.pool.0.shutdown();
+        let _ = replay_saved.await;
+        self.store
+            .close()
+            .await
+            .context("failed to close the store cleanly")
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store_config = crate::storage::store_config(config);
+    tokio::task::spawn_blocking(move || Store::open(store_config))
+        .await?
+        .context("failed to initialise gateway storage")
+}
+
+fn start_egress(config: &Config, metrics: &Metrics, stage: &Stage) -> Egress {
+    let d = &config.debug;
+    Egress::new(
+        EgressConfig {
+            queue_capacity: d.maximum_connection_buffer_size,
+            max_connections: d.maximum_egress_connections,
+            connect_timeout: d.initial_connection_timeout,
+            initial_backoff: d.packet_forwarding_initial_backoff,
+            maximum_backoff: d.packet_forwarding_maximum_backoff,
+            idle_timeout: d.egress_idle_timeout,
+        },
+        metrics.clone(),
+        stage.shutdown.clone(),
+        stage.tasks.clone(),
+    )
+}
+
+fn serve_mix(mix: MixIngress, listeners: Vec<TcpListener>, stage: &Stage) -> anyhow::Result<()> {
+    for listener in listeners {
+        info!("Running mix listener on \"{}\"", listener.local_addr()?);
+        let serve = mix
+            .clone()
+            .serve(listener, stage.shutdown.clone(), stage.tasks.clone());
+        stage.tasks.spawn(serve);
+    }
+    Ok(())
+}
+
+fn serve_clients(
+    ctx: &ClientContext,
+    listeners: Vec<TcpListener>,
+    stage: &Stage,
+) -> anyhow::Result<()> {
+    for listener in listeners {
+        info!(
+            "Running client websocket listener on \"{}\"",
+            listener.local_addr()?
+        );
+        stage.tasks.spawn(client::serve(
+            listener,
+            ctx.clone(),
+            stage.shutdown.clone(),
+            stage.tasks.clone(),
+        ));
+    }
+    Ok(())
+}
+
+fn serve_http(
+    config: &Config,
+    listener: TcpListener,
+    metrics: &Metrics,
+    store: &Store,
+    details: NodeDetails,
+    stage: &Stage,
+) {
+    let g = &config.gateway;
+    if !g.http_api_address.ip().is_loopback() && g.http_api_token.is_none() {
+        warn!(address = %g.http_api_address, "the HTTP API is reachable beyond this machine without a token; set http_api_token in config.toml");
+    }
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| g.http_api_address.to_string(), |a| a.to_string());
+    info!("HTTP API (health, metrics) on http://{address}");
+    stage.tasks.spawn(http_api::serve(
+        listener,
+        metrics.clone(),
+        store.clone(),
+        details,
+        g.http_api_token.clone(),
+        stage.shutdown.clone(),
+    ));
+}
+
+/// The statistics reporter (if enabled) and the stale-message cleaner; aborted at stop.
+fn start_background(
+    config: &Config,
+    keys: &NodeKeys,
+    router: &Router,
+    store: &Store,
+    shutdown: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let (g, d) = (&config.gateway, &config.debug);
+    let mut jobs = vec![tokio::spawn(super::clean_stale_messages(
+        store.clone(),
+        d.stale_messages_cleaner_interval,
+        d.stored_messages_max_age,
+    ))];
+    if g.enabled_statistics {
+        let reporter = statistics::ReporterConfig {
+            service_url: g.statistics_service_url.clone(),
+            gateway_id: keys.identity_public_bs58(),
+            interval: d.statistics_report_interval,
+            timeout: d.statistics_request_timeout,
+        };
+        jobs.push(tokio::spawn(statistics::run(
+            reporter,
+            router.clone(),
+            shutdown.clone(),
+        )));
+    }
+    jobs
+}
+
+/// The replay filter, loaded from and saved to its file beside the store.
+struct ReplayPersistence {
+    file: ReplayFile,
+    filter: Arc<Mutex<ReplayFilter>>,
+    /// Saves the filter every `replay_filter_save_interval`.
+    saver: JoinHandle<()>,
+}
+
+impl ReplayPersistence {
+    async fn load(config: &Config, keys: &NodeKeys) -> anyhow::Result<Self> {
+        let file = ReplayFile::beside_store(
+            &config.gateway.persistent_storage,
+            x25519_dalek::PublicKey::from(&keys.sphinx).to_bytes(),
+        );
+        let settings = ReplaySettings::from_config(&config.debug);
+        let loading = file.clone();
+        let filter = tokio::task::spawn_blocking(move || loading.load_or_new(settings)).await?;
+        let filter = Arc::new(Mutex::new(filter));
+        let saver = tokio::spawn(
+            file.clone()
+                .save_every(filter.clone(), config.debug.replay_filter_save_interval),
+        );
+        Ok(Self {
+            file,
+            filter,
+            saver,
+        })
+    }
+
+    /// Stops the periodic saver and saves the filter (if it changed).
+    async fn save(self) {
+        self.saver.abort();
+        self.file.save(&self.filter).await;
+    }
+}
+
+/// Owns the unwrap threads so they stop even when start-up fails half-way.
+struct PoolGuard(Arc<CpuPool>);
+
+impl PoolGuard {
+    fn new(workers: usize, capacity: usize) -> anyhow::Result<Self> {
+        let pool = CpuPool::new(workers, capacity).context("failed to start the unwrap threads")?;
+        Ok(Self(Arc::new(pool)))
+    }
+}
+
+impl Drop for PoolGuard {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
