@@ -1,0 +1,123 @@
+//! A whole node inside the test's process: `node::run` on listeners bound to port 0 (no port
+//! races), driven by a client and a mix peer over loopback, stopped with its token.
+
+mod util;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use nym_gateway::config::Config;
+use nym_gateway::keys::NodeKeys;
+use nym_gateway::network::Network;
+use nym_gateway::node::{self, Listeners};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use util::harness::{read_exact, NextHop};
+use util::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
+use util::ws_client::{random, TestClient, WsClient};
+
+/// A config for a node under `root` on loopback, every port chosen by the kernel.
+fn loopback_config(root: &std::path::Path, network: &Network) -> Config {
+    let mut config = Config::new("in-process", root, network);
+    config.gateway.listening_address = [127, 0, 0, 1].into();
+    config.gateway.mix_port = 0;
+    config.gateway.clients_port = 0;
+    config.gateway.http_api_address = SocketAddr::from(([127, 0, 0, 1], 0));
+    std::fs::create_dir_all(config.gateway.persistent_storage.parent().unwrap()).unwrap();
+    config
+}
+
+/// The body of a plain HTTP/1.0 GET.
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+/// The value of `name` in the node's Prometheus text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_in_process_serves_a_client_and_a_mix_peer_and_stops_on_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = Network::mainnet();
+    let config = loopback_config(dir.path(), &network);
+    let db_path = config.gateway.persistent_storage.clone();
+    let keys = NodeKeys::generate().unwrap();
+    let identity = keys.identity.verifying_key();
+    let sphinx_key = x25519_dalek::PublicKey::from(&keys.sphinx).to_bytes();
+
+    let listeners = Listeners::bind(&config).await.unwrap();
+    let mix = listeners.mix_address().unwrap();
+    let clients = listeners.clients_address().unwrap();
+    let http = listeners.http_address().unwrap();
+    assert!([mix, clients, http].iter().all(|a| a.port() != 0));
+    let shutdown = CancellationToken::new();
+    let node = tokio::spawn(node::run(
+        config,
+        keys,
+        network,
+        listeners,
+        shutdown.clone(),
+    ));
+
+    // The listeners were bound before `run`: a client can connect at once.
+    let mut client = TestClient::new();
+    let mut ws = WsClient::connect(clients.port()).await;
+    client.register(&mut ws, &identity).await;
+    ws.claim_free_bandwidth().await;
+
+    // A mix peer delivers a message for the client; it is pushed, then its SURB-ack leaves.
+    let ack_hop = NextHop::bind().await;
+    let ack_packet: [u8; ACK_PACKET_LEN] = random();
+    let message = b"through an in-process node".to_vec();
+    let packet = final_hop_packet(
+        sphinx_key,
+        mix,
+        client.address(),
+        ack_hop.addr(),
+        &ack_packet,
+        &message,
+    );
+    let mut peer = TcpStream::connect(mix).await.unwrap();
+    peer.write_all(&v7_frame(&packet)).await.unwrap();
+    assert_eq!(client.open_pushed(&ws.next_binary().await), message);
+    let mut acks = ack_hop.accept().await;
+    assert_eq!(
+        read_exact(&mut acks, 3 + ACK_PACKET_LEN).await[3..],
+        ack_packet[..]
+    );
+
+    assert_eq!(http_get(http, "/health").await, r#"{"status":"ok"}"#);
+    let metrics = http_get(http, "/metrics").await;
+    assert_eq!(metric(&metrics, "gateway_messages_pushed_total"), Some(1.0));
+    assert_eq!(metric(&metrics, "gateway_clients_connected"), Some(1.0));
+
+    // The token stops the node: run returns Ok, sessions and listeners close, the store is
+    // closed and can be opened again.
+    shutdown.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(30), node)
+        .await
+        .expect("the node stops in time")
+        .unwrap();
+    stopped.unwrap();
+    ws.expect_closed().await;
+    assert!(TcpStream::connect(clients).await.is_err());
+    assert!(TcpStream::connect(mix).await.is_err());
+    let reopened = gateway_store::Store::open(gateway_store::StoreConfig::new(&db_path)).unwrap();
+    assert!(reopened
+        .fetch_messages(client.address(), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
