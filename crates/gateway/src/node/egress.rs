@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::metrics::Metrics;
+use super::metrics::{EgressDrop, GaugeGuard, Metrics};
 use crate::logging::{RateLimit, WARNING_PERIOD};
 use crate::warn_rate_limited;
 
@@ -61,12 +61,12 @@ pub enum EgressError {
 }
 
 impl EgressError {
-    fn reason(self) -> &'static str {
+    fn reason(self) -> EgressDrop {
         match self {
-            Self::QueueFull => "queue_full",
-            Self::TooManyConnections => "too_many_connections",
-            Self::ShuttingDown => "shutting_down",
-            Self::InvalidPacket => "invalid_packet",
+            Self::QueueFull => EgressDrop::QueueFull,
+            Self::TooManyConnections => EgressDrop::TooManyConnections,
+            Self::ShuttingDown => EgressDrop::ShuttingDown,
+            Self::InvalidPacket => EgressDrop::InvalidPacket,
         }
     }
 }
@@ -207,9 +207,9 @@ impl Connection {
             };
             let _ = stream.set_nodelay(true);
             backoff = config.initial_backoff;
-            metrics.egress_connections.inc();
+            let open = GaugeGuard::hold(&metrics.egress_connections);
             let outcome = self.write_loop(&mut stream, &mut rx, &mut pending).await;
-            metrics.egress_connections.dec();
+            drop(open);
             match outcome {
                 WriteOutcome::Finished => break,
                 WriteOutcome::Broken(e) => {
@@ -227,9 +227,7 @@ impl Connection {
         if lost > 0 {
             metrics
                 .egress_packets_dropped
-                .get_or_create(&super::metrics::Reason {
-                    reason: "unreachable",
-                })
+                .get_or_create(&EgressDrop::Unreachable)
                 .inc_by(lost);
             warn_rate_limited!(NEXT_HOP_FAILURES, next_hop = %self.addr, lost, "dropped packets for an unreachable next hop at shutdown");
         }

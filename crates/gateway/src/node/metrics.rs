@@ -3,90 +3,206 @@
 
 use std::sync::Arc;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-/// Label for "why" counters (drops, closes).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Reason {
-    /// A short snake_case reason.
-    pub reason: &'static str,
+/// Counts one open thing (a connection) on a gauge while it lives: the gauge goes up when the
+/// guard is made and down when it is dropped, on every path out, a panic's included.
+pub struct GaugeGuard(Gauge);
+
+impl GaugeGuard {
+    /// Increments `gauge` until the guard is dropped.
+    pub fn hold(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
 }
 
-/// Label for outcome counters.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Outcome {
-    /// `ok` or `failed`.
-    pub outcome: &'static str,
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
-/// All metrics; cloning shares them.
-#[derive(Clone)]
-pub struct Metrics {
+/// Declares the values of one label: an enum whose variants are written as the given
+/// snake_case text, and which is itself the label set `$label="<text>"` of its counters, so
+/// a counter can only be given a value it knows.
+macro_rules! label_values {
+    ($(#[$doc:meta])* $name:ident($label:literal) { $($variant:ident => $text:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+        #[allow(missing_docs)]
+        pub enum $name {
+            $($variant,)*
+        }
+
+        impl $name {
+            /// The label value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)*
+                }
+            }
+        }
+
+        impl EncodeLabelSet for $name {
+            fn encode(&self, encoder: LabelSetEncoder<'_>) -> std::fmt::Result {
+                [($label, self.as_str())].encode(encoder)
+            }
+        }
+    };
+}
+
+label_values! {
+    /// Why a mix packet was dropped after framing.
+    MixDrop("reason") {
+        Replay => "replay",
+        ForwardHop => "forward_hop",
+        UnwrapFailed => "unwrap_failed",
+        MalformedSurbAck => "malformed_surb_ack",
+        MalformedNextHop => "malformed_next_hop",
+        ShuttingDown => "shutting_down",
+        StoreRefused => "store_refused",
+        StoreFailed => "store_failed",
+        RelayQueueFull => "relay_queue_full",
+        RelayInvalidPacket => "relay_invalid_packet",
+        RelayEgressRefused => "relay_egress_refused",
+    }
+}
+
+label_values! {
+    /// Why the gateway closed (or refused) a mix connection.
+    MixClose("reason") {
+        ConnectionLimit => "connection_limit",
+        CodecError => "codec_error",
+        IdleTimeout => "idle_timeout",
+        FrameTimeout => "frame_timeout",
+    }
+}
+
+label_values! {
+    /// Why egress could not send a packet.
+    EgressDrop("reason") {
+        QueueFull => "queue_full",
+        TooManyConnections => "too_many_connections",
+        ShuttingDown => "shutting_down",
+        InvalidPacket => "invalid_packet",
+        Unreachable => "unreachable",
+    }
+}
+
+label_values! {
+    /// Why a client connection was refused or closed before authentication.
+    ClientRejection("reason") {
+        ConnectionLimit => "connection_limit",
+        WebsocketUpgrade => "websocket_upgrade",
+        InitialTimeout => "initial_timeout",
+        PreAuthenticationTimeout => "pre_authentication_timeout",
+        UnexpectedRequest => "unexpected_request",
+        DuplicateClient => "duplicate_client",
+    }
+}
+
+label_values! {
+    /// How a handshake or authentication ended.
+    Outcome("outcome") {
+        Ok => "ok",
+        Failed => "failed",
+    }
+}
+
+/// Declares every metric once: its field (also its name, after the `gateway_` prefix), its
+/// type and constructor, and its help text; generates [`Metrics`] and [`Metrics::new`].
+macro_rules! metrics {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty = $make:expr, $help:literal;)*) => {
+        /// All metrics; cloning shares them.
+        #[derive(Clone)]
+        pub struct Metrics {
+            $($(#[$doc])* pub $field: $ty,)*
+            registry: Arc<Registry>,
+        }
+
+        impl Metrics {
+            /// Creates and registers every metric.
+            pub fn new() -> Self {
+                let mut registry = Registry::with_prefix("gateway");
+                $(
+                    let $field: $ty = $make;
+                    registry.register(stringify!($field), $help, $field.clone());
+                )*
+                Self {
+                    $($field,)*
+                    registry: Arc::new(registry),
+                }
+            }
+        }
+    };
+}
+
+metrics! {
     /// Sphinx packets read from mix connections.
-    pub mix_packets_received: Counter,
+    mix_packets_received: Counter = Counter::default(), "Sphinx packets read from mix connections";
     /// Packets dropped after framing, by reason.
-    pub mix_packets_dropped: Family<Reason, Counter>,
+    mix_packets_dropped: Family<MixDrop, Counter> = Family::default(), "Mix packets dropped, by reason";
     /// Mix connections closed by us, by reason.
-    pub mix_connections_closed: Family<Reason, Counter>,
+    mix_connections_closed: Family<MixClose, Counter> = Family::default(), "Mix connections closed by the gateway, by reason";
     /// Open mix connections.
-    pub mix_connections_active: Gauge,
+    mix_connections_active: Gauge = Gauge::default(), "Open mix connections";
     /// Final-hop packets unwrapped.
-    pub mix_packets_unwrapped: Counter,
+    mix_packets_unwrapped: Counter = Counter::default(), "Final-hop packets unwrapped";
     /// Messages written to a connected client's socket as they arrived.
-    pub messages_pushed: Counter,
+    messages_pushed: Counter = Counter::default(), "Messages written to connected clients on arrival";
     /// Messages committed to the store for a client.
-    pub messages_stored: Counter,
+    messages_stored: Counter = Counter::default(), "Messages committed to the store";
     /// Stored messages written to a client's socket (and then deleted).
-    pub messages_delivered_from_store: Counter,
+    messages_delivered_from_store: Counter = Counter::default(), "Stored messages written to clients";
     /// SURB-acks handed to egress.
-    pub acks_forwarded: Counter,
+    acks_forwarded: Counter = Counter::default(), "SURB-acks handed to egress";
     /// Forward-hop packets handed to egress after their delay (relay role).
-    pub relay_packets_forwarded: Counter,
+    relay_packets_forwarded: Counter = Counter::default(), "Forward-hop packets handed to egress after their delay";
     /// Forward-hop packets waiting for their delay (relay role).
-    pub relay_queue_depth: Gauge,
+    relay_queue_depth: Gauge = Gauge::default(), "Forward-hop packets waiting for their delay";
     /// Forward-hop packets whose requested delay was cut to `maximum_forward_delay`.
-    pub relay_delays_capped: Counter,
+    relay_delays_capped: Counter = Counter::default(), "Forward-hop packets whose delay was capped at maximum_forward_delay";
     /// Packets written to next hops.
-    pub egress_packets_sent: Counter,
+    egress_packets_sent: Counter = Counter::default(), "Packets written to next hops";
     /// Packets egress could not send, by reason.
-    pub egress_packets_dropped: Family<Reason, Counter>,
+    egress_packets_dropped: Family<EgressDrop, Counter> = Family::default(), "Packets egress could not send, by reason";
     /// Packets waiting in egress queues.
-    pub egress_queue_depth: Gauge,
+    egress_queue_depth: Gauge = Gauge::default(), "Packets waiting in egress queues";
     /// Open outgoing mix connections.
-    pub egress_connections: Gauge,
+    egress_connections: Gauge = Gauge::default(), "Open outgoing mix connections";
     /// Attempts to connect to a next hop that failed or timed out (each is followed by a
     /// backoff).
-    pub egress_connect_failures: Counter,
+    egress_connect_failures: Counter = Counter::default(), "Failed or timed-out connection attempts to next hops";
     /// Authenticated client sessions.
-    pub clients_connected: Gauge,
+    clients_connected: Gauge = Gauge::default(), "Authenticated client sessions";
     /// Client connections refused or closed early, by reason.
-    pub client_connections_rejected: Family<Reason, Counter>,
+    client_connections_rejected: Family<ClientRejection, Counter> = Family::default(), "Client connections refused or closed early, by reason";
     /// Registration handshakes by outcome.
-    pub handshakes: Family<Outcome, Counter>,
+    handshakes: Family<Outcome, Counter> = Family::default(), "Registration handshakes, by outcome";
     /// Authentications by outcome.
-    pub authentications: Family<Outcome, Counter>,
+    authentications: Family<Outcome, Counter> = Family::default(), "Client authentications, by outcome";
     /// Sphinx packets clients asked us to forward.
-    pub client_packets_forwarded: Counter,
+    client_packets_forwarded: Counter = Counter::default(), "Sphinx packets forwarded for clients";
     /// Bytes of bandwidth granted to clients.
-    pub bandwidth_granted_bytes: Counter,
+    bandwidth_granted_bytes: Counter = Counter::default(), "Bandwidth granted to clients, in bytes";
     /// Bytes of bandwidth clients used.
-    pub bandwidth_used_bytes: Counter,
+    bandwidth_used_bytes: Counter = Counter::default(), "Bandwidth used by clients, in bytes";
     /// Messages in the store (updated at each scrape).
-    pub store_messages: Gauge,
+    store_messages: Gauge = Gauge::default(), "Messages in the store";
     /// Bytes of stored message content (updated at each scrape).
-    pub store_message_bytes: Gauge,
+    store_message_bytes: Gauge = Gauge::default(), "Bytes of stored messages";
     /// Bytes the replay filter's generations take (memory, and about its file's size).
-    pub replay_filter_bytes: Gauge,
+    replay_filter_bytes: Gauge = Gauge::default(), "Bytes the replay filter's generations take";
     /// Packets the replay filter's current generation is sized for.
-    pub replay_filter_generation_capacity: Gauge,
+    replay_filter_generation_capacity: Gauge = Gauge::default(), "Packets the replay filter's current generation is sized for";
     /// Time to unwrap one final-hop packet, in seconds.
-    pub unwrap_seconds: Histogram,
-    registry: Arc<Registry>,
+    unwrap_seconds: Histogram = Histogram::new([25e-6, 50e-6, 75e-6, 100e-6, 150e-6, 250e-6, 500e-6, 1e-3, 5e-3]), "Time to unwrap one Sphinx packet, in seconds";
 }
 
 impl Default for Metrics {
@@ -96,175 +212,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Creates and registers every metric.
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("gateway");
-        macro_rules! register {
-            ($name:literal, $help:literal, $metric:expr) => {{
-                let metric = $metric;
-                registry.register($name, $help, metric.clone());
-                metric
-            }};
-        }
-        let metrics = Self {
-            mix_packets_received: register!(
-                "mix_packets_received",
-                "Sphinx packets read from mix connections",
-                Counter::default()
-            ),
-            mix_packets_dropped: register!(
-                "mix_packets_dropped",
-                "Mix packets dropped, by reason",
-                Family::default()
-            ),
-            mix_connections_closed: register!(
-                "mix_connections_closed",
-                "Mix connections closed by the gateway, by reason",
-                Family::default()
-            ),
-            mix_connections_active: register!(
-                "mix_connections_active",
-                "Open mix connections",
-                Gauge::default()
-            ),
-            mix_packets_unwrapped: register!(
-                "mix_packets_unwrapped",
-                "Final-hop packets unwrapped",
-                Counter::default()
-            ),
-            messages_pushed: register!(
-                "messages_pushed",
-                "Messages written to connected clients on arrival",
-                Counter::default()
-            ),
-            messages_stored: register!(
-                "messages_stored",
-                "Messages committed to the store",
-                Counter::default()
-            ),
-            messages_delivered_from_store: register!(
-                "messages_delivered_from_store",
-                "Stored messages written to clients",
-                Counter::default()
-            ),
-            acks_forwarded: register!(
-                "acks_forwarded",
-                "SURB-acks handed to egress",
-                Counter::default()
-            ),
-            relay_packets_forwarded: register!(
-                "relay_packets_forwarded",
-                "Forward-hop packets handed to egress after their delay",
-                Counter::default()
-            ),
-            relay_queue_depth: register!(
-                "relay_queue_depth",
-                "Forward-hop packets waiting for their delay",
-                Gauge::default()
-            ),
-            relay_delays_capped: register!(
-                "relay_delays_capped",
-                "Forward-hop packets whose delay was capped at maximum_forward_delay",
-                Counter::default()
-            ),
-            egress_packets_sent: register!(
-                "egress_packets_sent",
-                "Packets written to next hops",
-                Counter::default()
-            ),
-            egress_packets_dropped: register!(
-                "egress_packets_dropped",
-                "Packets egress could not send, by reason",
-                Family::default()
-            ),
-            egress_queue_depth: register!(
-                "egress_queue_depth",
-                "Packets waiting in egress queues",
-                Gauge::default()
-            ),
-            egress_connections: register!(
-                "egress_connections",
-                "Open outgoing mix connections",
-                Gauge::default()
-            ),
-            egress_connect_failures: register!(
-                "egress_connect_failures",
-                "Failed or timed-out connection attempts to next hops",
-                Counter::default()
-            ),
-            clients_connected: register!(
-                "clients_connected",
-                "Authenticated client sessions",
-                Gauge::default()
-            ),
-            client_connections_rejected: register!(
-                "client_connections_rejected",
-                "Client connections refused or closed early, by reason",
-                Family::default()
-            ),
-            handshakes: register!(
-                "handshakes",
-                "Registration handshakes, by outcome",
-                Family::default()
-            ),
-            authentications: register!(
-                "authentications",
-                "Client authentications, by outcome",
-                Family::default()
-            ),
-            client_packets_forwarded: register!(
-                "client_packets_forwarded",
-                "Sphinx packets forwarded for clients",
-                Counter::default()
-            ),
-            bandwidth_granted_bytes: register!(
-                "bandwidth_granted_bytes",
-                "Bandwidth granted to clients, in bytes",
-                Counter::default()
-            ),
-            bandwidth_used_bytes: register!(
-                "bandwidth_used_bytes",
-                "Bandwidth used by clients, in bytes",
-                Counter::default()
-            ),
-            store_messages: register!("store_messages", "Messages in the store", Gauge::default()),
-            store_message_bytes: register!(
-                "store_message_bytes",
-                "Bytes of stored messages",
-                Gauge::default()
-            ),
-            replay_filter_bytes: register!(
-                "replay_filter_bytes",
-                "Bytes the replay filter's generations take",
-                Gauge::default()
-            ),
-            replay_filter_generation_capacity: register!(
-                "replay_filter_generation_capacity",
-                "Packets the replay filter's current generation is sized for",
-                Gauge::default()
-            ),
-            unwrap_seconds: register!(
-                "unwrap_seconds",
-                "Time to unwrap one Sphinx packet, in seconds",
-                Histogram::new([25e-6, 50e-6, 75e-6, 100e-6, 150e-6, 250e-6, 500e-6, 1e-3, 5e-3])
-            ),
-            registry: Arc::new(Registry::default()),
-        };
-        Self {
-            registry: Arc::new(registry),
-            ..metrics
-        }
-    }
-
     /// Counts a dropped mix packet.
-    pub fn mix_drop(&self, reason: &'static str) {
+    pub fn mix_drop(&self, reason: MixDrop) {
         self.mix_drops(reason, 1);
     }
 
     /// Counts `packets` dropped mix packets.
-    pub fn mix_drops(&self, reason: &'static str, packets: usize) {
+    pub fn mix_drops(&self, reason: MixDrop, packets: usize) {
         self.mix_packets_dropped
-            .get_or_create(&Reason { reason })
+            .get_or_create(&reason)
             .inc_by(packets as u64);
     }
 
@@ -278,10 +234,8 @@ impl Metrics {
     }
 
     /// Counts a dropped egress packet.
-    pub fn egress_drop(&self, reason: &'static str) {
-        self.egress_packets_dropped
-            .get_or_create(&Reason { reason })
-            .inc();
+    pub fn egress_drop(&self, reason: EgressDrop) {
+        self.egress_packets_dropped.get_or_create(&reason).inc();
     }
 
     /// The text exposition format.

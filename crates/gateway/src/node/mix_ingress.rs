@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
 use super::cpu_pool::{CpuPool, JobResult};
-use super::metrics::Metrics;
+use super::metrics::{GaugeGuard, Metrics, MixClose, MixDrop};
 use super::relay::Relay;
 use super::replay::ReplayFilter;
 use super::router::{ClientAddress, Delivery, Router};
@@ -83,9 +83,7 @@ impl MixIngress {
             let Ok(permit) = self.connection_limit.clone().try_acquire_owned() else {
                 metrics
                     .mix_connections_closed
-                    .get_or_create(&super::metrics::Reason {
-                        reason: "connection_limit",
-                    })
+                    .get_or_create(&MixClose::ConnectionLimit)
                     .inc();
                 debug!(%peer, "mix connection refused: limit reached");
                 continue;
@@ -93,9 +91,8 @@ impl MixIngress {
             let ingress = self.clone();
             let shutdown = shutdown.clone();
             tasks.spawn(async move {
-                ingress.metrics.mix_connections_active.inc();
+                let _open = GaugeGuard::hold(&ingress.metrics.mix_connections_active);
                 ingress.handle(stream, peer, shutdown).await;
-                ingress.metrics.mix_connections_active.dec();
                 drop(permit);
             });
         }
@@ -124,8 +121,8 @@ impl MixIngress {
                                 self.finish(outcome).await;
                             }
                         }
-                        Ok(Err(_panicked)) => metrics.mix_drops("unwrap_failed", packets),
-                        Err(_) => metrics.mix_drops("shutting_down", packets),
+                        Ok(Err(_panicked)) => metrics.mix_drops(MixDrop::UnwrapFailed, packets),
+                        Err(_) => metrics.mix_drops(MixDrop::ShuttingDown, packets),
                     }
                 }
                 _ = shutdown.cancelled(), if open => {
@@ -139,7 +136,7 @@ impl MixIngress {
                             let frame_started = buf.len() == read;
                             let buffered = buf.len();
                             if let Err(reason) = self.decode_available(&mut buf, &mut in_flight, &mut packets_in_flight).await {
-                                metrics.mix_connections_closed.get_or_create(&super::metrics::Reason { reason: "codec_error" }).inc();
+                                metrics.mix_connections_closed.get_or_create(&MixClose::CodecError).inc();
                                 debug!(%peer, error = %reason, "mix connection stream corrupted; closing");
                                 open = false;
                             }
@@ -163,11 +160,11 @@ impl MixIngress {
                 // Only while we wait for the peer: not while our own unwrapping holds reads back.
                 () = tokio::time::sleep_until(deadline), if may_read => {
                     let (reason, what) = if buf.is_empty() {
-                        ("idle_timeout", "sent nothing")
+                        (MixClose::IdleTimeout, "sent nothing")
                     } else {
-                        ("frame_timeout", "did not complete its frame")
+                        (MixClose::FrameTimeout, "did not complete its frame")
                     };
-                    metrics.mix_connections_closed.get_or_create(&super::metrics::Reason { reason }).inc();
+                    metrics.mix_connections_closed.get_or_create(&reason).inc();
                     debug!(%peer, "mix connection {what} in time; closing");
                     open = false;
                 }
@@ -207,7 +204,7 @@ impl MixIngress {
                 let sphinx = self.sphinx.as_ref();
                 match catch_unwind(AssertUnwindSafe(|| unwrap(sphinx, &frame))) {
                     Ok(outcome) => self.finish(outcome).await,
-                    Err(_panicked) => metrics.mix_drop("unwrap_failed"),
+                    Err(_panicked) => metrics.mix_drop(MixDrop::UnwrapFailed),
                 }
             }
             return result;
@@ -232,7 +229,7 @@ impl MixIngress {
                     in_flight.push_back((packets, rx));
                     *packets_in_flight += packets;
                 }
-                Err(_) => metrics.mix_drops("shutting_down", packets),
+                Err(_) => metrics.mix_drops(MixDrop::ShuttingDown, packets),
             }
         }
         result
@@ -268,10 +265,10 @@ fn dispatch(
         Err(e) => {
             metrics.mix_drop(match e {
                 UnwrapError::MissingSurbAck { .. } | UnwrapError::MalformedSurbAck(_) => {
-                    "malformed_surb_ack"
+                    MixDrop::MalformedSurbAck
                 }
-                UnwrapError::MalformedNextHop(_) => "malformed_next_hop",
-                _ => "unwrap_failed",
+                UnwrapError::MalformedNextHop(_) => MixDrop::MalformedNextHop,
+                _ => MixDrop::UnwrapFailed,
             });
             debug!(error = %e, "mix packet dropped");
             return None;
@@ -284,7 +281,7 @@ fn dispatch(
         fresh
     };
     if !fresh {
-        metrics.mix_drop("replay");
+        metrics.mix_drop(MixDrop::Replay);
         debug!("replayed mix packet dropped");
         return None;
     }
@@ -296,7 +293,7 @@ fn dispatch(
                     let _ = relay.accept(hop, outcome.key_rotation, now);
                 }
                 None => {
-                    metrics.mix_drop("forward_hop");
+                    metrics.mix_drop(MixDrop::ForwardHop);
                     debug!("forward-hop packet dropped: this node is a gateway only");
                 }
             }

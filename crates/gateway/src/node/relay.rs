@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::egress::{Egress, EgressError};
-use super::metrics::Metrics;
+use super::metrics::{Metrics, MixDrop};
 use crate::config::Debug;
 
 /// The relay of a node whose `forward_hop_processing` is on, with its timer task running and
@@ -94,11 +94,11 @@ pub enum RelayError {
 
 impl RelayError {
     /// The `mix_packets_dropped` reason.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> MixDrop {
         match self {
-            Self::QueueFull => "relay_queue_full",
-            Self::InvalidPacket => "relay_invalid_packet",
-            Self::Egress(_) => "relay_egress_refused",
+            Self::QueueFull => MixDrop::RelayQueueFull,
+            Self::InvalidPacket => MixDrop::RelayInvalidPacket,
+            Self::Egress(_) => MixDrop::RelayEgressRefused,
         }
     }
 }

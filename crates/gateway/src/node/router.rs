@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use super::egress::Egress;
-use super::metrics::Metrics;
+use super::metrics::{GaugeGuard, Metrics, MixDrop};
 use crate::logging::{RateLimit, WARNING_PERIOD};
 use crate::warn_rate_limited;
 
@@ -80,15 +80,21 @@ impl Drop for Registration {
         let mut sessions = self.router.sessions();
         if sessions.get(&self.client).is_some_and(|e| e.id == self.id) {
             sessions.remove(&self.client);
-            self.router.shared.metrics.clients_connected.dec();
         }
     }
 }
 
-#[derive(Debug)]
 struct Entry {
     id: u64,
     handle: SessionHandle,
+    /// Counts the entry in `clients_connected` for as long as it is in the map.
+    _counted: GaugeGuard,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry").field("id", &self.id).finish_non_exhaustive()
+    }
 }
 
 /// The router; cloning shares it.
@@ -224,10 +230,10 @@ impl Router {
     /// store failure the operator must see (warned, rate-limited: it repeats per message).
     fn refused(&self, error: &StoreError) {
         if let StoreError::QuotaExceeded { .. } = error {
-            self.shared.metrics.mix_drop("store_refused");
+            self.shared.metrics.mix_drop(MixDrop::StoreRefused);
             debug!(%error, "message refused: the client's inbox is full; its SURB-ack is withheld");
         } else {
-            self.shared.metrics.mix_drop("store_failed");
+            self.shared.metrics.mix_drop(MixDrop::StoreFailed);
             warn_rate_limited!(STORE_FAILURES, %error, "message not stored; its SURB-ack is withheld");
         }
     }
@@ -285,11 +291,14 @@ impl Router {
             // A replaced or finished session: its queue closes, its task ends and hands back
             // whatever it still holds.
             sessions.remove(&client);
-            self.shared.metrics.clients_connected.dec();
         }
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        sessions.insert(client, Entry { id, handle });
-        self.shared.metrics.clients_connected.inc();
+        let entry = Entry {
+            id,
+            handle,
+            _counted: GaugeGuard::hold(&self.shared.metrics.clients_connected),
+        };
+        sessions.insert(client, entry);
         Ok(Registration {
             router: self.clone(),
             client,

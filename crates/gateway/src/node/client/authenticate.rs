@@ -14,7 +14,7 @@ use super::bandwidth::ClientBandwidth;
 use super::session::{session_queues, Accepted, Session, SessionQueues};
 use super::socket::ClientSocket;
 use super::{ClientContext, DUPLICATE_CONNECTION, STORAGE_ERROR};
-use crate::node::metrics::Outcome;
+use crate::node::metrics::{ClientRejection, Outcome};
 use crate::node::router::{now_unix, ClientAddress, LivenessProbe, Registration, SessionHandle};
 
 /// How long a live session gets to report whether its client answered our ping (which itself
@@ -43,7 +43,7 @@ pub(super) async fn run(
             queues,
             bandwidth,
         }) => {
-            count(ctx, "ok");
+            count(ctx, Outcome::Ok);
             debug!("client authenticated");
             let mut bandwidth = ClientBandwidth::new(client, bandwidth, now_unix());
             // An expired allowance was just reset; the reset is saved now, as it is reported.
@@ -71,15 +71,15 @@ pub(super) async fn run(
         Err(refusal) => {
             let message = match refusal {
                 Refusal::Auth(e) => {
-                    count(ctx, "failed");
+                    count(ctx, Outcome::Failed);
                     e.to_string()
                 }
                 Refusal::Duplicate => {
-                    ctx.reject("duplicate_client");
+                    ctx.reject(ClientRejection::DuplicateClient);
                     DUPLICATE_CONNECTION.to_owned()
                 }
                 Refusal::Storage => {
-                    count(ctx, "failed");
+                    count(ctx, Outcome::Failed);
                     STORAGE_ERROR.to_owned()
                 }
             };
@@ -188,9 +188,6 @@ async fn is_alive(liveness: &mpsc::Sender<LivenessProbe>) -> bool {
     )
 }
 
-fn count(ctx: &ClientContext, outcome: &'static str) {
-    ctx.metrics
-        .authentications
-        .get_or_create(&Outcome { outcome })
-        .inc();
+fn count(ctx: &ClientContext, outcome: Outcome) {
+    ctx.metrics.authentications.get_or_create(&outcome).inc();
 }

@@ -12,6 +12,7 @@ use tracing::debug;
 use super::session::Accepted;
 use super::socket::ClientSocket;
 use super::{authenticate, register, ClientContext};
+use crate::node::metrics::ClientRejection;
 
 const INITIAL_TIMEOUT: &str = "timed out while waiting for initial data";
 const ONLY_REGISTER_OR_AUTHENTICATE: &str =
@@ -48,9 +49,9 @@ pub(super) async fn run(
         let message = match next {
             Err(_) => {
                 let reason = if Instant::now() >= deadline {
-                    "pre_authentication_timeout"
+                    ClientRejection::PreAuthenticationTimeout
                 } else {
-                    "initial_timeout"
+                    ClientRejection::InitialTimeout
                 };
                 ctx.reject(reason);
                 socket.fail(INITIAL_TIMEOUT).await;
@@ -107,7 +108,7 @@ pub(super) async fn run(
 }
 
 async fn refuse(socket: ClientSocket, ctx: &ClientContext, message: &str) -> Option<Accepted> {
-    ctx.reject("unexpected_request");
+    ctx.reject(ClientRejection::UnexpectedRequest);
     socket.fail(message).await;
     None
 }

@@ -10,6 +10,7 @@ use tracing::{debug, info, info_span, Instrument as _};
 use super::session::Accepted;
 use super::socket::ClientSocket;
 use super::{fresh, BoxedTransport, ClientContext, ClientLimits};
+use crate::node::metrics::ClientRejection;
 
 /// Read buffer each connection starts with, and the most one read takes. Idle clients are many
 /// and tungstenite zero-fills the whole buffer on the first read, so this is as small as lets
@@ -34,7 +35,7 @@ pub(super) async fn run(
         crate::node::listeners::accept(&listener, &shutdown, "client").await
     {
         let Ok(permit) = ctx.connection_limit.clone().try_acquire_owned() else {
-            ctx.reject("connection_limit");
+            ctx.reject(ClientRejection::ConnectionLimit);
             debug!(%peer, "client connection refused: connection limit reached");
             continue;
         };
@@ -72,12 +73,12 @@ pub(super) async fn handle(
     let ws = match ws {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
-            ctx.reject("websocket_upgrade");
+            ctx.reject(ClientRejection::WebsocketUpgrade);
             debug!(error = %e, "websocket upgrade failed");
             return;
         }
         Err(_) => {
-            ctx.reject("websocket_upgrade");
+            ctx.reject(ClientRejection::WebsocketUpgrade);
             debug!("websocket upgrade timed out");
             return;
         }

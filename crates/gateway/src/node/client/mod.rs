@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::egress::Egress;
-use super::metrics::{Metrics, Reason};
+use super::metrics::{ClientRejection, Metrics};
 use super::router::Router;
 use crate::config::Debug;
 
@@ -129,10 +129,10 @@ pub struct ClientContext {
 
 impl ClientContext {
     /// Counts a connection refused or closed before authentication.
-    fn reject(&self, reason: &'static str) {
+    fn reject(&self, reason: ClientRejection) {
         self.metrics
             .client_connections_rejected
-            .get_or_create(&Reason { reason })
+            .get_or_create(&reason)
             .inc();
     }
 }

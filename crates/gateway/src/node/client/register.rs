@@ -13,7 +13,7 @@ use super::bandwidth::ClientBandwidth;
 use super::session::{session_queues, Accepted, Session};
 use super::socket::ClientSocket;
 use super::{ClientContext, DUPLICATE_CONNECTION, STORAGE_ERROR};
-use crate::node::metrics::Outcome;
+use crate::node::metrics::{ClientRejection, Outcome};
 use crate::node::router::now_unix;
 
 /// Runs the handshake started by message 1 (`init`) and registers the client.
@@ -33,7 +33,7 @@ pub(super) async fn run(
     // Checked before any work, as the reference does; checked again when the session is
     // registered, since another connection may get there during the handshake.
     if ctx.router.is_live(&client) {
-        ctx.reject("duplicate_client");
+        ctx.reject(ClientRejection::DuplicateClient);
         socket.fail(DUPLICATE_CONNECTION).await;
         return None;
     }
@@ -65,7 +65,7 @@ pub(super) async fn run(
     if socket.send_response(&done).await.is_err() {
         return failed(socket, ctx, HandshakeError::Network).await;
     }
-    count(ctx, "ok");
+    count(ctx, Outcome::Ok);
 
     // Into the router before the key is stored: a client with a live session keeps the key
     // that session uses, and from here live messages queue for us while the stored ones go out.
@@ -75,7 +75,7 @@ pub(super) async fn run(
         u64::try_from(now).unwrap_or(0),
     );
     let Ok(registration) = ctx.router.claim(client, handle) else {
-        ctx.reject("duplicate_client");
+        ctx.reject(ClientRejection::DuplicateClient);
         socket.fail(DUPLICATE_CONNECTION).await;
         return None;
     };
@@ -151,7 +151,7 @@ async fn failed(
     ctx: &ClientContext,
     error: HandshakeError,
 ) -> Option<Accepted> {
-    count(ctx, "failed");
+    count(ctx, Outcome::Failed);
     let _ = socket
         .send_response(&ServerResponse::HandshakeError {
             message: error.to_string(),
@@ -165,9 +165,6 @@ async fn failed(
     None
 }
 
-fn count(ctx: &ClientContext, outcome: &'static str) {
-    ctx.metrics
-        .handshakes
-        .get_or_create(&Outcome { outcome })
-        .inc();
+fn count(ctx: &ClientContext, outcome: Outcome) {
+    ctx.metrics.handshakes.get_or_create(&outcome).inc();
 }

@@ -4,7 +4,7 @@
 //! and as caps with generous slack, never as speed.
 
 use super::*;
-use crate::node::metrics::Reason;
+use crate::node::metrics::EgressDrop;
 use gateway_protocol::framing::{self, KeyRotation};
 use gateway_protocol::packet_size::PacketSize;
 use std::time::Instant;
@@ -48,10 +48,10 @@ impl Setup {
     }
 
     /// Packets dropped for `reason`.
-    fn dropped(&self, reason: &'static str) -> u64 {
+    fn dropped(&self, reason: EgressDrop) -> u64 {
         self.metrics
             .egress_packets_dropped
-            .get_or_create(&Reason { reason })
+            .get_or_create(&reason)
             .get()
     }
 
@@ -166,7 +166,7 @@ async fn a_full_queue_drops_and_counts_the_packets_it_cannot_take() {
         results[CAPACITY..],
         [Err(EgressError::QueueFull); 10 - CAPACITY]
     );
-    assert_eq!(setup.dropped("queue_full"), (10 - CAPACITY) as u64);
+    assert_eq!(setup.dropped(EgressDrop::QueueFull), (10 - CAPACITY) as u64);
     assert_eq!(setup.metrics.egress_queue_depth.get(), CAPACITY as i64);
 
     // What the queue took arrives; once it drained, it takes packets again.
@@ -176,7 +176,7 @@ async fn a_full_queue_drops_and_counts_the_packets_it_cannot_take() {
     assert_eq!(read_numbers(&mut stream, 1).await, [10]);
     setup.stop().await;
     assert_eq!(setup.metrics.egress_packets_sent.get(), CAPACITY as u64 + 1);
-    assert_eq!(setup.dropped("queue_full"), (10 - CAPACITY) as u64);
+    assert_eq!(setup.dropped(EgressDrop::QueueFull), (10 - CAPACITY) as u64);
 }
 
 #[tokio::test]
@@ -195,7 +195,7 @@ async fn next_hops_past_the_limit_are_refused_and_counted_until_one_closes() {
         setup.egress.send(&packet(third_addr, 2)),
         Err(EgressError::TooManyConnections)
     );
-    assert_eq!(setup.dropped("too_many_connections"), 1);
+    assert_eq!(setup.dropped(EgressDrop::TooManyConnections), 1);
     // A hop already in use still takes packets.
     setup.egress.send(&packet(first_addr, 3)).unwrap();
     let mut to_first = accept(&first).await;
@@ -216,7 +216,7 @@ async fn next_hops_past_the_limit_are_refused_and_counted_until_one_closes() {
     let mut to_third = accept(&third).await;
     assert_eq!(read_numbers(&mut to_third, 1).await, [4]);
     setup.stop().await;
-    assert_eq!(setup.dropped("too_many_connections"), 1);
+    assert_eq!(setup.dropped(EgressDrop::TooManyConnections), 1);
     assert_eq!(setup.metrics.egress_packets_sent.get(), 4);
 }
 
@@ -314,7 +314,7 @@ async fn a_batch_whose_write_failed_is_sent_whole_on_the_next_connection() {
         setup.metrics.egress_packets_sent.get(),
         u64::from(AFTER_RESET) + 1
     );
-    assert_eq!(setup.dropped("unreachable"), 0);
+    assert_eq!(setup.dropped(EgressDrop::Unreachable), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

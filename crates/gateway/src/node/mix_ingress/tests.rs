@@ -17,7 +17,7 @@ use sphinx_packet::SphinxPacketBuilder;
 
 use super::*;
 use crate::config::FinalHopImplementation;
-use crate::node::metrics::Reason;
+use crate::node::metrics::MixDrop;
 use crate::node::relay::{Forward, RelayConfig};
 use crate::node::unwrapper::{UnwrapKey, Unwrapper};
 use gateway_protocol::final_hop::{self, SphinxSecret};
@@ -106,10 +106,10 @@ impl Pipeline {
         self.sent.lock().unwrap().clone()
     }
 
-    fn dropped(&self, reason: &'static str) -> u64 {
+    fn dropped(&self, reason: MixDrop) -> u64 {
         self.metrics
             .mix_packets_dropped
-            .get_or_create(&Reason { reason })
+            .get_or_create(&reason)
             .get()
     }
 
@@ -225,7 +225,7 @@ async fn vector_forward_hop_is_relayed_by_a_relay_and_dropped_by_a_gateway() {
 
     let gateway_only = Pipeline::gateway_only();
     assert!(gateway_only.process(&gateway, &framed).is_none());
-    assert_eq!(gateway_only.dropped("forward_hop"), 1);
+    assert_eq!(gateway_only.dropped(MixDrop::ForwardHop), 1);
     assert!(gateway_only.drain().await.is_empty());
 }
 
@@ -241,7 +241,7 @@ async fn a_replayed_forward_hop_is_relayed_once() {
     let v8 = frame_bytes(FrameVersion::V8, KeyRotation::Even, &frame.packet);
     assert!(pipeline.process(&gateway, &framed).is_none());
     assert!(pipeline.process(&gateway, &v8).is_none());
-    assert_eq!(pipeline.dropped("replay"), 2);
+    assert_eq!(pipeline.dropped(MixDrop::Replay), 2);
     assert_eq!(pipeline.drain().await.len(), 1);
 }
 
@@ -258,7 +258,7 @@ async fn a_tampered_header_is_dropped_not_relayed() {
         let framed = frame_bytes(FrameVersion::V7, KeyRotation::Unknown, &tampered);
         assert!(pipeline.process(&mix, &framed).is_none());
     }
-    assert_eq!(pipeline.dropped("unwrap_failed"), 4);
+    assert_eq!(pipeline.dropped(MixDrop::UnwrapFailed), 4);
     assert!(pipeline.drain().await.is_empty());
     assert_eq!(pipeline.forwarded(), 0);
 }
@@ -272,7 +272,7 @@ async fn a_packet_for_another_key_is_dropped_not_relayed() {
     let pipeline = Pipeline::relay_role();
     let framed = frame_bytes(FrameVersion::V8, KeyRotation::Even, &ack);
     assert!(pipeline.process(&gateway, &framed).is_none());
-    assert_eq!(pipeline.dropped("unwrap_failed"), 1);
+    assert_eq!(pipeline.dropped(MixDrop::UnwrapFailed), 1);
     assert!(pipeline.drain().await.is_empty());
 }
 
@@ -320,7 +320,7 @@ async fn a_next_hop_that_is_no_address_is_dropped() {
     let pipeline = Pipeline::relay_role();
     let framed = frame_bytes(FrameVersion::V7, KeyRotation::Unknown, &packet);
     assert!(pipeline.process(&relay_key, &framed).is_none());
-    assert_eq!(pipeline.dropped("malformed_next_hop"), 1);
+    assert_eq!(pipeline.dropped(MixDrop::MalformedNextHop), 1);
     assert!(pipeline.drain().await.is_empty());
 }
 
@@ -352,7 +352,7 @@ async fn a_full_relay_queue_drops_and_counts() {
         let framed = frame_bytes(FrameVersion::V7, KeyRotation::Unknown, &packet);
         assert!(pipeline.process(&relay_key, &framed).is_none());
     }
-    assert_eq!(pipeline.dropped("relay_queue_full"), 2);
+    assert_eq!(pipeline.dropped(MixDrop::RelayQueueFull), 2);
     assert_eq!(pipeline.drain().await.len(), 8);
     assert_eq!(pipeline.forwarded(), 8);
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use gateway_protocol::packet_size::PacketSize;
 
 use super::*;
-use crate::node::metrics::Reason;
+use crate::node::metrics::MixDrop;
 
 /// Records what would have gone to egress, with the (paused) time it left.
 #[derive(Clone, Default)]
@@ -55,10 +55,10 @@ fn hop(marker: u8, delay: Duration) -> ForwardHop {
     }
 }
 
-fn dropped(metrics: &Metrics, reason: &'static str) -> u64 {
+fn dropped(metrics: &Metrics, reason: MixDrop) -> u64 {
     metrics
         .mix_packets_dropped
-        .get_or_create(&Reason { reason })
+        .get_or_create(&reason)
         .get()
 }
 
@@ -187,7 +187,7 @@ async fn a_full_queue_drops_and_counts() {
         relay.accept(hop(3, delay), KeyRotation::Unknown, now),
         Err(RelayError::QueueFull)
     );
-    assert_eq!(dropped(&metrics, "relay_queue_full"), 1);
+    assert_eq!(dropped(&metrics, MixDrop::RelayQueueFull), 1);
     assert_eq!(relay.waiting(), 2, "the refused packet took no room");
     // A packet without delay never needs room in the queue.
     assert_eq!(
@@ -215,7 +215,7 @@ async fn an_egress_refusal_is_a_counted_drop() {
         .accept(hop(2, Duration::from_millis(5)), KeyRotation::Unknown, now)
         .unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
-    assert_eq!(dropped(&metrics, "relay_egress_refused"), 2);
+    assert_eq!(dropped(&metrics, MixDrop::RelayEgressRefused), 2);
     assert_eq!(metrics.relay_packets_forwarded.get(), 0);
     assert_eq!(metrics.relay_queue_depth.get(), 0);
     relay.stop();
@@ -234,7 +234,7 @@ fn a_packet_of_no_sphinx_size_is_dropped() {
     bad.packet.pop();
     let result = rt.block_on(async { relay.accept(bad, KeyRotation::Unknown, Instant::now()) });
     assert_eq!(result, Err(RelayError::InvalidPacket));
-    assert_eq!(dropped(&metrics, "relay_invalid_packet"), 1);
+    assert_eq!(dropped(&metrics, MixDrop::RelayInvalidPacket), 1);
     assert!(recorder.markers().is_empty());
 }
 
