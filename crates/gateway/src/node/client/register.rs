@@ -3,7 +3,7 @@
 
 use gateway_protocol::client::handshake::{self, HandshakeError, FINALIZATION_SUCCESS};
 use gateway_protocol::client::negotiate_registration_version;
-use gateway_protocol::client::{HandshakeFrame, ServerResponse};
+use gateway_protocol::client::{HandshakeFrame, ServerResponse, SharedKey};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +14,7 @@ use super::session::{session_queues, Accepted, Session};
 use super::socket::ClientSocket;
 use super::{ClientContext, DUPLICATE_CONNECTION, STORAGE_ERROR};
 use crate::node::metrics::{ClientRejection, Outcome};
-use crate::node::router::now_unix;
+use crate::node::router::{now_unix, ClientAddress};
 
 /// Runs the handshake started by message 1 (`init`) and registers the client.
 pub(super) async fn run(
@@ -37,36 +37,52 @@ pub(super) async fn run(
         socket.fail(DUPLICATE_CONNECTION).await;
         return None;
     }
-
-    let started = handshake::start_with_rng(&init, &ctx.identity, &mut rand::rng());
-    let (state, reply) = match started {
-        Ok(started) => started,
+    let key = match agree_key(&mut socket, ctx, shutdown, version, &init).await {
+        Ok(key) => key,
         Err(e) => return failed(socket, ctx, e).await,
     };
+    count(ctx, Outcome::Ok);
+    start_session(socket, ctx, client, key, version).await
+}
+
+/// Handshake messages 2 to 4: the gateway's share and signature, the client's, and success.
+async fn agree_key(
+    socket: &mut ClientSocket,
+    ctx: &ClientContext,
+    shutdown: &CancellationToken,
+    version: u8,
+    init: &[u8],
+) -> Result<SharedKey, HandshakeError> {
+    let (state, reply) = handshake::start_with_rng(init, &ctx.identity, &mut rand::rng())?;
     let reply = ServerResponse::HandshakePayload {
         protocol_version: version,
         data: reply,
     };
-    if socket.send_response(&reply).await.is_err() {
-        return failed(socket, ctx, HandshakeError::Network).await;
-    }
-    let finish = match wait_for_finish(&mut socket, ctx, shutdown).await {
-        Ok(finish) => finish,
-        Err(e) => return failed(socket, ctx, e).await,
-    };
-    let registered = match state.finish(&finish) {
-        Ok(registered) => registered,
-        Err(e) => return failed(socket, ctx, e).await,
-    };
+    socket
+        .send_response(&reply)
+        .await
+        .map_err(|_| HandshakeError::Network)?;
+    let finish = wait_for_finish(socket, ctx, shutdown).await?;
+    let registered = state.finish(&finish)?;
     let done = ServerResponse::HandshakePayload {
         protocol_version: version,
         data: FINALIZATION_SUCCESS.to_vec(),
     };
-    if socket.send_response(&done).await.is_err() {
-        return failed(socket, ctx, HandshakeError::Network).await;
-    }
-    count(ctx, Outcome::Ok);
+    socket
+        .send_response(&done)
+        .await
+        .map_err(|_| HandshakeError::Network)?;
+    Ok(registered.shared_key)
+}
 
+/// Registers the session and stores the client's new key.
+async fn start_session(
+    socket: ClientSocket,
+    ctx: &ClientContext,
+    client: ClientAddress,
+    key: SharedKey,
+    version: u8,
+) -> Option<Accepted> {
     // Into the router before the key is stored: a client with a live session keeps the key
     // that session uses, and from here live messages queue for us while the stored ones go out.
     let now = now_unix();
@@ -81,9 +97,7 @@ pub(super) async fn run(
     };
     let store = &ctx.store;
     let stored = async {
-        store
-            .upsert_shared_key(client, *registered.shared_key.as_bytes())
-            .await?;
+        store.upsert_shared_key(client, *key.as_bytes()).await?;
         store.ensure_bandwidth(client).await
     };
     let bandwidth = match stored.await {
@@ -96,12 +110,13 @@ pub(super) async fn run(
         }
     };
     debug!("client registered");
+    let bandwidth = ClientBandwidth::new(client, bandwidth, now);
     let session = Session::new(
         socket,
         ctx.clone(),
         client,
-        registered.shared_key,
-        ClientBandwidth::new(client, bandwidth, now),
+        key,
+        bandwidth,
         registration,
         queues,
     );

@@ -56,10 +56,7 @@ fn hop(marker: u8, delay: Duration) -> ForwardHop {
 }
 
 fn dropped(metrics: &Metrics, reason: MixDrop) -> u64 {
-    metrics
-        .mix_packets_dropped
-        .get_or_create(&reason)
-        .get()
+    metrics.mix_packets_dropped.get_or_create(&reason).get()
 }
 
 #[tokio::test(start_paused = true)]

@@ -236,47 +236,10 @@ impl ReplayFile {
         for _ in 0..count {
             let mut header = [0u64; GENERATION_HEADER_WORDS];
             read_words(&mut input, &mut header, &mut sum)?;
-            let [len_bits, hashes, capacity, age_ms] = header;
-            let max_bits = settings.max_generation_bits();
-            if len_bits == 0 || len_bits % 64 != 0 {
-                return Err(LoadError::Malformed {
-                    field: "generation size in bits",
-                    value: len_bits,
-                });
-            }
-            if len_bits > max_bits {
-                return Err(LoadError::TooLarge {
-                    unit: "bits",
-                    value: len_bits,
-                    max: max_bits,
-                });
-            }
-            let hashes = match u32::try_from(hashes) {
-                Ok(h) if (1..=MAX_HASHES).contains(&h) => h,
-                _ => {
-                    return Err(LoadError::Malformed {
-                        field: "hash count",
-                        value: hashes,
-                    })
-                }
-            };
-            if capacity == 0 {
-                return Err(LoadError::Malformed {
-                    field: "generation capacity",
-                    value: 0,
-                });
-            }
-            let max_capacity = settings.max_generation_capacity();
-            if capacity > max_capacity {
-                return Err(LoadError::TooLarge {
-                    unit: "packets",
-                    value: capacity,
-                    max: max_capacity,
-                });
-            }
-            // Bounded by the checks above (at most the configured maximum per generation).
-            total_words += GENERATION_HEADER_WORDS as u64 + len_bits / 64 + 1;
-            generations.push((len_bits, hashes, capacity, Duration::from_millis(age_ms)));
+            let shape = GenerationShape::check(header, &settings)?;
+            // Bounded by the checks (at most the configured maximum per generation).
+            total_words += GENERATION_HEADER_WORDS as u64 + shape.len_bits / 64 + 1;
+            generations.push(shape);
         }
         // The checksum word.
         total_words += 1;
@@ -287,9 +250,10 @@ impl ReplayFile {
         }
         // Only now, with the file known to hold them, are the bit arrays allocated.
         let mut loaded = Vec::with_capacity(generations.len());
-        for (len_bits, hashes, capacity, age) in generations {
-            let mut generation = Generation::empty(len_bits, hashes, capacity, now);
-            generation.age_before = age;
+        for shape in generations {
+            let mut generation =
+                Generation::empty(shape.len_bits, shape.hashes, shape.capacity, now);
+            generation.age_before = shape.age;
             read_words(&mut input, &mut generation.bits, &mut sum)?;
             loaded.push(generation);
         }
@@ -540,6 +504,67 @@ fn read_words(
         }
     }
     Ok(())
+}
+
+/// A generation's header as read from a file, checked against the configured limits before
+/// anything is allocated for it.
+struct GenerationShape {
+    len_bits: u64,
+    hashes: u32,
+    capacity: u64,
+    age: Duration,
+}
+
+impl GenerationShape {
+    fn check(
+        header: [u64; GENERATION_HEADER_WORDS],
+        settings: &ReplaySettings,
+    ) -> Result<Self, LoadError> {
+        let [len_bits, hashes, capacity, age_ms] = header;
+        let max_bits = settings.max_generation_bits();
+        if len_bits == 0 || len_bits % 64 != 0 {
+            return Err(LoadError::Malformed {
+                field: "generation size in bits",
+                value: len_bits,
+            });
+        }
+        if len_bits > max_bits {
+            return Err(LoadError::TooLarge {
+                unit: "bits",
+                value: len_bits,
+                max: max_bits,
+            });
+        }
+        let hashes = match u32::try_from(hashes) {
+            Ok(h) if (1..=MAX_HASHES).contains(&h) => h,
+            _ => {
+                return Err(LoadError::Malformed {
+                    field: "hash count",
+                    value: hashes,
+                })
+            }
+        };
+        if capacity == 0 {
+            return Err(LoadError::Malformed {
+                field: "generation capacity",
+                value: 0,
+            });
+        }
+        let max_capacity = settings.max_generation_capacity();
+        if capacity > max_capacity {
+            return Err(LoadError::TooLarge {
+                unit: "packets",
+                value: capacity,
+                max: max_capacity,
+            });
+        }
+        Ok(Self {
+            len_bits,
+            hashes,
+            capacity,
+            age: Duration::from_millis(age_ms),
+        })
+    }
 }
 
 #[cfg(test)]
