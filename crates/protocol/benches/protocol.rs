@@ -7,18 +7,23 @@
 //!   `reference` (our [`final_hop::unwrap`], which wraps those calls) and `fast`
 //!   ([`fast_final_hop::unwrap_fast`]);
 //! - `forward_hop`: a mix node's hop of a regular packet, reference and fast;
+//! - `unwrap_steps_final` / `unwrap_steps_forward`: the two steps of an unwrap timed apart, on a
+//!   regular packet, both paths: `step1` (header: X25519, key expansion, MAC check, replay tag),
+//!   `step2` (routing information, payload, SURB-ack split) and `full` (both);
 //! - `x25519`: one key agreement with x25519-dalek and with aws-lc (key parsed once);
 //! - `binary_frame`: AES-256-GCM-SIV sealing of a pushed message and opening of a request.
 //!
 //! After criterion, `cargo bench` prints the fast path's speed-up over the reference path
-//! (final hops, a forward hop, X25519 alone), measured side by side on the same packets. `cargo bench -p gateway-protocol -- --quick` is a
-//! short smoke run.
+//! (final hops, a forward hop, X25519 alone), measured side by side on the same packets, then
+//! the two unwrap steps of both paths timed apart in interleaved rounds, with the share of the
+//! whole that step 2 is: what checking the replay filter between the steps saves on a replayed
+//! packet. `cargo bench -p gateway-protocol -- --quick` is a short smoke run.
 
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use gateway_protocol::client::binary::{self, RequestKind};
 use gateway_protocol::client::SharedKey;
-use gateway_protocol::fast_final_hop::{self, FastSphinxSecret};
-use gateway_protocol::final_hop::{self, Hop, SphinxSecret};
+use gateway_protocol::fast_final_hop::{self, FastPartiallyUnwrapped, FastSphinxSecret};
+use gateway_protocol::final_hop::{self, Hop, PartiallyUnwrapped, SphinxSecret};
 use gateway_protocol::framing::{self, FrameVersion, KeyRotation};
 use gateway_protocol::packet_size::PacketSize;
 use gateway_protocol::routing_address;
@@ -160,6 +165,66 @@ fn bench_forward_hop(c: &mut Criterion) {
     group.finish();
 }
 
+/// Step 1, step 2 and both, of both paths, on `packet` unwrapped with `key`.
+fn bench_unwrap_steps(c: &mut Criterion, name: &str, key: [u8; 32], packet: &[u8]) {
+    let reference = SphinxSecret::from_bytes(key);
+    let fast = FastSphinxSecret::from_bytes(key).expect("key");
+    let rotation = KeyRotation::Even;
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("reference_step1", |b| {
+        b.iter(|| {
+            PartiallyUnwrapped::new(&reference, black_box(packet), rotation)
+                .expect("mac")
+                .replay_tag()
+        })
+    });
+    group.bench_function("reference_step2", |b| {
+        b.iter_batched(
+            || PartiallyUnwrapped::new(&reference, packet, rotation).expect("mac"),
+            |partial| partial.finish().expect("ok"),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("reference_full", |b| {
+        b.iter(|| final_hop::unwrap(&reference, black_box(packet), rotation).expect("ok"))
+    });
+    group.bench_function("fast_step1", |b| {
+        b.iter(|| {
+            FastPartiallyUnwrapped::new(&fast, black_box(packet), rotation)
+                .expect("mac")
+                .replay_tag()
+        })
+    });
+    group.bench_function("fast_step2", |b| {
+        b.iter_batched(
+            || FastPartiallyUnwrapped::new(&fast, packet, rotation).expect("mac"),
+            |partial| partial.finish().expect("ok"),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("fast_full", |b| {
+        b.iter(|| fast_final_hop::unwrap_fast(&fast, black_box(packet), rotation).expect("ok"))
+    });
+    group.finish();
+}
+
+fn bench_unwrap_steps_all(c: &mut Criterion) {
+    let final_packet = packet(
+        PacketSize::Regular,
+        &[node("198.51.100.7:1789", GATEWAY_KEY)],
+    );
+    bench_unwrap_steps(c, "unwrap_steps_final", GATEWAY_KEY, &final_packet);
+    let forward_packet = packet(
+        PacketSize::Regular,
+        &[
+            node("203.0.113.5:1789", MIX_KEY),
+            node("198.51.100.7:1789", GATEWAY_KEY),
+        ],
+    );
+    bench_unwrap_steps(c, "unwrap_steps_forward", MIX_KEY, &forward_packet);
+}
+
 fn bench_x25519(c: &mut Criterion) {
     use aws_lc_rs::agreement::{agree, PrivateKey, UnparsedPublicKey, X25519};
     let point = SphinxSecret::from_bytes([7; 32]).public_key();
@@ -247,6 +312,103 @@ fn compare(name: &str, mut reference: impl FnMut(), mut fast: impl FnMut()) {
     );
 }
 
+/// Times step 1 (`step1`), step 2 (`finish` of what `start` returns; the `start` calls are not
+/// timed) and the whole unwrap (`full`) in interleaved rounds, and prints one line: median and
+/// best round of each, and the share of the whole that step 2 is (what checking the replay
+/// filter between the steps would save on a replayed packet).
+fn compare_steps<P>(
+    name: &str,
+    mut step1: impl FnMut(),
+    mut start: impl FnMut() -> P,
+    mut finish: impl FnMut(P),
+    mut full: impl FnMut(),
+) {
+    const ROUNDS: usize = 400;
+    const CALLS: u32 = 25;
+    let (mut step1_times, mut step2_times, mut full_times) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        step1_times.push(time_per_call(&mut step1, CALLS));
+        let mut started: Vec<P> = (0..CALLS).map(|_| start()).collect();
+        let begin = Instant::now();
+        for partial in started.drain(..) {
+            finish(partial);
+        }
+        step2_times.push(begin.elapsed() / CALLS);
+        full_times.push(time_per_call(&mut full, CALLS));
+    }
+    for times in [&mut step1_times, &mut step2_times, &mut full_times] {
+        times.sort();
+    }
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
+    let line = |which: &str, i: usize| {
+        format!(
+            "{which} step1 {:>6.2}, step2 {:>6.2}, full {:>6.2}, step2/full {:>4.1}%",
+            micros(step1_times[i]),
+            micros(step2_times[i]),
+            micros(full_times[i]),
+            100.0 * micros(step2_times[i]) / micros(full_times[i])
+        )
+    };
+    println!(
+        "  {name:<28} {}; {}",
+        line("median", ROUNDS / 2),
+        line("best", 0)
+    );
+}
+
+/// The two unwrap steps of both paths, timed apart, on a final and a forward hop.
+fn print_steps() {
+    println!("\nunwrap steps, 400 interleaved rounds of 25 calls (µs per call):");
+    let final_packet = packet(
+        PacketSize::Regular,
+        &[node("198.51.100.7:1789", GATEWAY_KEY)],
+    );
+    let forward_packet = packet(
+        PacketSize::Regular,
+        &[
+            node("203.0.113.5:1789", MIX_KEY),
+            node("198.51.100.7:1789", GATEWAY_KEY),
+        ],
+    );
+    let rotation = KeyRotation::Even;
+    for (hop, key, packet) in [
+        ("final", GATEWAY_KEY, &final_packet),
+        ("forward", MIX_KEY, &forward_packet),
+    ] {
+        let reference = SphinxSecret::from_bytes(key);
+        compare_steps(
+            &format!("reference, {hop} hop, 2413 B"),
+            || {
+                let partial = PartiallyUnwrapped::new(&reference, black_box(packet), rotation);
+                black_box(partial.expect("mac").replay_tag());
+            },
+            || PartiallyUnwrapped::new(&reference, packet, rotation).expect("mac"),
+            |partial| {
+                black_box(partial.finish().expect("ok"));
+            },
+            || {
+                black_box(final_hop::unwrap(&reference, black_box(packet), rotation).expect("ok"));
+            },
+        );
+        let fast = FastSphinxSecret::from_bytes(key).expect("key");
+        compare_steps(
+            &format!("fast, {hop} hop, 2413 B"),
+            || {
+                let partial = FastPartiallyUnwrapped::new(&fast, black_box(packet), rotation);
+                black_box(partial.expect("mac").replay_tag());
+            },
+            || FastPartiallyUnwrapped::new(&fast, packet, rotation).expect("mac"),
+            |partial| {
+                black_box(partial.finish().expect("ok"));
+            },
+            || {
+                let out = fast_final_hop::unwrap_fast(&fast, black_box(packet), rotation);
+                black_box(out.expect("ok"));
+            },
+        );
+    }
+}
+
 /// The fast path against the reference on the same packets, after criterion's runs.
 fn print_ratios() {
     println!("\nfast vs reference, 400 interleaved rounds of 25 calls (µs per call):");
@@ -320,7 +482,8 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = bench_framing, bench_final_hops, bench_forward_hop, bench_x25519, bench_binary_frame
+    targets = bench_framing, bench_final_hops, bench_forward_hop, bench_unwrap_steps_all, bench_x25519,
+        bench_binary_frame
 }
 
 fn main() {
@@ -329,5 +492,6 @@ fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs each benchmark once without it
     if std::env::args().any(|arg| arg == "--bench") {
         print_ratios();
+        print_steps();
     }
 }

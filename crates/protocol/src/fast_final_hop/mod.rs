@@ -13,7 +13,9 @@
 //! The same two steps as in [`final_hop`](crate::final_hop), so the caller can consult its
 //! replay filter before the payload is decrypted: [`FastPartiallyUnwrapped::new`] (X25519, key
 //! expansion, header MAC) → [`FastPartiallyUnwrapped::replay_tag`] →
-//! [`FastPartiallyUnwrapped::finish`]. [`unwrap_fast`] and [`unwrap_frame_fast`] do both.
+//! [`FastPartiallyUnwrapped::finish`]. [`unwrap_checked_fast`] and
+//! [`unwrap_frame_checked_fast`] do both with the caller's replay check in between;
+//! [`unwrap_fast`] and [`unwrap_frame_fast`] do both without one.
 //!
 //! A packet layout, for reference:
 //!
@@ -244,6 +246,32 @@ pub fn unwrap_frame_fast(
     frame: &Frame,
 ) -> Result<Unwrapped, UnwrapError> {
     unwrap_fast(secret, &frame.packet, frame.header.key_rotation)
+}
+
+/// Unwraps `packet` (received in a frame with `key_rotation`), asking `is_fresh` about its replay
+/// tag once the header has verified: a packet whose tag is not fresh stops there, with
+/// [`UnwrapError::Replayed`]. The results of
+/// [`final_hop::unwrap_checked`](crate::final_hop::unwrap_checked).
+pub fn unwrap_checked_fast(
+    secret: &FastSphinxSecret,
+    packet: &[u8],
+    key_rotation: KeyRotation,
+    is_fresh: impl FnOnce(&[u8; REPLAY_TAG_LEN]) -> bool,
+) -> Result<Unwrapped, UnwrapError> {
+    let partial = FastPartiallyUnwrapped::new(secret, packet, key_rotation)?;
+    if !is_fresh(&partial.replay_tag()) {
+        return Err(UnwrapError::Replayed);
+    }
+    partial.finish()
+}
+
+/// [`unwrap_checked_fast`] of the packet of a decoded frame.
+pub fn unwrap_frame_checked_fast(
+    secret: &FastSphinxSecret,
+    frame: &Frame,
+    is_fresh: impl FnOnce(&[u8; REPLAY_TAG_LEN]) -> bool,
+) -> Result<Unwrapped, UnwrapError> {
+    unwrap_checked_fast(secret, &frame.packet, frame.header.key_rotation, is_fresh)
 }
 
 /// A packet's α, header MAC, routing information and payload.

@@ -49,8 +49,8 @@ fn describe(result: &Result<Unwrapped, UnwrapError>) -> String {
     format!("{result:?}")
 }
 
-/// Unwraps `packet` both ways, checks the results are identical (the replay tag of the two-step
-/// API too), and returns the result.
+/// Unwraps `packet` both ways, checks the results are identical (those of the two-step API and
+/// of the checked unwrap too), and returns the result.
 fn unwrap_both(
     keys: &Keys,
     packet: &[u8],
@@ -58,32 +58,70 @@ fn unwrap_both(
 ) -> Result<Unwrapped, UnwrapError> {
     let reference = final_hop::unwrap(&keys.reference, packet, rotation);
     let fast = unwrap_fast(&keys.fast, packet, rotation);
-    match (&reference, &fast) {
-        (Ok(want), Ok(got)) => assert_eq!(want, got, "packet {}", hex::encode(packet)),
-        _ => assert_eq!(
-            describe(&reference),
-            describe(&fast),
-            "packet {}",
-            hex::encode(packet)
-        ),
-    }
-    if let Err(err) = &reference {
-        assert_eq!(
-            err.to_string(),
-            fast.as_ref().expect_err("both fail").to_string()
-        );
-    }
+    same_result(&reference, &fast, packet);
 
     let reference_tag = final_hop::PartiallyUnwrapped::new(&keys.reference, packet, rotation)
         .map(|partial| partial.replay_tag());
     let fast_tag = FastPartiallyUnwrapped::new(&keys.fast, packet, rotation)
         .map(|partial| partial.replay_tag());
-    match (reference_tag, fast_tag) {
-        (Ok(want), Ok(got)) => assert_eq!(want, got),
-        (Err(want), Err(got)) => assert_eq!(format!("{want:?}"), format!("{got:?}")),
+    let tag = match (reference_tag, fast_tag) {
+        (Ok(want), Ok(got)) => {
+            assert_eq!(want, got);
+            Some(got)
+        }
+        (Err(want), Err(got)) => {
+            assert_eq!(format!("{want:?}"), format!("{got:?}"));
+            None
+        }
         (want, got) => panic!("two-step results differ: {want:?} vs {got:?}"),
+    };
+    if let Ok(unwrapped) = &fast {
+        assert_eq!(Some(unwrapped.replay_tag), tag);
+    }
+
+    // the checked unwrap: a fresh tag gives the one-go result; a seen one stops after the header
+    for fresh in [true, false] {
+        let (mut reference_asked, mut fast_asked) = (None, None);
+        let reference_checked =
+            final_hop::unwrap_checked(&keys.reference, packet, rotation, |tag| {
+                reference_asked = Some(*tag);
+                fresh
+            });
+        let fast_checked = unwrap_checked_fast(&keys.fast, packet, rotation, |tag| {
+            fast_asked = Some(*tag);
+            fresh
+        });
+        same_result(&reference_checked, &fast_checked, packet);
+        assert_eq!((reference_asked, fast_asked), (tag, tag));
+        match (tag, fresh) {
+            (None, _) | (Some(_), true) => assert_eq!(describe(&fast_checked), describe(&fast)),
+            (Some(_), false) => assert!(matches!(fast_checked, Err(UnwrapError::Replayed))),
+        }
     }
     fast
+}
+
+/// Asserts that the reference and the fast path gave the same result for `packet`.
+fn same_result(
+    reference: &Result<Unwrapped, UnwrapError>,
+    fast: &Result<Unwrapped, UnwrapError>,
+    packet: &[u8],
+) {
+    match (reference, fast) {
+        (Ok(want), Ok(got)) => assert_eq!(want, got, "packet {}", hex::encode(packet)),
+        _ => assert_eq!(
+            describe(reference),
+            describe(fast),
+            "packet {}",
+            hex::encode(packet)
+        ),
+    }
+    if let Err(err) = reference {
+        assert_eq!(
+            err.to_string(),
+            fast.as_ref().expect_err("both fail").to_string()
+        );
+    }
 }
 
 fn random_rotation(rng: &mut StdRng) -> KeyRotation {
@@ -504,6 +542,14 @@ fn vectors_unwrap_identically() {
             fast,
             final_hop::unwrap_frame(&gateway.reference, &frame).expect("unwraps")
         );
+        let checked = unwrap_frame_checked_fast(&gateway.fast, &frame, |tag| {
+            tag.as_slice() == hex_field(&v, "replay_tag_hex")
+        });
+        assert_eq!(checked.expect("fresh"), fast);
+        assert!(matches!(
+            unwrap_frame_checked_fast(&gateway.fast, &frame, |_| false),
+            Err(UnwrapError::Replayed)
+        ));
         assert_eq!(
             format!("sphinx-{}", fast.sphinx_version),
             want["processed_sphinx_version"]
