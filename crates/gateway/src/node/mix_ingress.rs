@@ -202,7 +202,7 @@ impl MixIngress {
             // spreads them over the cores.
             for frame in frames {
                 let sphinx = self.sphinx.as_ref();
-                match catch_unwind(AssertUnwindSafe(|| unwrap(sphinx, &frame))) {
+                match catch_unwind(AssertUnwindSafe(|| unwrap(sphinx, &self.replay, &frame))) {
                     Ok(outcome) => self.finish(outcome).await,
                     Err(_panicked) => metrics.mix_drop(MixDrop::UnwrapFailed),
                 }
@@ -219,9 +219,10 @@ impl MixIngress {
             let job: Vec<Frame> = frames.by_ref().take(per_job).collect();
             let packets = job.len();
             let sphinx = self.sphinx.clone();
+            let replay = self.replay.clone();
             let work = move || -> Vec<UnwrapOutcome> {
                 job.iter()
-                    .map(|frame| unwrap(sphinx.as_ref(), frame))
+                    .map(|frame| unwrap(sphinx.as_ref(), &replay, frame))
                     .collect()
             };
             match self.pool.submit(packets, work).await {
@@ -268,6 +269,7 @@ fn dispatch(
                     MixDrop::MalformedSurbAck
                 }
                 UnwrapError::MalformedNextHop(_) => MixDrop::MalformedNextHop,
+                UnwrapError::Replayed => MixDrop::Replay,
                 _ => MixDrop::UnwrapFailed,
             });
             debug!(error = %e, "mix packet dropped");
@@ -318,9 +320,22 @@ struct UnwrapOutcome {
     elapsed_seconds: f64,
 }
 
-fn unwrap(sphinx: &impl super::unwrapper::UnwrapKey, frame: &Frame) -> UnwrapOutcome {
+/// Unwraps `frame`, skipping the payload of a packet whose replay tag `replay` already holds
+/// (about a fifth of a final hop's unwrap, three fifths of a forward hop's). Only looked up
+/// here: `dispatch` records the tag once the packet has unwrapped, and is the check that
+/// counts for two copies unwrapped at the same time.
+fn unwrap(
+    sphinx: &impl super::unwrapper::UnwrapKey,
+    replay: &Mutex<ReplayFilter>,
+    frame: &Frame,
+) -> UnwrapOutcome {
     let start = Instant::now();
-    let result = sphinx.unwrap_frame(frame);
+    let result = sphinx.unwrap_frame_checked(frame, |tag| {
+        !replay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(tag)
+    });
     UnwrapOutcome {
         result,
         key_rotation: frame.header.key_rotation,

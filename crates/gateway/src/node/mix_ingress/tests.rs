@@ -86,7 +86,7 @@ impl Pipeline {
         let (frame, used) = framing::decode(framed).unwrap().unwrap();
         assert_eq!(used, framed.len());
         dispatch(
-            unwrap(secret, &frame),
+            unwrap(secret, &self.replay, &frame),
             &self.replay,
             self.relay.as_ref(),
             &self.metrics,
@@ -242,6 +242,43 @@ async fn a_replayed_forward_hop_is_relayed_once() {
     assert!(pipeline.process(&gateway, &framed).is_none());
     assert!(pipeline.process(&gateway, &v8).is_none());
     assert_eq!(pipeline.dropped(MixDrop::Replay), 2);
+    assert_eq!(pipeline.drain().await.len(), 1);
+}
+
+/// A replay is recognised after the header step, before the payload is decrypted: the
+/// second unwrap stops with `Replayed`, and it still counts as a replay.
+#[tokio::test(start_paused = true)]
+async fn a_replay_stops_before_its_payload_is_decrypted() {
+    let v = vectors();
+    let gateway = secret_field(&v, "gateway_sphinx_private_key_hex");
+    let framed = hex_field(&v, "forward_hop_packet_framed_v7_hex_gateway_must_reject");
+    let pipeline = Pipeline::relay_role();
+    let (frame, _) = framing::decode(&framed).unwrap().unwrap();
+    let first = unwrap(&gateway, &pipeline.replay, &frame);
+    assert!(first.result.is_ok());
+    assert!(dispatch(
+        first,
+        &pipeline.replay,
+        pipeline.relay.as_ref(),
+        &pipeline.metrics,
+        tokio::time::Instant::now()
+    )
+    .is_none());
+    let again = unwrap(&gateway, &pipeline.replay, &frame);
+    assert!(
+        matches!(again.result, Err(UnwrapError::Replayed)),
+        "{:?}",
+        again.result.err()
+    );
+    assert!(dispatch(
+        again,
+        &pipeline.replay,
+        pipeline.relay.as_ref(),
+        &pipeline.metrics,
+        tokio::time::Instant::now()
+    )
+    .is_none());
+    assert_eq!(pipeline.dropped(MixDrop::Replay), 1);
     assert_eq!(pipeline.drain().await.len(), 1);
 }
 
