@@ -7,21 +7,21 @@
 
 use tracing::{debug, warn};
 
-use crate::config::Debug as DebugConfig;
+use crate::config::Tuning;
 
 /// Descriptors the gateway holds besides connections: listeners, the store's database, WAL
 /// and shared-memory files on two connections, the replay file, log output, the runtime.
 const RESERVED: u64 = 64;
 
 /// Descriptors the caps of `limits` may need at once.
-pub fn needed(limits: &DebugConfig) -> u64 {
+pub fn needed(limits: &Tuning) -> u64 {
     [
         limits.maximum_mix_connections,
         limits.maximum_client_connections,
         limits.maximum_egress_connections,
     ]
     .iter()
-    .map(|&cap| cap as u64)
+    .map(|cap| cap.get() as u64)
     .sum::<u64>()
         + RESERVED
 }
@@ -90,7 +90,7 @@ pub fn raise_soft_limit(needed: u64) -> std::io::Result<Raised> {
 
 /// Raises the soft open-file limit to what `limits` need (up to the hard limit) and logs a
 /// warning if it stays short.
-pub fn ensure(limits: &DebugConfig) -> Outcome {
+pub fn ensure(limits: &Tuning) -> Outcome {
     let needed = needed(limits);
     let (soft, now) = match raise_soft_limit(needed) {
         Ok(Raised { before, now, .. }) => (before, now),
@@ -115,9 +115,9 @@ pub fn ensure(limits: &DebugConfig) -> Outcome {
     warn!(
         limit = now,
         needed,
-        maximum_mix_connections = limits.maximum_mix_connections,
-        maximum_client_connections = limits.maximum_client_connections,
-        maximum_egress_connections = limits.maximum_egress_connections,
+        maximum_mix_connections = limits.maximum_mix_connections.get(),
+        maximum_client_connections = limits.maximum_client_connections.get(),
+        maximum_egress_connections = limits.maximum_egress_connections.get(),
         "the open-file limit ({now}) is below what the connection caps need ({needed}): connections beyond it fail with \"too many open files\"; raise it (`ulimit -n {needed}`, or LimitNOFILE= in the systemd unit) or lower the caps in [debug]"
     );
     Outcome::Short { limit: now, needed }

@@ -8,15 +8,15 @@ use crate::config::Config;
 pub fn store_config(config: &Config) -> StoreConfig {
     let d = &config.debug;
     let mut store = StoreConfig::new(config.gateway.persistent_storage.clone());
-    store.queue_capacity = d.store_queue_capacity;
-    store.max_batch = d.store_max_batch;
+    store.queue_capacity = d.store_queue_capacity.get();
+    store.max_batch = d.store_max_batch.get();
     store.max_messages_per_client = d.max_stored_messages_per_client;
     store.max_bytes_per_client = d.max_stored_bytes_per_client;
     store.synchronous_full = d.store_synchronous_full;
-    store.writer_cache_kib = d.store_cache_kib;
+    store.writer_cache_kib = d.store_cache_kib.get();
     store.background_checkpoints = d.store_background_checkpoints;
-    store.checkpoint_pages = d.store_checkpoint_pages;
-    store.wal_restart_pages = d.store_wal_restart_pages;
+    store.checkpoint_pages = d.store_checkpoint_pages.get();
+    store.wal_restart_pages = d.store_wal_restart_pages.get();
     store.legacy_backup_label = backup_label(&config.gateway.version);
     store
 }

@@ -18,7 +18,7 @@ use futures_util::SinkExt;
 use gateway_protocol::client::{ClientRequest, RequestKind, ServerResponse};
 use gateway_protocol::framing::KeyRotation;
 use gateway_protocol::mix_packet::MixPacket;
-use nym_gateway::config::Debug;
+use nym_gateway::config::Tuning;
 use nym_gateway::node::client::{serve_connection, ClientContext, ClientLimits};
 use nym_gateway::node::egress::{Egress, EgressConfig};
 use nym_gateway::node::metrics::Metrics;
@@ -70,7 +70,7 @@ impl Sessions {
             metrics.clone(),
             TaskTracker::new(),
         );
-        let mut limits = ClientLimits::from_config(&Debug::default());
+        let mut limits = ClientLimits::from_config(&Tuning::default());
         tune(&mut limits);
         let identity = SigningKey::from_bytes(&random());
         Self {

@@ -156,8 +156,8 @@ impl Target {
             http_token: g.http_api_token.clone(),
             identity: keys.identity.verifying_key(),
             sphinx_secret: keys.sphinx.to_bytes(),
-            max_clients: config.debug.maximum_client_connections,
-            retrieval_limit: config.debug.message_retrieval_limit,
+            max_clients: config.debug.maximum_client_connections.get(),
+            retrieval_limit: config.debug.message_retrieval_limit.get(),
             pid,
             own: None,
         })

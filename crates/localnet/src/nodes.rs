@@ -4,6 +4,7 @@
 //! are: the same `--dir` brings back the same keys and ports.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -16,7 +17,7 @@ use serde::Serialize;
 pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Replay filter size of a local node: a few MB instead of the production default's hundreds.
-const LOCAL_REPLAY_FILTER_CAPACITY: u64 = 2_000_000;
+const LOCAL_REPLAY_FILTER_CAPACITY: NonZeroU64 = NonZeroU64::new(2_000_000).unwrap();
 
 /// What a node does in the mixnet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

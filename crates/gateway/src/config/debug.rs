@@ -1,6 +1,12 @@
 //! `[debug]`: every limit, queue size and timeout, each with a default sized for a 2-core,
 //! 4 GB machine. Durations are written the humantime way (`1500ms`, `30s`, `24h`).
+//!
+//! Each key is declared once, in the `tuning_keys!` list below: its comment in config.toml,
+//! its type, default and check. That one list makes the struct [`Tuning`], its `Default`, the
+//! comments of the `[debug]` section the template writes (`Tuning::KEYS`) and the checks of
+//! single keys in [`Tuning::validate`].
 
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -11,147 +17,218 @@ use super::ConfigError;
 /// keeps the sizing arithmetic meaningful.
 const MAX_REPLAY_FILTER_BYTES: u64 = 1 << 40;
 
-/// Limits and timeouts. Any key may be omitted; it then takes the default shown in its doc.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Debug {
-    /// First reconnect delay of an outgoing mix connection (default 1s).
+/// Declares the `[debug]` keys. Each entry, in the order config.toml lists them:
+///
+/// ```text
+/// /// One line: the key's comment in config.toml (and the first line of its rustdoc).
+/// ///
+/// /// More rustdoc (optional), then serde attributes (optional).
+/// #[serde(with = "humantime_serde")]
+/// name: Type = default_expression, check function;   // `, check ...` is optional
+/// ```
+///
+/// A check is a `fn(&Type) -> Result<(), String>` whose error is the reason the value is
+/// refused. Checks that involve two keys are in [`Tuning::validate`].
+macro_rules! tuning_keys {
+    ($(
+        #[doc = $comment:literal]
+        $(#[$attr:meta])*
+        $name:ident: $ty:ty = $default:expr $(, check $check:path)?;
+    )*) => {
+        /// The `[debug]` table of config.toml: limits, queue sizes, timeouts and switches.
+        /// Any key may be omitted; it then takes its default.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Tuning {
+            $(
+                #[doc = $comment]
+                $(#[$attr])*
+                #[doc = ""]
+                #[doc = concat!("Default: `", stringify!($default), "`.")]
+                pub $name: $ty,
+            )*
+        }
+
+        impl Default for Tuning {
+            fn default() -> Self {
+                Self {
+                    $($name: $default,)*
+                }
+            }
+        }
+
+        impl Tuning {
+            /// Every key with its one-line comment in config.toml, in the file's order.
+            pub(super) const KEYS: &[(&str, &str)] = &[$((stringify!($name), $comment),)*];
+
+            /// The checks of single keys, in the file's order.
+            fn check_keys(&self) -> Result<(), ConfigError> {
+                $($(
+                    $check(&self.$name).map_err(|reason| ConfigError::Invalid {
+                        key: stringify!($name),
+                        reason,
+                    })?;
+                )?)*
+                Ok(())
+            }
+        }
+    };
+}
+
+tuning_keys! {
+    /// First reconnect delay of an outgoing mix connection.
     #[serde(with = "humantime_serde")]
-    pub packet_forwarding_initial_backoff: Duration,
-    /// Reconnect delays double up to this (default 30s).
+    packet_forwarding_initial_backoff: Duration = Duration::from_secs(1);
+    /// Reconnect delays double up to this.
     #[serde(with = "humantime_serde")]
-    pub packet_forwarding_maximum_backoff: Duration,
-    /// Connect timeout of an outgoing mix connection (default 1500ms).
+    packet_forwarding_maximum_backoff: Duration = Duration::from_secs(30);
+    /// Connect timeout of an outgoing mix connection.
     #[serde(with = "humantime_serde")]
-    pub initial_connection_timeout: Duration,
-    /// Packets queued per next hop before new ones are dropped and counted (default 2000).
-    pub maximum_connection_buffer_size: usize,
-    /// Outgoing mix connections (one per next hop) open at once; packets for more hops are
-    /// dropped and counted (default 1024).
-    pub maximum_egress_connections: usize,
-    /// An outgoing mix connection with nothing to send for this long is closed (default 10m).
+    initial_connection_timeout: Duration = Duration::from_millis(1500);
+    /// Packets queued per next hop; more are dropped and counted.
+    maximum_connection_buffer_size: NonZeroUsize = nonzero(2000);
+    /// Outgoing mix connections open at once; packets for more hops are dropped and counted.
+    ///
+    /// One connection per next hop.
+    maximum_egress_connections: NonZeroUsize = nonzero(1024);
+    /// An outgoing mix connection with nothing to send for this long is closed.
     #[serde(with = "humantime_serde")]
-    pub egress_idle_timeout: Duration,
-    /// Stored messages sent to a client per batch (default 100).
-    pub message_retrieval_limit: usize,
-    /// Open client connections; more are refused (default 8192).
-    pub maximum_client_connections: usize,
-    /// Open mix connections; more are refused (default 4096).
-    pub maximum_mix_connections: usize,
-    /// A mix frame must arrive in full within this of its first byte, or the connection is
-    /// closed (default 30s).
+    egress_idle_timeout: Duration = Duration::from_secs(600);
+    /// Stored messages sent to a client per batch.
+    message_retrieval_limit: NonZeroUsize = nonzero(100);
+    /// Open client connections; more are refused.
+    maximum_client_connections: NonZeroUsize = nonzero(8192);
+    /// Open mix connections; more are refused.
+    maximum_mix_connections: NonZeroUsize = nonzero(4096);
+    /// A mix frame must arrive in full within this of its first byte, or the connection is closed.
     #[serde(with = "humantime_serde")]
-    pub mix_frame_timeout: Duration,
-    /// A mix connection that sends nothing for this long is closed (default 10m).
+    mix_frame_timeout: Duration = Duration::from_secs(30);
+    /// A mix connection that sends nothing for this long is closed.
     #[serde(with = "humantime_serde")]
-    pub mix_connection_idle_timeout: Duration,
-    /// The websocket upgrade must complete within this (default 1500ms).
+    mix_connection_idle_timeout: Duration = Duration::from_secs(600);
+    /// The websocket upgrade must complete within this.
     #[serde(with = "humantime_serde")]
-    pub websocket_upgrade_timeout: Duration,
-    /// Each message before authentication must arrive within this (default 10s).
+    websocket_upgrade_timeout: Duration = Duration::from_millis(1500);
+    /// Each message before authentication must arrive within this.
     #[serde(with = "humantime_serde")]
-    pub initial_message_timeout: Duration,
-    /// A client must send its register or authenticate request within this of the websocket
-    /// upgrade, however many other messages it sends (default 30s).
+    initial_message_timeout: Duration = Duration::from_secs(10);
+    /// A client must register or authenticate within this of connecting, whatever else it sends.
+    ///
+    /// Counted from the websocket upgrade, however many other messages the client sends.
     #[serde(with = "humantime_serde")]
-    pub pre_authentication_timeout: Duration,
-    /// Each registration handshake message must arrive within this (default 5s).
+    pre_authentication_timeout: Duration = Duration::from_secs(30);
+    /// Each registration handshake message must arrive within this.
     #[serde(with = "humantime_serde")]
-    pub handshake_message_timeout: Duration,
-    /// Largest websocket message accepted from a client, in bytes (default 65536).
-    pub maximum_client_message_size: usize,
-    /// A write to a client socket that takes longer than this ends the session; its undelivered
-    /// messages go back to the store (default 10s).
+    handshake_message_timeout: Duration = Duration::from_secs(5);
+    /// Largest websocket message accepted from a client, in bytes.
+    maximum_client_message_size: NonZeroUsize = nonzero(64 * 1024);
+    /// A client socket write slower than this ends the session; its messages are stored.
+    ///
+    /// The session's undelivered messages go back to the store.
     #[serde(with = "humantime_serde")]
-    pub client_write_timeout: Duration,
-    /// Messages queued for one connected client before new ones go to the store (default 256).
-    pub client_push_queue_capacity: usize,
-    /// Allowed clock difference of `authenticateV2` requests (default 120s).
+    client_write_timeout: Duration = Duration::from_secs(10);
+    /// Messages queued for one connected client before new ones are stored.
+    client_push_queue_capacity: NonZeroUsize = nonzero(256);
+    /// Allowed clock difference of authentication requests.
+    ///
+    /// The timestamp of `authenticateV2` requests.
     #[serde(with = "humantime_serde")]
-    pub maximum_auth_request_timestamp_skew: Duration,
-    /// Bytes granted per `claimFreeTestnetBandwidth` (default 64 GiB).
-    pub free_bandwidth_per_claim: i64,
-    /// Timeout of the start-up duplicate-host check against the validator API (default 5s).
+    maximum_auth_request_timestamp_skew: Duration = Duration::from_secs(120);
+    /// Bytes granted per free bandwidth claim.
+    ///
+    /// Per `claimFreeTestnetBandwidth` request (64 GiB).
+    free_bandwidth_per_claim: i64 = 64 * 1024 * 1024 * 1024, check not_negative;
+    /// Timeout of the start-up duplicate-host check against the validator API.
     #[serde(with = "humantime_serde")]
-    pub validator_check_timeout: Duration,
-    /// How often statistics are reported when enabled (default 60s).
+    validator_check_timeout: Duration = Duration::from_secs(5);
+    /// How often statistics are reported when enabled.
     #[serde(with = "humantime_serde")]
-    pub statistics_report_interval: Duration,
-    /// Timeout of one statistics report (default 10s).
+    statistics_report_interval: Duration = Duration::from_secs(60);
+    /// Timeout of one statistics report.
     #[serde(with = "humantime_serde")]
-    pub statistics_request_timeout: Duration,
-    /// Stored messages older than this are deleted (default 24h).
+    statistics_request_timeout: Duration = Duration::from_secs(10);
+    /// Stored messages older than this are deleted.
     #[serde(with = "humantime_serde")]
-    pub stored_messages_max_age: Duration,
-    /// How often old stored messages are deleted (default 1h).
+    stored_messages_max_age: Duration = Duration::from_secs(24 * 3600);
+    /// How often old stored messages are deleted.
     #[serde(with = "humantime_serde")]
-    pub stale_messages_cleaner_interval: Duration,
-    /// Stored messages per client; more are refused (0 = unlimited; default 20000).
-    pub max_stored_messages_per_client: u64,
-    /// Stored bytes per client; more are refused (0 = unlimited; default 64 MiB).
-    pub max_stored_bytes_per_client: u64,
-    /// Store operations queued before callers wait (default 8192).
-    pub store_queue_capacity: usize,
-    /// Store operations committed in one transaction at most (default 512).
-    pub store_max_batch: usize,
-    /// Commit with `synchronous=FULL`: a committed message (whose SURB-ack is then sent)
-    /// survives power loss, not only process crashes, at one fsync per batch (default true).
-    pub store_synchronous_full: bool,
-    /// Page cache of the store's write connection, KiB (default 16384).
-    pub store_cache_kib: u32,
-    /// Copy the WAL into the database file on a thread of its own instead of the writer's
-    /// (default true).
-    pub store_background_checkpoints: bool,
-    /// WAL pages (4 KiB) written between two background checkpoints (default 1000).
-    pub store_checkpoint_pages: u32,
-    /// WAL pages at which the writer rewinds the WAL, which bounds its file (default 4096).
-    pub store_wal_restart_pages: u32,
-    /// Most packets the replay filter remembers, both generations together: the bound on its
-    /// memory and file, about 3 bytes a packet at the default false-positive rate (default
-    /// 180 000 000: at most about 515 MiB, which 2 000 packets/s need for 25 h). The filter
-    /// starts at `replay_filter_initial_capacity` and grows only as the packet rate requires.
-    pub replay_filter_capacity: u64,
-    /// Packets the replay filter's first generation holds (at most half of
-    /// `replay_filter_capacity`; default 500 000: about 1.4 MiB at the default rate).
-    pub replay_filter_initial_capacity: u64,
-    /// Each new replay filter generation is sized for the packet rate seen while the last one
-    /// filled, to last at least this (within `replay_filter_capacity`): a packet is remembered
-    /// at least this long (default 12h 30m).
+    stale_messages_cleaner_interval: Duration = Duration::from_secs(3600);
+    /// Stored messages per client; more are refused (0 = unlimited).
+    max_stored_messages_per_client: u64 = 20_000;
+    /// Stored bytes per client; more are refused (0 = unlimited).
+    max_stored_bytes_per_client: u64 = 64 * 1024 * 1024;
+    /// Store operations queued before callers wait.
+    store_queue_capacity: NonZeroUsize = nonzero(8192);
+    /// Store operations committed in one transaction at most.
+    store_max_batch: NonZeroUsize = nonzero(512);
+    /// true: commits survive power loss (slower); false: they survive process crashes.
+    ///
+    /// True commits with `synchronous=FULL`: a committed message (whose SURB-ack is then sent)
+    /// survives power loss, not only process crashes, at one fsync per batch.
+    store_synchronous_full: bool = true;
+    /// Page cache of the store's write connection, in KiB.
+    store_cache_kib: NonZeroU32 = nonzero(16 * 1024);
+    /// Copy the WAL into the database file on a thread of its own instead of the writer's.
+    store_background_checkpoints: bool = true;
+    /// WAL pages (4 KiB) written between two background checkpoints.
+    store_checkpoint_pages: NonZeroU32 = nonzero(1000);
+    /// WAL pages at which the writer rewinds the WAL; bounds the WAL file to about this size.
+    store_wal_restart_pages: NonZeroU32 = nonzero(4096);
+    /// Most packets the replay filter remembers (both generations): bounds its memory and file, ~3 bytes a packet at 1e-5.
+    ///
+    /// At the default false-positive rate, the default takes at most about 515 MiB, which
+    /// 2 000 packets/s need for 25 h. The filter starts at `replay_filter_initial_capacity` and
+    /// grows only as the packet rate requires.
+    replay_filter_capacity: NonZeroU64 = nonzero(180_000_000);
+    /// Packets the replay filter's first generation holds; later ones grow as the packet rate requires.
+    ///
+    /// At most half of `replay_filter_capacity`; the default takes about 1.4 MiB at the
+    /// default rate.
+    replay_filter_initial_capacity: NonZeroU64 = nonzero(500_000);
+    /// Each replay filter generation is sized to last at least this at the packet rate seen (within replay_filter_capacity).
+    ///
+    /// Sized for the rate seen while the last one filled: a packet is remembered at least this
+    /// long.
     #[serde(with = "humantime_serde")]
-    pub replay_filter_generation_lifetime: Duration,
-    /// Acceptable false-positive rate of each replay filter generation (default 1e-5).
-    pub replay_filter_false_positive_rate: f64,
-    /// How often the replay filter is saved to `replay_filter.bin` next to the store, if it
-    /// changed; it is also saved at shutdown (if it changed) and loaded at start. Each save
-    /// writes the whole filter (as large as its generations: about 1.4 MiB for a quiet gateway,
-    /// at most about 515 MiB at the default capacity); after a crash, the packets of the last
-    /// interval are forgotten (default 1h).
+    replay_filter_generation_lifetime: Duration = Duration::from_secs(12 * 3600 + 30 * 60),
+        check not_zero;
+    /// Acceptable false-positive rate of each replay filter generation.
+    replay_filter_false_positive_rate: f64 = 1e-5, check between_0_and_1;
+    /// How often the replay filter is saved next to the store if it changed (also at shutdown; loaded at start).
+    ///
+    /// The file is `replay_filter.bin`. Each save writes the whole filter (as large as its
+    /// generations: about 1.4 MiB for a quiet gateway, at most about 515 MiB at the default
+    /// capacity); after a crash, the packets of the last interval are forgotten.
     #[serde(with = "humantime_serde")]
-    pub replay_filter_save_interval: Duration,
-    /// How Sphinx packets are unwrapped: `fast` (our path, byte-identical, about 1.8x faster)
-    /// or `reference` (`sphinx-packet` 0.8.0) (default fast).
-    pub final_hop_implementation: FinalHopImplementation,
-    /// Threads unwrapping Sphinx packets (0 = one per core; default 0).
-    pub unwrap_workers: usize,
-    /// Packets waiting for or in unwrapping, over all connections (default 4096).
-    pub unwrap_queue_capacity: usize,
-    /// Packets one mix connection may have in unwrapping at once (default 256).
-    pub mix_connection_max_in_flight: usize,
+    replay_filter_save_interval: Duration = Duration::from_secs(3600);
+    /// How Sphinx packets are unwrapped: 'fast' (byte-identical, ~1.8x faster) or 'reference' (sphinx-packet).
+    ///
+    /// `fast` is our path; `reference` is `sphinx-packet` 0.8.0.
+    final_hop_implementation: FinalHopImplementation = FinalHopImplementation::Fast;
+    /// Threads unwrapping Sphinx packets (0 = one per core).
+    unwrap_workers: usize = 0;
+    /// Packets waiting for or in unwrapping, over all connections.
+    unwrap_queue_capacity: NonZeroUsize = nonzero(4096);
+    /// Packets one mix connection may have in unwrapping at once.
+    mix_connection_max_in_flight: NonZeroUsize = nonzero(256);
+    /// A read completing at most this many frames (none in the pool) is unwrapped by its connection's task (0 = always the pool).
+    ///
     /// A read from a mix connection that completes at most this many frames, with none of the
     /// connection's packets in the pool, is unwrapped by the connection's own task instead of
-    /// the pool: a packet arriving on its own then costs no hand-off between threads (0 = always
-    /// the pool; default 1).
-    pub unwrap_inline_max_frames: usize,
-    /// The mix relay role: pass forward-hop packets on to their next hop after the delay their
-    /// header asks for, as a mix node does. Off, the node is a gateway only and drops them
-    /// (default false).
-    pub forward_hop_processing: bool,
-    /// Longest a forward-hop packet is held, whatever its header asks for (default 10s).
+    /// the pool: a packet arriving on its own then costs no hand-off between threads.
+    unwrap_inline_max_frames: usize = 1;
+    /// Mix relay role: forward hops go on after their delay (false: a gateway only; they are dropped).
+    ///
+    /// On, forward-hop packets go on to their next hop after the delay their header asks for,
+    /// as a mix node does.
+    forward_hop_processing: bool = false;
+    /// Longest a forward-hop packet is held, whatever its header asks for.
     #[serde(with = "humantime_serde")]
-    pub maximum_forward_delay: Duration,
-    /// Forward-hop packets waiting for their delay at once; more are dropped and counted
-    /// (default 10000; at most about 24 MB of regular packets).
-    pub forward_queue_capacity: usize,
+    maximum_forward_delay: Duration = Duration::from_secs(10);
+    /// Forward-hop packets waiting for their delay at once; more are dropped and counted.
+    ///
+    /// The default holds at most about 24 MB of regular packets.
+    forward_queue_capacity: NonZeroUsize = nonzero(10_000);
 }
 
 /// Which code unwraps Sphinx packets.
@@ -164,150 +241,20 @@ pub enum FinalHopImplementation {
     Reference,
 }
 
-impl Default for Debug {
-    fn default() -> Self {
-        Self {
-            packet_forwarding_initial_backoff: Duration::from_secs(1),
-            packet_forwarding_maximum_backoff: Duration::from_secs(30),
-            initial_connection_timeout: Duration::from_millis(1500),
-            maximum_connection_buffer_size: 2000,
-            maximum_egress_connections: 1024,
-            egress_idle_timeout: Duration::from_secs(600),
-            message_retrieval_limit: 100,
-            maximum_client_connections: 8192,
-            maximum_mix_connections: 4096,
-            mix_frame_timeout: Duration::from_secs(30),
-            mix_connection_idle_timeout: Duration::from_secs(600),
-            websocket_upgrade_timeout: Duration::from_millis(1500),
-            initial_message_timeout: Duration::from_secs(10),
-            pre_authentication_timeout: Duration::from_secs(30),
-            handshake_message_timeout: Duration::from_secs(5),
-            maximum_client_message_size: 64 * 1024,
-            client_write_timeout: Duration::from_secs(10),
-            client_push_queue_capacity: 256,
-            maximum_auth_request_timestamp_skew: Duration::from_secs(120),
-            free_bandwidth_per_claim: 64 * 1024 * 1024 * 1024,
-            validator_check_timeout: Duration::from_secs(5),
-            statistics_report_interval: Duration::from_secs(60),
-            statistics_request_timeout: Duration::from_secs(10),
-            stored_messages_max_age: Duration::from_secs(24 * 3600),
-            stale_messages_cleaner_interval: Duration::from_secs(3600),
-            max_stored_messages_per_client: 20_000,
-            max_stored_bytes_per_client: 64 * 1024 * 1024,
-            store_queue_capacity: 8192,
-            store_max_batch: 512,
-            store_synchronous_full: true,
-            store_cache_kib: 16 * 1024,
-            store_background_checkpoints: true,
-            store_checkpoint_pages: 1000,
-            store_wal_restart_pages: 4096,
-            replay_filter_capacity: 180_000_000,
-            replay_filter_initial_capacity: 500_000,
-            replay_filter_generation_lifetime: Duration::from_secs(12 * 3600 + 30 * 60),
-            replay_filter_false_positive_rate: 1e-5,
-            replay_filter_save_interval: Duration::from_secs(3600),
-            final_hop_implementation: FinalHopImplementation::Fast,
-            unwrap_workers: 0,
-            unwrap_queue_capacity: 4096,
-            mix_connection_max_in_flight: 256,
-            unwrap_inline_max_frames: 1,
-            forward_hop_processing: false,
-            maximum_forward_delay: Duration::from_secs(10),
-            forward_queue_capacity: 10_000,
-        }
-    }
-}
-
-impl Debug {
-    /// Rejects values that would disable a limit by accident or make no sense.
+impl Tuning {
+    /// Rejects values that make no sense: the checks of single keys, then those of two keys.
+    /// (Zero limits cannot be written: their `NonZero*` types refuse 0 when the file is read.)
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let positive: [(&'static str, u64); 17] = [
-            (
-                "maximum_egress_connections",
-                self.maximum_egress_connections as u64,
-            ),
-            (
-                "maximum_connection_buffer_size",
-                self.maximum_connection_buffer_size as u64,
-            ),
-            (
-                "message_retrieval_limit",
-                self.message_retrieval_limit as u64,
-            ),
-            (
-                "maximum_client_connections",
-                self.maximum_client_connections as u64,
-            ),
-            (
-                "maximum_mix_connections",
-                self.maximum_mix_connections as u64,
-            ),
-            (
-                "maximum_client_message_size",
-                self.maximum_client_message_size as u64,
-            ),
-            (
-                "client_push_queue_capacity",
-                self.client_push_queue_capacity as u64,
-            ),
-            ("store_queue_capacity", self.store_queue_capacity as u64),
-            ("store_max_batch", self.store_max_batch as u64),
-            ("store_cache_kib", u64::from(self.store_cache_kib)),
-            (
-                "store_checkpoint_pages",
-                u64::from(self.store_checkpoint_pages),
-            ),
-            (
-                "store_wal_restart_pages",
-                u64::from(self.store_wal_restart_pages),
-            ),
-            ("replay_filter_capacity", self.replay_filter_capacity),
-            (
-                "replay_filter_initial_capacity",
-                self.replay_filter_initial_capacity,
-            ),
-            ("unwrap_queue_capacity", self.unwrap_queue_capacity as u64),
-            (
-                "mix_connection_max_in_flight",
-                self.mix_connection_max_in_flight as u64,
-            ),
-            ("forward_queue_capacity", self.forward_queue_capacity as u64),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                return Err(ConfigError::Invalid {
-                    key,
-                    reason: "must be greater than 0".into(),
-                });
-            }
-        }
-        let rate = self.replay_filter_false_positive_rate;
-        if !(rate > 0.0 && rate < 1.0) {
-            return Err(ConfigError::Invalid {
-                key: "replay_filter_false_positive_rate",
-                reason: format!("{rate} is not between 0 and 1"),
-            });
-        }
+        self.check_keys()?;
         let replay = crate::node::replay::ReplaySettings::from_config(self);
         if replay.max_bytes() > MAX_REPLAY_FILTER_BYTES {
             return Err(ConfigError::Invalid {
                 key: "replay_filter_capacity",
                 reason: format!(
-                    "the replay filter would take up to {} bytes at replay_filter_false_positive_rate {rate}; at most {MAX_REPLAY_FILTER_BYTES} are allowed",
-                    replay.max_bytes()
+                    "the replay filter would take up to {} bytes at replay_filter_false_positive_rate {}; at most {MAX_REPLAY_FILTER_BYTES} are allowed",
+                    replay.max_bytes(),
+                    self.replay_filter_false_positive_rate,
                 ),
-            });
-        }
-        if self.replay_filter_generation_lifetime.is_zero() {
-            return Err(ConfigError::Invalid {
-                key: "replay_filter_generation_lifetime",
-                reason: "must be greater than 0".into(),
-            });
-        }
-        if self.free_bandwidth_per_claim < 0 {
-            return Err(ConfigError::Invalid {
-                key: "free_bandwidth_per_claim",
-                reason: "must not be negative".into(),
             });
         }
         if self.packet_forwarding_initial_backoff > self.packet_forwarding_maximum_backoff {
@@ -318,4 +265,32 @@ impl Debug {
         }
         Ok(())
     }
+}
+
+/// A non-zero default, written as a plain number in `tuning_keys!`.
+fn nonzero<T: TryFrom<NonZeroU64>>(n: u64) -> T {
+    NonZeroU64::new(n)
+        .and_then(|n| T::try_from(n).ok())
+        .expect("a non-zero default that fits its type")
+}
+
+fn not_negative(value: &i64) -> Result<(), String> {
+    if *value < 0 {
+        return Err("must not be negative".into());
+    }
+    Ok(())
+}
+
+fn not_zero(value: &Duration) -> Result<(), String> {
+    if value.is_zero() {
+        return Err("must be greater than 0".into());
+    }
+    Ok(())
+}
+
+fn between_0_and_1(rate: &f64) -> Result<(), String> {
+    if !(*rate > 0.0 && *rate < 1.0) {
+        return Err(format!("{rate} is not between 0 and 1"));
+    }
+    Ok(())
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use debug::{Debug, FinalHopImplementation};
+pub use debug::{FinalHopImplementation, Tuning};
 pub use paths::{config_path, gateway_dir, nym_root_directory, GatewayPaths};
 
 use crate::build_info::VERSION;
@@ -77,7 +77,7 @@ pub struct Config {
     pub logging: Logging,
     /// `[debug]`: limits and timeouts.
     #[serde(default)]
-    pub debug: Debug,
+    pub debug: Tuning,
 }
 
 /// `[logging]` has no keys (as in 1.0.x); logging is controlled by `RUST_LOG`.
@@ -203,7 +203,7 @@ impl Config {
                 persistent_storage: paths.default_datastore(),
             },
             logging: Logging::default(),
-            debug: Debug::default(),
+            debug: Tuning::default(),
         }
     }
 

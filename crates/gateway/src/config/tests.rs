@@ -1,3 +1,5 @@
+use std::num::{NonZeroU64, NonZeroUsize};
+
 use super::*;
 use crate::network::Network;
 
@@ -10,7 +12,7 @@ fn sample() -> Config {
     config.gateway.wallet_address = "n10yyd98e2tuwu0f7ypz9dy3hhjw7v772q6287gy".into();
     config.gateway.listening_address = "62.240.134.46".parse().unwrap();
     config.gateway.announce_address = "gw.example.org".into();
-    config.debug.client_push_queue_capacity = 7;
+    config.debug.client_push_queue_capacity = NonZeroUsize::new(7).unwrap();
     config.gateway.http_api_token = Some("s3cret".into());
     config
 }
@@ -74,7 +76,7 @@ fn a_1_0_1_config_loads_with_defaults_for_the_new_keys() {
         config.gateway.eth_endpoint.as_deref(),
         Some("https://rinkeby.infura.io/v3/00000000000000000000000000000000")
     );
-    assert_eq!(config.debug, Debug::default());
+    assert_eq!(config.debug, Tuning::default());
     config.validate().unwrap();
 }
 
@@ -108,17 +110,55 @@ fn invalid_values_are_rejected_by_validate() {
         })
     ));
     let mut config = sample();
-    config.debug.maximum_client_connections = 0;
+    config.debug.free_bandwidth_per_claim = -1;
     assert!(matches!(
         config.validate(),
         Err(ConfigError::Invalid {
-            key: "maximum_client_connections",
+            key: "free_bandwidth_per_claim",
             ..
         })
     ));
     let mut config = sample();
     config.gateway.statistics_service_url = "not a url".into();
     assert!(config.validate().is_err());
+}
+
+#[test]
+fn a_zero_limit_is_refused_when_the_file_is_read_naming_file_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let text = sample().render();
+    let zero = text.replace(
+        "maximum_client_connections = 8192",
+        "maximum_client_connections = 0",
+    );
+    assert_ne!(zero, text);
+    std::fs::write(&path, zero).unwrap();
+    let err = Config::load(&path).unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+    let message = err.to_string();
+    for part in [
+        "config.toml",
+        "is not a valid gateway configuration",
+        "maximum_client_connections = 0",
+        "invalid value: integer `0`, expected a nonzero usize",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from:\n{message}");
+    }
+    // Every other count that must not be 0 is refused the same way.
+    for key in [
+        "store_cache_kib",
+        "replay_filter_initial_capacity",
+        "store_max_batch",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap();
+        let message = Config::parse(&text.replace(line, &format!("{key} = 0"))).unwrap_err();
+        assert!(message.contains(&format!("{key} = 0")), "{message}");
+        assert!(message.contains("expected a nonzero"), "{message}");
+    }
 }
 
 #[test]
@@ -179,8 +219,8 @@ fn replay_filter_keys_load_from_old_configs_and_are_checked() {
             "replay_filter_capacity = 2000000",
         );
     let config = Config::parse(&old).unwrap();
-    assert_eq!(config.debug.replay_filter_capacity, 2_000_000);
-    assert_eq!(config.debug.replay_filter_initial_capacity, 500_000);
+    assert_eq!(config.debug.replay_filter_capacity.get(), 2_000_000);
+    assert_eq!(config.debug.replay_filter_initial_capacity.get(), 500_000);
     assert_eq!(
         config.debug.replay_filter_generation_lifetime,
         std::time::Duration::from_secs(45_000)
@@ -190,7 +230,7 @@ fn replay_filter_keys_load_from_old_configs_and_are_checked() {
         .render()
         .contains("replay_filter_generation_lifetime = \"12h 30m\""));
 
-    let invalid = |change: fn(&mut Debug), key: &str| {
+    let invalid = |change: fn(&mut Tuning), key: &str| {
         let mut config = sample();
         change(&mut config.debug);
         match config.validate() {
@@ -199,20 +239,16 @@ fn replay_filter_keys_load_from_old_configs_and_are_checked() {
         }
     };
     invalid(
-        |d| d.replay_filter_initial_capacity = 0,
-        "replay_filter_initial_capacity",
-    );
-    invalid(
         |d| d.replay_filter_generation_lifetime = std::time::Duration::ZERO,
         "replay_filter_generation_lifetime",
     );
     invalid(
-        |d| d.replay_filter_capacity = u64::MAX,
+        |d| d.replay_filter_capacity = NonZeroU64::MAX,
         "replay_filter_capacity",
     );
     // 2^40 packets at about 3 bytes each: more than the 1 TiB accepted.
     invalid(
-        |d| d.replay_filter_capacity = 1 << 40,
+        |d| d.replay_filter_capacity = NonZeroU64::new(1 << 40).unwrap(),
         "replay_filter_capacity",
     );
 }

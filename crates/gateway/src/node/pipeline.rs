@@ -122,7 +122,7 @@ impl Pipeline {
             commits.clone(),
         );
         let relay = relay::start(d, egress.clone(), metrics.clone());
-        let pool = PoolGuard::new(d.unwrap_workers, d.unwrap_queue_capacity)?;
+        let pool = PoolGuard::new(d.unwrap_workers, d.unwrap_queue_capacity.get())?;
         let replay = ReplayPersistence::load(config, keys).await?;
         metrics.replay_filter(&replay.filter.lock().unwrap_or_else(|e| e.into_inner()));
 
@@ -137,8 +137,8 @@ impl Pipeline {
             replay: replay.filter.clone(),
             router: router.clone(),
             metrics: metrics.clone(),
-            connection_limit: Arc::new(Semaphore::new(d.maximum_mix_connections)),
-            max_in_flight: d.mix_connection_max_in_flight,
+            connection_limit: Arc::new(Semaphore::new(d.maximum_mix_connections.get())),
+            max_in_flight: d.mix_connection_max_in_flight.get(),
             inline_max_frames: d.unwrap_inline_max_frames,
             frame_timeout: d.mix_frame_timeout,
             idle_timeout: d.mix_connection_idle_timeout,
@@ -154,7 +154,7 @@ impl Pipeline {
             metrics: metrics.clone(),
             identity: Arc::new(keys.identity.clone()),
             limits: Arc::new(ClientLimits::from_config(d)),
-            connection_limit: Arc::new(Semaphore::new(d.maximum_client_connections)),
+            connection_limit: Arc::new(Semaphore::new(d.maximum_client_connections.get())),
         };
         serve_clients(&clients, listeners.clients, &ingress)?;
 
@@ -209,8 +209,8 @@ fn start_egress(config: &Config, metrics: &Metrics, stage: &Stage) -> Egress {
     let d = &config.debug;
     Egress::new(
         EgressConfig {
-            queue_capacity: d.maximum_connection_buffer_size,
-            max_connections: d.maximum_egress_connections,
+            queue_capacity: d.maximum_connection_buffer_size.get(),
+            max_connections: d.maximum_egress_connections.get(),
             connect_timeout: d.initial_connection_timeout,
             initial_backoff: d.packet_forwarding_initial_backoff,
             maximum_backoff: d.packet_forwarding_maximum_backoff,

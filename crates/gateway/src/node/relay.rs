@@ -28,17 +28,17 @@ use tracing::{debug, info};
 
 use super::egress::{Egress, EgressError};
 use super::metrics::{Metrics, MixDrop};
-use crate::config::Debug;
+use crate::config::Tuning;
 
 /// The relay of a node whose `forward_hop_processing` is on, with its timer task running and
 /// forwarding through `egress`; `None` for a gateway only.
-pub fn start(debug: &Debug, egress: Egress, metrics: Metrics) -> Option<RelayHandle> {
+pub fn start(debug: &Tuning, egress: Egress, metrics: Metrics) -> Option<RelayHandle> {
     if !debug.forward_hop_processing {
         return None;
     }
     let config = RelayConfig {
         maximum_delay: debug.maximum_forward_delay,
-        queue_capacity: debug.forward_queue_capacity,
+        queue_capacity: debug.forward_queue_capacity.get(),
     };
     info!(
         maximum_delay = %humantime::format_duration(config.maximum_delay),

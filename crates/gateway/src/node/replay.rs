@@ -52,7 +52,7 @@ use tracing::{info, warn};
 
 pub use file::{LoadError, ReplayFile, SaveOutcome};
 
-use crate::config::Debug;
+use crate::config::Tuning;
 
 /// Most hash functions per generation (a file asking for more is refused).
 const MAX_HASHES: u32 = 32;
@@ -72,10 +72,10 @@ pub struct ReplaySettings {
 
 impl ReplaySettings {
     /// The settings of `debug`.
-    pub fn from_config(debug: &Debug) -> Self {
+    pub fn from_config(debug: &Tuning) -> Self {
         Self {
-            capacity: debug.replay_filter_capacity,
-            initial_capacity: debug.replay_filter_initial_capacity,
+            capacity: debug.replay_filter_capacity.get(),
+            initial_capacity: debug.replay_filter_initial_capacity.get(),
             false_positive_rate: debug.replay_filter_false_positive_rate,
             generation_lifetime: debug.replay_filter_generation_lifetime,
         }

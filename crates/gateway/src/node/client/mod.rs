@@ -41,7 +41,7 @@ use tokio_util::task::TaskTracker;
 use super::egress::Egress;
 use super::metrics::{ClientRejection, Metrics};
 use super::router::Router;
-use crate::config::Debug;
+use crate::config::Tuning;
 
 /// What a client is told when the store fails under its request (details go to the log).
 const STORAGE_ERROR: &str = "Internal gateway storage error";
@@ -91,17 +91,17 @@ pub struct ClientLimits {
 
 impl ClientLimits {
     /// The client values of the `[debug]` table.
-    pub fn from_config(d: &Debug) -> Self {
+    pub fn from_config(d: &Tuning) -> Self {
         Self {
             websocket_upgrade_timeout: d.websocket_upgrade_timeout,
-            maximum_client_message_size: d.maximum_client_message_size,
+            maximum_client_message_size: d.maximum_client_message_size.get(),
             client_write_timeout: d.client_write_timeout,
             initial_message_timeout: d.initial_message_timeout,
             pre_authentication_timeout: d.pre_authentication_timeout,
             handshake_message_timeout: d.handshake_message_timeout,
-            client_push_queue_capacity: d.client_push_queue_capacity,
+            client_push_queue_capacity: d.client_push_queue_capacity.get(),
             maximum_auth_request_timestamp_skew: d.maximum_auth_request_timestamp_skew,
-            message_retrieval_limit: d.message_retrieval_limit,
+            message_retrieval_limit: d.message_retrieval_limit.get(),
             free_bandwidth_per_claim: d.free_bandwidth_per_claim,
         }
     }

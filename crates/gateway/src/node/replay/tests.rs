@@ -88,7 +88,7 @@ fn a_repeated_tag_is_a_replay() {
 
 #[test]
 fn an_idle_filter_is_small() {
-    let defaults = ReplaySettings::from_config(&Debug::default());
+    let defaults = ReplaySettings::from_config(&Tuning::default());
     let filter = ReplayFilter::new(defaults);
     assert_eq!(filter.generation_capacity(), 500_000);
     // About 1.4 MiB, against about 257 MiB per generation before.
