@@ -11,8 +11,8 @@ use crate::checkpoint::{self, Checkpointer, Checkpoints, WalIndex};
 use crate::reader::{self, ReadCommand, ToReader};
 use crate::writer::{Counters, Reply, ToWriter, WriteCommand, Writer};
 use crate::{
-    address_bs58, schema, Bandwidth, ClientAddress, SharedKeyRecord, StoreConfig, StoreCounters,
-    StoreError, StoreStats, StoredMessage,
+    address_bs58, schema, Bandwidth, ClientAddress, OpenError, SharedKeyRecord, StoreConfig,
+    StoreCounters, StoreError, StoreStats, StoredMessage,
 };
 
 /// A handle to the store. Cloning is cheap; all clones talk to the same two threads.
@@ -51,7 +51,7 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) and migrates the database, then starts the writer, reader
     /// and checkpointer threads. Blocking: call it at startup, or from `spawn_blocking`.
-    pub fn open(config: StoreConfig) -> Result<Self, StoreError> {
+    pub fn open(config: StoreConfig) -> Result<Self, OpenError> {
         let write = schema::open_writer(&config)?;
         let read_conn = schema::open_reader(&config)?;
         let index = (write.wal && config.background_checkpoints)
@@ -353,9 +353,9 @@ impl PendingInsert {
 fn spawn(
     thread: &'static str,
     body: impl FnOnce() + Send + 'static,
-) -> Result<JoinHandle<()>, StoreError> {
+) -> Result<JoinHandle<()>, OpenError> {
     std::thread::Builder::new()
         .name(format!("store-{thread}"))
         .spawn(body)
-        .map_err(|source| StoreError::Spawn { thread, source })
+        .map_err(|source| OpenError::Spawn { thread, source })
 }

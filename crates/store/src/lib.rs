@@ -15,7 +15,7 @@
 //!
 //! # Layout
 //! - [`config`] — [`StoreConfig`]: path, durability, queue and batch sizes, quotas.
-//! - [`error`] — [`StoreError`].
+//! - [`error`] — [`OpenError`] (from [`Store::open`]) and [`StoreError`] (from operations).
 //! - `handle` — [`Store`], the async API; turns calls into commands for the two threads.
 //! - `schema` — opening connections, pragmas, migrations (`PRAGMA user_version`).
 //! - `legacy` — importing a store written by the 1.0.x gateway (sqlx schema), with a backup.
@@ -44,7 +44,7 @@ mod write_ops;
 mod writer;
 
 pub use config::StoreConfig;
-pub use error::StoreError;
+pub use error::{OpenError, StoreError};
 pub use handle::{PendingInsert, Store};
 pub use legacy::{LEGACY_MIGRATIONS, LEGACY_SHARED_KEYS};
 pub use types::{Bandwidth, SharedKeyRecord, StoreCounters, StoreStats, StoredMessage};
