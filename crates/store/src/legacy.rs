@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use tracing::{info, warn};
 
-use crate::OpenError;
+use crate::{OpenError, UnixTime};
 
 /// Where the 1.0.x shared keys are kept after the import.
 pub const LEGACY_SHARED_KEYS: &str = "legacy_1_0_shared_keys";
@@ -139,7 +139,7 @@ pub(crate) struct Imported {
 pub(crate) fn import(
     conn: &Connection,
     create_schema: &str,
-    now_unix: i64,
+    now: UnixTime,
 ) -> rusqlite::Result<Imported> {
     conn.execute_batch(&format!(
         "ALTER TABLE shared_keys RENAME TO {LEGACY_SHARED_KEYS};
@@ -152,7 +152,7 @@ pub(crate) fn import(
     let messages = conn.execute(
         "INSERT INTO message_store (id, client_address_bs58, content, timestamp)
          SELECT id, client_address_bs58, content, ?1 FROM legacy_1_0_message_store ORDER BY id",
-        [now_unix],
+        [now.as_secs()],
     )?;
     // `clients` was just created, and the 1.0.x addresses are unique: no conflict possible.
     conn.execute(
@@ -162,7 +162,7 @@ pub(crate) fn import(
     )?;
     // A free allowance lasts until the end of the UTC day it was granted on (its expiration
     // is that day's 00:00).
-    let today_start = now_unix - now_unix.rem_euclid(86_400);
+    let today_start = now.start_of_utc_day().as_secs();
     let bandwidth_rows = conn.execute(
         "INSERT INTO available_bandwidth (client_id, available, expiration)
          SELECT c.id, b.available, ?1
@@ -183,13 +183,6 @@ pub(crate) fn import(
         shared_keys_set_aside: u64::try_from(shared_keys_set_aside).unwrap_or(0),
         bandwidth_rows: bandwidth_rows as u64,
     })
-}
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Says what the import did, and what operators and clients must know.

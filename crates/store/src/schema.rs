@@ -10,7 +10,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tracing::{info, warn};
 
 use crate::legacy::{self, Unversioned};
-use crate::{OpenError, StoreConfig};
+use crate::{OpenError, StoreConfig, UnixTime};
 
 /// The schema, one entry per version. Column names match the reference gateway's, so tools
 /// that read its database read ours.
@@ -179,7 +179,7 @@ fn migrate_locked(conn: &Connection, path: &Path) -> Result<Option<legacy::Impor
     let mut imported = None;
     // Classified again under the write lock: another process may have migrated meanwhile.
     if found == 0 && legacy::classify(conn, path)? == Unversioned::Legacy {
-        let now = legacy::now_unix();
+        let now = UnixTime::now();
         imported = Some(
             legacy::import(conn, MIGRATIONS[0], now)
                 .and_then(|counts| conn.pragma_update(None, "user_version", 1).map(|()| counts))
