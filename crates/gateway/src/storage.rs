@@ -37,7 +37,7 @@ fn backup_label(config_version: &str) -> String {
 }
 
 /// Opens the store (creating and migrating it, importing a 1.0.x store).
-pub fn open(config: &Config) -> Result<Store, gateway_store::StoreError> {
+pub fn open(config: &Config) -> Result<Store, gateway_store::OpenError> {
     Store::open(store_config(config))
 }
 

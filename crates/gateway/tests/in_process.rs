@@ -116,7 +116,7 @@ async fn a_node_started_in_process_serves_a_client_and_a_mix_peer_and_stops_on_i
     assert!(TcpStream::connect(mix).await.is_err());
     let reopened = gateway_store::Store::open(gateway_store::StoreConfig::new(&db_path)).unwrap();
     assert!(reopened
-        .fetch_messages(client.address(), None, 10)
+        .fetch_messages(client.client_address(), None, 10)
         .await
         .unwrap()
         .is_empty());

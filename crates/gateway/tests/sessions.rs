@@ -444,7 +444,7 @@ async fn a_live_message_is_pushed_and_one_for_an_absent_client_waits_in_the_stor
 
     let live = random::<64>().to_vec();
     router
-        .deliver(client.address(), delivery(live.clone()))
+        .deliver(client.client_address(), delivery(live.clone()))
         .await;
     assert_eq!(client.open_pushed(&ws.next_binary().await), live);
     assert_eq!(
@@ -453,10 +453,10 @@ async fn a_live_message_is_pushed_and_one_for_an_absent_client_waits_in_the_stor
     );
 
     ws.close().await;
-    wait_until(|| !router.is_live(&client.address())).await;
+    wait_until(|| !router.is_live(&client.client_address())).await;
     let stored = random::<64>().to_vec();
     router
-        .deliver(client.address(), delivery(stored.clone()))
+        .deliver(client.client_address(), delivery(stored.clone()))
         .await;
     wait_until(|| metric(&sessions.ctx.metrics, "gateway_messages_stored_total") == 1.0).await;
 
@@ -477,15 +477,15 @@ async fn shutdown_ends_a_session_and_a_message_queued_behind_it_is_stored() {
     sessions.shutdown.cancel();
     ws.expect_closed().await;
     let router = &sessions.ctx.router;
-    wait_until(|| !router.is_live(&client.address())).await;
+    wait_until(|| !router.is_live(&client.client_address())).await;
     router
-        .deliver(client.address(), delivery(vec![5; 32]))
+        .deliver(client.client_address(), delivery(vec![5; 32]))
         .await;
     wait_until(|| metric(&sessions.ctx.metrics, "gateway_messages_stored_total") == 1.0).await;
     let kept = sessions
         .ctx
         .store
-        .fetch_messages(client.address(), None, 10)
+        .fetch_messages(client.client_address(), None, 10)
         .await
         .unwrap();
     assert_eq!(kept.len(), 1);

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
-use gateway_store::{PendingInsert, Store, StoreConfig};
+use gateway_store::{ClientAddress, PendingInsert, Store, StoreConfig, UnixTime};
 use tokio::runtime::Runtime;
 
 /// A regular packet's final-hop message, as the gateway stores it.
@@ -47,12 +47,12 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn addresses() -> Vec<[u8; 32]> {
+fn addresses() -> Vec<ClientAddress> {
     (0..CLIENTS)
         .map(|n| {
             let mut address = [0u8; 32];
             address[..8].copy_from_slice(&(n as u64).to_le_bytes());
-            address
+            ClientAddress::from_bytes(address)
         })
         .collect()
 }
@@ -72,12 +72,16 @@ fn runtime() -> Runtime {
 }
 
 /// Queues `messages` messages round-robin over the clients and waits for every commit.
-async fn insert(store: &Store, clients: &[[u8; 32]], messages: usize) {
+async fn insert(store: &Store, clients: &[ClientAddress], messages: usize) {
     let content = vec![0x5a; MESSAGE_LEN];
     let mut pending: Vec<PendingInsert> = Vec::with_capacity(messages);
     for n in 0..messages {
         let insert = store
-            .queue_message(clients[n % clients.len()], content.clone(), 1_700_000_000)
+            .queue_message(
+                clients[n % clients.len()],
+                content.clone(),
+                UnixTime::from_secs(1_700_000_000),
+            )
             .await
             .expect("queue");
         pending.push(insert);
@@ -88,7 +92,7 @@ async fn insert(store: &Store, clients: &[[u8; 32]], messages: usize) {
 }
 
 /// Every client drains its inbox at once; returns the messages delivered.
-async fn drain(store: &Store, clients: &[[u8; 32]]) -> usize {
+async fn drain(store: &Store, clients: &[ClientAddress]) -> usize {
     let mut tasks = tokio::task::JoinSet::new();
     for &client in clients {
         let store = store.clone();

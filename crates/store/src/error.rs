@@ -1,11 +1,13 @@
-//! Errors of the store.
+//! Errors of the store: [`OpenError`] from [`Store::open`](crate::Store::open) (creating,
+//! migrating, importing a 1.0.x store, starting the threads), and [`StoreError`] from each
+//! operation on an open store.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Everything that can go wrong in the store. Each variant says what failed and where.
+/// Why [`Store::open`](crate::Store::open) failed. Each variant says what failed and where.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum OpenError {
     /// The directory for the database file could not be created.
     #[error("cannot create directory {path} for the store: {source}")]
     CreateDir {
@@ -85,6 +87,11 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// Why an operation on an open store failed. Each variant says what failed and where.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
     /// One operation failed in SQLite; only that operation had no effect.
     #[error("store operation {op} failed: {source}")]
     Sqlite {

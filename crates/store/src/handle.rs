@@ -11,8 +11,8 @@ use crate::checkpoint::{self, Checkpointer, Checkpoints, WalIndex};
 use crate::reader::{self, ReadCommand, ToReader};
 use crate::writer::{Counters, Reply, ToWriter, WriteCommand, Writer};
 use crate::{
-    address_bs58, schema, Bandwidth, ClientAddress, SharedKeyRecord, StoreConfig, StoreCounters,
-    StoreError, StoreStats, StoredMessage,
+    address_bs58, schema, Bandwidth, ClientAddress, OpenError, SharedKeyRecord, StoreConfig,
+    StoreCounters, StoreError, StoreStats, StoredMessage, UnixTime,
 };
 
 /// A handle to the store. Cloning is cheap; all clones talk to the same two threads.
@@ -51,7 +51,7 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) and migrates the database, then starts the writer, reader
     /// and checkpointer threads. Blocking: call it at startup, or from `spawn_blocking`.
-    pub fn open(config: StoreConfig) -> Result<Self, StoreError> {
+    pub fn open(config: StoreConfig) -> Result<Self, OpenError> {
         let write = schema::open_writer(&config)?;
         let read_conn = schema::open_reader(&config)?;
         let index = (write.wal && config.background_checkpoints)
@@ -117,7 +117,7 @@ impl Store {
         &self,
         client: ClientAddress,
         content: Vec<u8>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<i64, StoreError> {
         self.write(|reply| WriteCommand::InsertMessage {
             client: address_bs58(&client),
@@ -135,7 +135,7 @@ impl Store {
         &self,
         client: ClientAddress,
         content: Vec<u8>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<PendingInsert, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.shared
@@ -174,8 +174,8 @@ impl Store {
             .await
     }
 
-    /// Deletes every message stored before `cutoff` (unix seconds) and returns how many.
-    pub async fn delete_messages_older_than(&self, cutoff: i64) -> Result<u64, StoreError> {
+    /// Deletes every message stored before `cutoff` and returns how many.
+    pub async fn delete_messages_older_than(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
         self.write(|reply| WriteCommand::DeleteMessagesOlderThan { cutoff, reply })
             .await
     }
@@ -207,12 +207,12 @@ impl Store {
         .await
     }
 
-    /// Records when `client` authenticated (unix seconds). Fails with
+    /// Records when `client` authenticated. Fails with
     /// [`StoreError::NotRegistered`] if it has no shared key.
     pub async fn set_last_used_authentication(
         &self,
         client: ClientAddress,
-        timestamp: i64,
+        timestamp: UnixTime,
     ) -> Result<(), StoreError> {
         self.write(|reply| WriteCommand::SetLastUsedAuthentication {
             client: address_bs58(&client),
@@ -353,9 +353,9 @@ impl PendingInsert {
 fn spawn(
     thread: &'static str,
     body: impl FnOnce() + Send + 'static,
-) -> Result<JoinHandle<()>, StoreError> {
+) -> Result<JoinHandle<()>, OpenError> {
     std::thread::Builder::new()
         .name(format!("store-{thread}"))
         .spawn(body)
-        .map_err(|source| StoreError::Spawn { thread, source })
+        .map_err(|source| OpenError::Spawn { thread, source })
 }

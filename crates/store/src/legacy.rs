@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use tracing::{info, warn};
 
-use crate::StoreError;
+use crate::{OpenError, UnixTime};
 
 /// Where the 1.0.x shared keys are kept after the import.
 pub const LEGACY_SHARED_KEYS: &str = "legacy_1_0_shared_keys";
@@ -58,8 +58,8 @@ pub(crate) enum Unversioned {
 /// Tells a new file from a 1.0.x store; anything else is refused with a clear error rather
 /// than migrated over (our migration would fail on the existing tables, or worse, succeed
 /// beside tables nobody reads).
-pub(crate) fn classify(conn: &Connection, path: &Path) -> Result<Unversioned, StoreError> {
-    let open = |source| StoreError::Open {
+pub(crate) fn classify(conn: &Connection, path: &Path) -> Result<Unversioned, OpenError> {
+    let open = |source| OpenError::Open {
         path: path.to_path_buf(),
         source,
     };
@@ -70,7 +70,7 @@ pub(crate) fn classify(conn: &Connection, path: &Path) -> Result<Unversioned, St
     if tables.is_empty() {
         return Ok(Unversioned::Empty);
     }
-    let foreign = |reason: String| StoreError::ForeignSchema {
+    let foreign = |reason: String| OpenError::ForeignSchema {
         path: path.to_path_buf(),
         reason,
     };
@@ -104,7 +104,7 @@ pub(crate) fn backup_path(path: &Path, label: &str) -> PathBuf {
 /// Copies the database to its backup path, unless a backup is there already: that one was
 /// taken before an earlier import attempt that failed (and so changed nothing), and is the
 /// same data.
-pub(crate) fn back_up(conn: &Connection, path: &Path, label: &str) -> Result<PathBuf, StoreError> {
+pub(crate) fn back_up(conn: &Connection, path: &Path, label: &str) -> Result<PathBuf, OpenError> {
     let backup = backup_path(path, label);
     if backup.exists() {
         info!(backup = %backup.display(), "a backup of the 1.0.x store exists already; keeping it");
@@ -112,13 +112,13 @@ pub(crate) fn back_up(conn: &Connection, path: &Path, label: &str) -> Result<Pat
     }
     let target = backup
         .to_str()
-        .ok_or_else(|| StoreError::Backup {
+        .ok_or_else(|| OpenError::Backup {
             path: backup.clone(),
             reason: "the path is not valid UTF-8".to_owned(),
         })?
         .to_owned();
     conn.execute("VACUUM INTO ?1", [target])
-        .map_err(|e| StoreError::Backup {
+        .map_err(|e| OpenError::Backup {
             path: backup.clone(),
             reason: e.to_string(),
         })?;
@@ -139,7 +139,7 @@ pub(crate) struct Imported {
 pub(crate) fn import(
     conn: &Connection,
     create_schema: &str,
-    now_unix: i64,
+    now: UnixTime,
 ) -> rusqlite::Result<Imported> {
     conn.execute_batch(&format!(
         "ALTER TABLE shared_keys RENAME TO {LEGACY_SHARED_KEYS};
@@ -152,7 +152,7 @@ pub(crate) fn import(
     let messages = conn.execute(
         "INSERT INTO message_store (id, client_address_bs58, content, timestamp)
          SELECT id, client_address_bs58, content, ?1 FROM legacy_1_0_message_store ORDER BY id",
-        [now_unix],
+        [now.as_secs()],
     )?;
     // `clients` was just created, and the 1.0.x addresses are unique: no conflict possible.
     conn.execute(
@@ -162,7 +162,7 @@ pub(crate) fn import(
     )?;
     // A free allowance lasts until the end of the UTC day it was granted on (its expiration
     // is that day's 00:00).
-    let today_start = now_unix - now_unix.rem_euclid(86_400);
+    let today_start = now.start_of_utc_day().as_secs();
     let bandwidth_rows = conn.execute(
         "INSERT INTO available_bandwidth (client_id, available, expiration)
          SELECT c.id, b.available, ?1
@@ -183,13 +183,6 @@ pub(crate) fn import(
         shared_keys_set_aside: u64::try_from(shared_keys_set_aside).unwrap_or(0),
         bandwidth_rows: bandwidth_rows as u64,
     })
-}
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Says what the import did, and what operators and clients must know.

@@ -15,7 +15,7 @@
 //!
 //! # Layout
 //! - [`config`] — [`StoreConfig`]: path, durability, queue and batch sizes, quotas.
-//! - [`error`] — [`StoreError`].
+//! - [`error`] — [`OpenError`] (from [`Store::open`]) and [`StoreError`] (from operations).
 //! - `handle` — [`Store`], the async API; turns calls into commands for the two threads.
 //! - `schema` — opening connections, pragmas, migrations (`PRAGMA user_version`).
 //! - `legacy` — importing a store written by the 1.0.x gateway (sqlx schema), with a backup.
@@ -26,7 +26,7 @@
 //! - `write_ops` — the SQL of each write command.
 //! - `quota` — per-client inbox usage, cached in the writer.
 //! - `reader` — the reader thread and the SQL of each read.
-//! - [`types`] — the records the API returns.
+//! - [`types`] — [`ClientAddress`], [`UnixTime`] and the records the API returns.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -44,16 +44,14 @@ mod write_ops;
 mod writer;
 
 pub use config::StoreConfig;
-pub use error::StoreError;
+pub use error::{OpenError, StoreError};
 pub use handle::{PendingInsert, Store};
 pub use legacy::{LEGACY_MIGRATIONS, LEGACY_SHARED_KEYS};
-pub use types::{Bandwidth, SharedKeyRecord, StoreCounters, StoreStats, StoredMessage};
-
-/// A client's address: its 32-byte identity key. Stored in base58, as the schema's
-/// `client_address_bs58` columns say.
-pub type ClientAddress = [u8; 32];
+pub use types::{
+    Bandwidth, ClientAddress, SharedKeyRecord, StoreCounters, StoreStats, StoredMessage, UnixTime,
+};
 
 /// The base58 text under which a client's rows are stored.
 pub(crate) fn address_bs58(client: &ClientAddress) -> String {
-    bs58::encode(client).into_string()
+    bs58::encode(client.as_bytes()).into_string()
 }

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::writer::Reply;
-use crate::{Bandwidth, SharedKeyRecord, StoreError, StoreStats, StoredMessage};
+use crate::{Bandwidth, SharedKeyRecord, StoreError, StoreStats, StoredMessage, UnixTime};
 
 /// What callers put in the reader's queue.
 pub(crate) enum ToReader {
@@ -138,7 +138,7 @@ fn shared_key(conn: &Connection, client: &str) -> Result<Option<SharedKeyRecord>
         })?;
     Ok(Some(SharedKeyRecord {
         key,
-        last_used_authentication,
+        last_used_authentication: last_used_authentication.map(UnixTime::from_secs),
     }))
 }
 
@@ -152,7 +152,7 @@ fn bandwidth(conn: &Connection, client: &str) -> Result<Option<Bandwidth>, Store
         stmt.query_row([client], |row| {
             Ok(Bandwidth {
                 available: row.get(0)?,
-                expiration: row.get(1)?,
+                expiration: UnixTime::from_secs(row.get(1)?),
             })
         })
         .optional()

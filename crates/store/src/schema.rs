@@ -10,7 +10,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tracing::{info, warn};
 
 use crate::legacy::{self, Unversioned};
-use crate::{StoreConfig, StoreError};
+use crate::{OpenError, StoreConfig, UnixTime};
 
 /// The schema, one entry per version. Column names match the reference gateway's, so tools
 /// that read its database read ours.
@@ -60,15 +60,15 @@ pub(crate) struct WriteConnection {
 }
 
 /// Opens the write connection: creates the file, sets WAL and the pragmas, migrates.
-pub(crate) fn open_writer(config: &StoreConfig) -> Result<WriteConnection, StoreError> {
+pub(crate) fn open_writer(config: &StoreConfig) -> Result<WriteConnection, OpenError> {
     let path = config.path.as_path();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
             path: dir.to_path_buf(),
             source,
         })?;
     }
-    create_private(path).map_err(|source| StoreError::CreateFile {
+    create_private(path).map_err(|source| OpenError::CreateFile {
         path: path.to_path_buf(),
         source,
     })?;
@@ -114,7 +114,7 @@ pub(crate) fn open_writer(config: &StoreConfig) -> Result<WriteConnection, Store
 }
 
 /// Stops SQLite's checkpoints in the write connection: the checkpointer thread runs them.
-pub(crate) fn disable_autocheckpoint(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+pub(crate) fn disable_autocheckpoint(conn: &Connection, path: &Path) -> Result<(), OpenError> {
     conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
         .map_err(|e| open_error(path, e))
 }
@@ -136,7 +136,7 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 
 /// Opens the read connection. It is read-write at the file level (a WAL reader must be able
 /// to update the shared-memory index) but `query_only`, so it can never change data.
-pub(crate) fn open_reader(config: &StoreConfig) -> Result<Connection, StoreError> {
+pub(crate) fn open_reader(config: &StoreConfig) -> Result<Connection, OpenError> {
     let path = config.path.as_path();
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
@@ -148,7 +148,7 @@ pub(crate) fn open_reader(config: &StoreConfig) -> Result<Connection, StoreError
     Ok(conn)
 }
 
-fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+fn migrate(conn: &Connection, path: &Path) -> Result<(), OpenError> {
     // IMMEDIATE takes the write lock before reading the version, so two processes opening
     // the same new file cannot both run a migration.
     conn.execute_batch("BEGIN IMMEDIATE")
@@ -157,7 +157,7 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     let ended = conn.execute_batch(end);
     let imported = result?;
-    ended.map_err(|source| StoreError::Migration {
+    ended.map_err(|source| OpenError::Migration {
         path: path.to_path_buf(),
         version: SCHEMA_VERSION,
         source,
@@ -168,22 +168,22 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn user_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+fn user_version(conn: &Connection, path: &Path) -> Result<i64, OpenError> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(|e| open_error(path, e))
 }
 
 /// Migrates to [`SCHEMA_VERSION`]; returns what was imported if the file was a 1.0.x store.
-fn migrate_locked(conn: &Connection, path: &Path) -> Result<Option<legacy::Imported>, StoreError> {
+fn migrate_locked(conn: &Connection, path: &Path) -> Result<Option<legacy::Imported>, OpenError> {
     let mut found = user_version(conn, path)?;
     let mut imported = None;
     // Classified again under the write lock: another process may have migrated meanwhile.
     if found == 0 && legacy::classify(conn, path)? == Unversioned::Legacy {
-        let now = legacy::now_unix();
+        let now = UnixTime::now();
         imported = Some(
             legacy::import(conn, MIGRATIONS[0], now)
                 .and_then(|counts| conn.pragma_update(None, "user_version", 1).map(|()| counts))
-                .map_err(|source| StoreError::Migration {
+                .map_err(|source| OpenError::Migration {
                     path: path.to_path_buf(),
                     version: 1,
                     source,
@@ -192,7 +192,7 @@ fn migrate_locked(conn: &Connection, path: &Path) -> Result<Option<legacy::Impor
         found = 1;
     }
     if found > SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooNew {
+        return Err(OpenError::SchemaTooNew {
             path: path.to_path_buf(),
             found,
             supported: SCHEMA_VERSION,
@@ -202,7 +202,7 @@ fn migrate_locked(conn: &Connection, path: &Path) -> Result<Option<legacy::Impor
         let sql = MIGRATIONS[(version - 1) as usize];
         conn.execute_batch(sql)
             .and_then(|()| conn.pragma_update(None, "user_version", version))
-            .map_err(|source| StoreError::Migration {
+            .map_err(|source| OpenError::Migration {
                 path: path.to_path_buf(),
                 version,
                 source,
@@ -212,7 +212,7 @@ fn migrate_locked(conn: &Connection, path: &Path) -> Result<Option<legacy::Impor
     Ok(imported)
 }
 
-fn probe_schema(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+fn probe_schema(conn: &Connection, path: &Path) -> Result<(), OpenError> {
     for sql in SCHEMA_PROBES {
         conn.prepare(sql).map_err(|e| open_error(path, e))?;
     }
@@ -221,12 +221,12 @@ fn probe_schema(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 
 /// Classifies an error met while opening: a lock held elsewhere gets its own variant because
 /// the operator's fix (stop the other process) differs from a damaged file's.
-fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
+fn open_error(path: &Path, source: rusqlite::Error) -> OpenError {
     let path = path.to_path_buf();
     match source.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            StoreError::Locked { path, source }
+            OpenError::Locked { path, source }
         }
-        _ => StoreError::Open { path, source },
+        _ => OpenError::Open { path, source },
     }
 }

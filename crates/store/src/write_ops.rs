@@ -9,7 +9,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, params_from_iter, Connection};
 
 use crate::quota::{Limits, QuotaCache};
-use crate::{Bandwidth, StoreError};
+use crate::{Bandwidth, StoreError, UnixTime};
 
 pub(crate) fn insert_message(
     conn: &Connection,
@@ -17,7 +17,7 @@ pub(crate) fn insert_message(
     limits: Limits,
     client: &str,
     content: &[u8],
-    now: i64,
+    now: UnixTime,
 ) -> Result<i64, StoreError> {
     let op = "insert_message";
     let usage = quota.get(conn, client)?;
@@ -32,7 +32,7 @@ pub(crate) fn insert_message(
     conn.prepare_cached(
         "INSERT INTO message_store (client_address_bs58, content, timestamp) VALUES (?1, ?2, ?3)",
     )
-    .and_then(|mut stmt| stmt.execute(params![client, content, now]))
+    .and_then(|mut stmt| stmt.execute(params![client, content, now.as_secs()]))
     .map_err(StoreError::sqlite(op))?;
     let id = conn.last_insert_rowid();
     quota.add(client, len);
@@ -135,13 +135,13 @@ pub(crate) fn delete_messages(
 pub(crate) fn delete_messages_older_than(
     conn: &Connection,
     quota: &mut QuotaCache,
-    cutoff: i64,
+    cutoff: UnixTime,
 ) -> Result<u64, StoreError> {
     // No index on timestamp: this runs hourly and a scan is cheaper overall than maintaining
     // a second index on every insert.
     let deleted = conn
         .prepare_cached("DELETE FROM message_store WHERE timestamp < ?1")
-        .and_then(|mut stmt| stmt.execute([cutoff]))
+        .and_then(|mut stmt| stmt.execute([cutoff.as_secs()]))
         .map_err(StoreError::sqlite("delete_messages_older_than"))?;
     if deleted > 0 {
         // Could touch any client; recounting on demand beats tracking each deleted row.
@@ -187,13 +187,13 @@ pub(crate) fn upsert_shared_key(
 pub(crate) fn set_last_used_authentication(
     conn: &Connection,
     client: &str,
-    timestamp: i64,
+    timestamp: UnixTime,
 ) -> Result<(), StoreError> {
     let updated = conn
         .prepare_cached(
             "UPDATE shared_keys SET last_used_authentication = ?2 WHERE client_address_bs58 = ?1",
         )
-        .and_then(|mut stmt| stmt.execute(params![client, timestamp]))
+        .and_then(|mut stmt| stmt.execute(params![client, timestamp.as_secs()]))
         .map_err(StoreError::sqlite("set_last_used_authentication"))?;
     if updated == 0 {
         return Err(StoreError::NotRegistered {
@@ -218,7 +218,7 @@ pub(crate) fn ensure_bandwidth(conn: &Connection, client: &str) -> Result<Bandwi
         .query_row([id], |row| {
             Ok(Bandwidth {
                 available: row.get(0)?,
-                expiration: row.get(1)?,
+                expiration: UnixTime::from_secs(row.get(1)?),
             })
         })
     })
@@ -237,7 +237,13 @@ pub(crate) fn set_bandwidth(
          ON CONFLICT (client_id) DO UPDATE
              SET available = excluded.available, expiration = excluded.expiration",
     )
-    .and_then(|mut stmt| stmt.execute(params![id, bandwidth.available, bandwidth.expiration]))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            id,
+            bandwidth.available,
+            bandwidth.expiration.as_secs()
+        ])
+    })
     .map_err(StoreError::sqlite(op))?;
     Ok(())
 }

@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 
 use crate::checkpoint::{self, Checkpointer};
 use crate::quota::{Limits, QuotaCache};
-use crate::{write_ops, Bandwidth, StoreConfig, StoreCounters, StoreError};
+use crate::{write_ops, Bandwidth, StoreConfig, StoreCounters, StoreError, UnixTime};
 
 /// A failing disk fails every batch, and batches come as fast as messages: the writer warns
 /// about failed transactions at most once per this period and counts the rest.
@@ -42,7 +42,7 @@ pub(crate) enum WriteCommand {
     InsertMessage {
         client: String,
         content: Vec<u8>,
-        now: i64,
+        now: UnixTime,
         reply: Reply<i64>,
     },
     DeleteMessages {
@@ -50,7 +50,7 @@ pub(crate) enum WriteCommand {
         reply: Reply<()>,
     },
     DeleteMessagesOlderThan {
-        cutoff: i64,
+        cutoff: UnixTime,
         reply: Reply<u64>,
     },
     UpsertSharedKey {
@@ -60,7 +60,7 @@ pub(crate) enum WriteCommand {
     },
     SetLastUsedAuthentication {
         client: String,
-        timestamp: i64,
+        timestamp: UnixTime,
         reply: Reply<()>,
     },
     EnsureBandwidth {
@@ -539,7 +539,7 @@ mod tests {
         let command = WriteCommand::InsertMessage {
             client: "client".to_owned(),
             content,
-            now: 0,
+            now: UnixTime::from_secs(0),
             reply,
         };
         (command, answer)

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{bs58, client, db_path, join_all, lock_writer, open, open_with, spawn_all};
+use common::{at, bs58, client, db_path, join_all, lock_writer, open, open_with, spawn_all};
 use gateway_store::StoreError;
 use rusqlite::Connection;
 
@@ -20,7 +20,7 @@ async fn concurrent_inserts_share_few_transactions() {
             let store = store.clone();
             async move {
                 store
-                    .insert_message(client((n % 7) as u8), n.to_be_bytes().to_vec(), 0)
+                    .insert_message(client((n % 7) as u8), n.to_be_bytes().to_vec(), at(0))
                     .await
             }
         })
@@ -48,7 +48,11 @@ async fn unblocked_concurrent_inserts_are_batched() {
     let inserts = (0..1000u32)
         .map(|n| {
             let store = store.clone();
-            async move { store.insert_message(client(1), vec![0; 64], n.into()).await }
+            async move {
+                store
+                    .insert_message(client(1), vec![0; 64], at(n.into()))
+                    .await
+            }
         })
         .collect();
     let results = join_all(spawn_all(inserts).await).await;
@@ -81,7 +85,7 @@ async fn a_failing_command_fails_alone_in_its_batch() {
     let inserts = (0..3)
         .map(|_| {
             let s = s.clone();
-            async move { s.insert_message(client(1), vec![1], 0).await.map(drop) }
+            async move { s.insert_message(client(1), vec![1], at(0)).await.map(drop) }
         })
         .collect::<Vec<_>>();
     let mut handles = spawn_all(inserts).await;
@@ -152,7 +156,7 @@ async fn a_full_queue_makes_callers_wait() {
     let inserts = (0..10)
         .map(|_| {
             let store = store.clone();
-            async move { store.insert_message(client(1), vec![1], 0).await }
+            async move { store.insert_message(client(1), vec![1], at(0)).await }
         })
         .collect();
     let handles = spawn_all(inserts).await;
@@ -175,14 +179,14 @@ async fn close_commits_queued_writes_then_refuses() {
     let inserts = (0..50u8)
         .map(|n| {
             let store = store.clone();
-            async move { store.insert_message(client(1), vec![n], 0).await }
+            async move { store.insert_message(client(1), vec![n], at(0)).await }
         })
         .collect();
     let handles = spawn_all(inserts).await;
     store.close().await.unwrap();
     assert!(join_all(handles).await.iter().all(Result::is_ok));
     assert!(matches!(
-        other.insert_message(client(1), vec![], 0).await,
+        other.insert_message(client(1), vec![], at(0)).await,
         Err(StoreError::Closed)
     ));
     assert!(matches!(other.stats().await, Err(StoreError::Closed)));
@@ -201,10 +205,13 @@ async fn a_failing_statement_without_savepoint_fails_alone_in_its_batch() {
         c.max_bytes_per_client = 0;
     });
     let refused = store
-        .insert_message(client(1), vec![0xbe, 0xef], 0)
+        .insert_message(client(1), vec![0xbe, 0xef], at(0))
         .await
         .unwrap();
-    let kept = store.insert_message(client(1), vec![1], 0).await.unwrap();
+    let kept = store
+        .insert_message(client(1), vec![1], at(0))
+        .await
+        .unwrap();
     // Triggers (not the store's: a stand-in for any statement error) refuse one insert and
     // the deletion of one row. Inserts and deletes of at most 100 ids are single statements
     // the writer runs without a savepoint: SQLite must undo the failing one alone.
@@ -225,7 +232,7 @@ async fn a_failing_statement_without_savepoint_fails_alone_in_its_batch() {
         let s = store.clone();
         handles.extend(
             spawn_all(vec![async move {
-                s.insert_message(client(1), content, 0).await.map(drop)
+                s.insert_message(client(1), content, at(0)).await.map(drop)
             }])
             .await,
         );
@@ -268,8 +275,11 @@ async fn a_failing_statement_without_savepoint_fails_alone_in_its_batch() {
     assert_eq!(contents, [vec![0xbe, 0xef], vec![1], vec![2], vec![3]]);
     // The quota counts what is stored: full now, and one free slot once `kept` is gone.
     assert!(common::is_quota_error(
-        &store.insert_message(client(1), vec![4], 0).await
+        &store.insert_message(client(1), vec![4], at(0)).await
     ));
     store.delete_messages(vec![kept]).await.unwrap();
-    store.insert_message(client(1), vec![4], 0).await.unwrap();
+    store
+        .insert_message(client(1), vec![4], at(0))
+        .await
+        .unwrap();
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{bs58, client, db_path, open};
+use common::{at, bs58, client, db_path, open};
 use gateway_store::{Bandwidth, StoreError};
 use rusqlite::Connection;
 
@@ -30,18 +30,18 @@ async fn upsert_keeps_client_id_bandwidth_and_last_used() {
 
     let bandwidth = Bandwidth {
         available: 500,
-        expiration: 1_700_000_000,
+        expiration: at(1_700_000_000),
     };
     store.set_bandwidth(client(1), bandwidth).await.unwrap();
     store
-        .set_last_used_authentication(client(1), 1_700_000_100)
+        .set_last_used_authentication(client(1), at(1_700_000_100))
         .await
         .unwrap();
 
     store.upsert_shared_key(client(1), [2; 32]).await.unwrap();
     let second = store.shared_key(client(1)).await.unwrap().unwrap();
     assert_eq!(second.key, [2; 32]);
-    assert_eq!(second.last_used_authentication, Some(1_700_000_100));
+    assert_eq!(second.last_used_authentication, Some(at(1_700_000_100)));
     assert_eq!(store.bandwidth(client(1)).await.unwrap(), Some(bandwidth));
     assert_eq!(client_id(&path, 1), Some(id));
     // The key stays out of Debug output.
@@ -52,7 +52,7 @@ async fn upsert_keeps_client_id_bandwidth_and_last_used() {
 async fn last_used_needs_a_registered_client() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&db_path(&dir));
-    let err = store.set_last_used_authentication(client(9), 1).await;
+    let err = store.set_last_used_authentication(client(9), at(1)).await;
     assert!(
         matches!(err, Err(StoreError::NotRegistered { .. })),
         "{err:?}"
@@ -74,7 +74,7 @@ async fn ensure_bandwidth_creates_zero_then_keeps() {
     );
     let set = Bandwidth {
         available: 42,
-        expiration: 7,
+        expiration: at(7),
     };
     store.set_bandwidth(client(1), set).await.unwrap();
     assert_eq!(store.ensure_bandwidth(client(1)).await.unwrap(), set);
@@ -91,7 +91,7 @@ async fn forget_client_removes_only_that_client() {
         store.upsert_shared_key(client(n), [n; 32]).await.unwrap();
         store.ensure_bandwidth(client(n)).await.unwrap();
         store
-            .insert_message(client(n), vec![n; 4], 0)
+            .insert_message(client(n), vec![n; 4], at(0))
             .await
             .unwrap();
     }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{client, db_path, is_quota_error, open, open_with};
+use common::{at, client, db_path, is_quota_error, open, open_with};
 use gateway_store::StoreError;
 
 #[tokio::test]
@@ -13,11 +13,14 @@ async fn insert_then_fetch_in_insertion_order() {
     for n in 0..5u8 {
         ids.push(
             store
-                .insert_message(client(1), vec![n; 3], 100)
+                .insert_message(client(1), vec![n; 3], at(100))
                 .await
                 .unwrap(),
         );
-        store.insert_message(client(2), vec![9], 100).await.unwrap();
+        store
+            .insert_message(client(2), vec![9], at(100))
+            .await
+            .unwrap();
     }
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
 
@@ -39,8 +42,14 @@ async fn fetch_pages_with_after_id_and_limit() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&db_path(&dir));
     for n in 0..10u8 {
-        store.insert_message(client(1), vec![n], 0).await.unwrap();
-        store.insert_message(client(2), vec![n], 0).await.unwrap();
+        store
+            .insert_message(client(1), vec![n], at(0))
+            .await
+            .unwrap();
+        store
+            .insert_message(client(2), vec![n], at(0))
+            .await
+            .unwrap();
     }
     let mut seen = Vec::new();
     let mut after = None;
@@ -69,7 +78,12 @@ async fn delete_removes_only_given_ids() {
     let store = open(&db_path(&dir));
     let mut ids = Vec::new();
     for n in 0..4u8 {
-        ids.push(store.insert_message(client(1), vec![n], 0).await.unwrap());
+        ids.push(
+            store
+                .insert_message(client(1), vec![n], at(0))
+                .await
+                .unwrap(),
+        );
     }
     // Unknown ids (already delivered, or never existed) are not an error.
     store
@@ -96,12 +110,12 @@ async fn quota_by_count_is_exact_and_freed_by_delete() {
     for _ in 0..3 {
         ids.push(
             store
-                .insert_message(client(1), vec![1; 10], 0)
+                .insert_message(client(1), vec![1; 10], at(0))
                 .await
                 .unwrap(),
         );
     }
-    let over = store.insert_message(client(1), vec![1], 0).await;
+    let over = store.insert_message(client(1), vec![1], at(0)).await;
     match over {
         Err(StoreError::QuotaExceeded {
             messages, bytes, ..
@@ -117,12 +131,18 @@ async fn quota_by_count_is_exact_and_freed_by_delete() {
             .len(),
         3
     );
-    store.insert_message(client(2), vec![1], 0).await.unwrap();
+    store
+        .insert_message(client(2), vec![1], at(0))
+        .await
+        .unwrap();
 
     store.delete_messages(vec![ids[0]]).await.unwrap();
-    store.insert_message(client(1), vec![1], 0).await.unwrap();
+    store
+        .insert_message(client(1), vec![1], at(0))
+        .await
+        .unwrap();
     assert!(is_quota_error(
-        &store.insert_message(client(1), vec![1], 0).await
+        &store.insert_message(client(1), vec![1], at(0)).await
     ));
 }
 
@@ -134,26 +154,26 @@ async fn quota_by_bytes_is_exact() {
         c.max_bytes_per_client = 100;
     });
     assert!(is_quota_error(
-        &store.insert_message(client(1), vec![0; 101], 0).await
+        &store.insert_message(client(1), vec![0; 101], at(0)).await
     ));
     let first = store
-        .insert_message(client(1), vec![0; 60], 0)
+        .insert_message(client(1), vec![0; 60], at(0))
         .await
         .unwrap();
     store
-        .insert_message(client(1), vec![0; 40], 0)
+        .insert_message(client(1), vec![0; 40], at(0))
         .await
         .unwrap();
     assert!(is_quota_error(
-        &store.insert_message(client(1), vec![0; 1], 0).await
+        &store.insert_message(client(1), vec![0; 1], at(0)).await
     ));
     store.delete_messages(vec![first]).await.unwrap();
     store
-        .insert_message(client(1), vec![0; 60], 0)
+        .insert_message(client(1), vec![0; 60], at(0))
         .await
         .unwrap();
     assert!(is_quota_error(
-        &store.insert_message(client(1), vec![0; 1], 0).await
+        &store.insert_message(client(1), vec![0; 1], at(0)).await
     ));
     assert_eq!(store.stats().await.unwrap().message_bytes, 100);
 }
@@ -164,18 +184,27 @@ async fn quota_is_counted_from_disk_after_reopen_and_retention() {
     let path = db_path(&dir);
     let limit = |c: &mut gateway_store::StoreConfig| c.max_messages_per_client = 2;
     let store = open_with(&path, limit);
-    store.insert_message(client(1), vec![1], 10).await.unwrap();
-    store.insert_message(client(1), vec![1], 20).await.unwrap();
+    store
+        .insert_message(client(1), vec![1], at(10))
+        .await
+        .unwrap();
+    store
+        .insert_message(client(1), vec![1], at(20))
+        .await
+        .unwrap();
     store.close().await.unwrap();
 
     let store = open_with(&path, limit);
     assert!(is_quota_error(
-        &store.insert_message(client(1), vec![1], 30).await
+        &store.insert_message(client(1), vec![1], at(30)).await
     ));
-    assert_eq!(store.delete_messages_older_than(15).await.unwrap(), 1);
-    store.insert_message(client(1), vec![1], 30).await.unwrap();
+    assert_eq!(store.delete_messages_older_than(at(15)).await.unwrap(), 1);
+    store
+        .insert_message(client(1), vec![1], at(30))
+        .await
+        .unwrap();
     assert!(is_quota_error(
-        &store.insert_message(client(1), vec![1], 30).await
+        &store.insert_message(client(1), vec![1], at(30)).await
     ));
 }
 
@@ -185,22 +214,22 @@ async fn retention_deletes_only_older_rows() {
     let store = open(&db_path(&dir));
     for (n, ts) in [100, 200, 300].into_iter().enumerate() {
         store
-            .insert_message(client(1), vec![n as u8], ts)
+            .insert_message(client(1), vec![n as u8], at(ts))
             .await
             .unwrap();
         store
-            .insert_message(client(2), vec![n as u8], ts)
+            .insert_message(client(2), vec![n as u8], at(ts))
             .await
             .unwrap();
     }
     // Strictly older than the cutoff.
-    assert_eq!(store.delete_messages_older_than(200).await.unwrap(), 2);
+    assert_eq!(store.delete_messages_older_than(at(200)).await.unwrap(), 2);
     let left = store.fetch_messages(client(1), None, 10).await.unwrap();
     assert_eq!(
         left.iter().map(|m| m.content[0]).collect::<Vec<_>>(),
         [1, 2]
     );
-    assert_eq!(store.delete_messages_older_than(200).await.unwrap(), 0);
+    assert_eq!(store.delete_messages_older_than(at(200)).await.unwrap(), 0);
     assert_eq!(store.stats().await.unwrap().messages, 4);
 }
 
@@ -210,12 +239,12 @@ async fn committed_state_survives_reopen() {
     let path = db_path(&dir);
     let store = open(&path);
     let id = store
-        .insert_message(client(1), b"hello".to_vec(), 5)
+        .insert_message(client(1), b"hello".to_vec(), at(5))
         .await
         .unwrap();
     store.upsert_shared_key(client(1), [7; 32]).await.unwrap();
     store
-        .set_last_used_authentication(client(1), 1234)
+        .set_last_used_authentication(client(1), at(1234))
         .await
         .unwrap();
     store
@@ -223,7 +252,7 @@ async fn committed_state_survives_reopen() {
             client(1),
             gateway_store::Bandwidth {
                 available: 1 << 30,
-                expiration: 99,
+                expiration: at(99),
             },
         )
         .await
@@ -239,13 +268,22 @@ async fn committed_state_survives_reopen() {
     let key = store.shared_key(client(1)).await.unwrap().unwrap();
     assert_eq!(
         (key.key, key.last_used_authentication),
-        ([7; 32], Some(1234))
+        ([7; 32], Some(at(1234)))
     );
     let bandwidth = store.bandwidth(client(1)).await.unwrap().unwrap();
-    assert_eq!((bandwidth.available, bandwidth.expiration), (1 << 30, 99));
+    assert_eq!(
+        (bandwidth.available, bandwidth.expiration),
+        (1 << 30, at(99))
+    );
     // Ids keep increasing across reopen (AUTOINCREMENT), even after deletes.
     store.delete_messages(vec![id]).await.unwrap();
-    assert!(store.insert_message(client(1), vec![], 6).await.unwrap() > id);
+    assert!(
+        store
+            .insert_message(client(1), vec![], at(6))
+            .await
+            .unwrap()
+            > id
+    );
 }
 
 #[tokio::test]
@@ -253,7 +291,10 @@ async fn acknowledged_writes_are_on_disk_without_close() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(&dir);
     let store = open(&path);
-    store.insert_message(client(1), vec![1], 0).await.unwrap();
+    store
+        .insert_message(client(1), vec![1], at(0))
+        .await
+        .unwrap();
     // Dropping the last handle does not wait; what was acknowledged is already committed,
     // and another connection sees it at once.
     drop(store);
@@ -270,7 +311,12 @@ async fn queued_messages_commit_in_queue_order_without_waiting_for_each() {
     let store = open(&db_path(&dir));
     let mut pending = Vec::new();
     for n in 0..200u8 {
-        pending.push(store.queue_message(client(1), vec![n], 100).await.unwrap());
+        pending.push(
+            store
+                .queue_message(client(1), vec![n], at(100))
+                .await
+                .unwrap(),
+        );
     }
     let mut ids = Vec::new();
     for p in pending {
@@ -297,16 +343,19 @@ async fn batched_delete_frees_each_clients_quota_exactly() {
     for _ in 0..5 {
         one.push(
             store
-                .insert_message(client(1), vec![1; 10], 0)
+                .insert_message(client(1), vec![1; 10], at(0))
                 .await
                 .unwrap(),
         );
-        store.insert_message(client(3), vec![3], 0).await.unwrap();
+        store
+            .insert_message(client(3), vec![3], at(0))
+            .await
+            .unwrap();
     }
     for _ in 0..3 {
         two.push(
             store
-                .insert_message(client(2), vec![2; 10], 0)
+                .insert_message(client(2), vec![2; 10], at(0))
                 .await
                 .unwrap(),
         );
@@ -321,13 +370,13 @@ async fn batched_delete_frees_each_clients_quota_exactly() {
 
     // Client 1: 4 × 10 B stored, room for exactly one more of 10 B.
     assert!(is_quota_error(
-        &store.insert_message(client(1), vec![1; 11], 0).await
+        &store.insert_message(client(1), vec![1; 11], at(0)).await
     ));
     store
-        .insert_message(client(1), vec![1; 10], 0)
+        .insert_message(client(1), vec![1; 10], at(0))
         .await
         .unwrap();
-    match store.insert_message(client(1), vec![], 0).await {
+    match store.insert_message(client(1), vec![], at(0)).await {
         Err(StoreError::QuotaExceeded {
             messages, bytes, ..
         }) => assert_eq!((messages, bytes), (5, 50)),
@@ -336,15 +385,15 @@ async fn batched_delete_frees_each_clients_quota_exactly() {
     // Client 2: 1 × 10 B stored, room for four more.
     for _ in 0..4 {
         store
-            .insert_message(client(2), vec![2; 10], 0)
+            .insert_message(client(2), vec![2; 10], at(0))
             .await
             .unwrap();
     }
     assert!(is_quota_error(
-        &store.insert_message(client(2), vec![], 0).await
+        &store.insert_message(client(2), vec![], at(0)).await
     ));
     // Client 3 was not touched: still full by count.
-    match store.insert_message(client(3), vec![], 0).await {
+    match store.insert_message(client(3), vec![], at(0)).await {
         Err(StoreError::QuotaExceeded {
             messages, bytes, ..
         }) => assert_eq!((messages, bytes), (5, 5)),
@@ -365,7 +414,7 @@ async fn delete_of_more_ids_than_one_statement_takes() {
     for n in 0..300 {
         let owner = n % 3;
         let id = store
-            .insert_message(client(owner as u8), vec![owner as u8; 4], 0)
+            .insert_message(client(owner as u8), vec![owner as u8; 4], at(0))
             .await
             .unwrap();
         ids[owner].push(id);
@@ -398,12 +447,12 @@ async fn delete_of_more_ids_than_one_statement_takes() {
     for (c, room) in [(0u8, 100), (1, 60), (2, 0)] {
         for _ in 0..room {
             store
-                .insert_message(client(c), vec![c; 4], 0)
+                .insert_message(client(c), vec![c; 4], at(0))
                 .await
                 .unwrap();
         }
         assert!(is_quota_error(
-            &store.insert_message(client(c), vec![c; 4], 0).await
+            &store.insert_message(client(c), vec![c; 4], at(0)).await
         ));
     }
 }

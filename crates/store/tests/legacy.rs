@@ -5,8 +5,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{bs58, client};
-use gateway_store::{Store, StoreConfig, StoreError, LEGACY_MIGRATIONS, LEGACY_SHARED_KEYS};
+use common::{at, bs58, client};
+use gateway_store::{OpenError, Store, StoreConfig, LEGACY_MIGRATIONS, LEGACY_SHARED_KEYS};
 use rusqlite::Connection;
 
 const SCHEMA_1_0: &str = include_str!("../../../testdata/store-1.0.x/schema.sql");
@@ -66,7 +66,7 @@ fn contents(messages: &[gateway_store::StoredMessage]) -> Vec<String> {
         .collect()
 }
 
-fn open_labelled(path: &Path, label: &str) -> Result<Store, StoreError> {
+fn open_labelled(path: &Path, label: &str) -> Result<Store, OpenError> {
     let mut config = StoreConfig::new(path);
     config.legacy_backup_label = label.to_owned();
     Store::open(config)
@@ -94,7 +94,10 @@ async fn a_1_0_store_is_imported_with_its_messages_and_a_backup() {
         // Bandwidth: carried over, valid today.
         let bandwidth = store.bandwidth(client(4)).await.unwrap().unwrap();
         assert_eq!(bandwidth.available, 5_000);
-        assert_eq!(bandwidth.expiration, before - before.rem_euclid(86_400));
+        assert_eq!(
+            bandwidth.expiration.as_secs(),
+            before - before.rem_euclid(86_400)
+        );
         assert_eq!(
             store.bandwidth(client(1)).await.unwrap().unwrap().available,
             1_000
@@ -106,7 +109,7 @@ async fn a_1_0_store_is_imported_with_its_messages_and_a_backup() {
         assert!(store.shared_key(client(1)).await.unwrap().is_some());
         // New messages follow the imported ones.
         let id = store
-            .insert_message(client(2), b"two-c".to_vec(), before)
+            .insert_message(client(2), b"two-c".to_vec(), at(before))
             .await
             .unwrap();
         assert!(id > 4);
@@ -187,7 +190,7 @@ async fn a_failed_import_changes_nothing() {
         panic!("the import should fail");
     };
     assert!(
-        matches!(err, StoreError::Migration { version: 1, .. }),
+        matches!(err, OpenError::Migration { version: 1, .. }),
         "{err}"
     );
     let conn = Connection::open(&path).unwrap();
@@ -229,7 +232,7 @@ async fn a_foreign_database_is_refused_and_left_alone() {
         let Err(err) = Store::open(StoreConfig::new(&path)) else {
             panic!("a foreign database should be refused");
         };
-        assert!(matches!(err, StoreError::ForeignSchema { .. }), "{err}");
+        assert!(matches!(err, OpenError::ForeignSchema { .. }), "{err}");
         let text = err.to_string();
         assert!(text.contains(reason), "{text}");
         assert!(text.contains("nothing was changed"), "{text}");

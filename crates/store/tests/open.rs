@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{db_path, open};
-use gateway_store::{Store, StoreConfig, StoreError};
+use gateway_store::{OpenError, Store, StoreConfig};
 use rusqlite::Connection;
 
 #[tokio::test]
@@ -66,7 +66,7 @@ fn garbage_file_is_a_clear_error() {
     let path = dir.path().join("store.sqlite");
     std::fs::write(&path, vec![0xA5; 8192]).unwrap();
     let err = Store::open(StoreConfig::new(&path)).unwrap_err();
-    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    assert!(matches!(err, OpenError::Open { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
         text.contains("store.sqlite") && text.contains("not a database"),
@@ -85,7 +85,7 @@ fn locked_file_is_a_clear_error() {
     let mut config = StoreConfig::new(&path);
     config.busy_timeout = Duration::from_millis(50);
     let err = Store::open(config).unwrap_err();
-    assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+    assert!(matches!(err, OpenError::Locked { .. }), "{err:?}");
     assert!(err.to_string().contains("locked"), "{err}");
 }
 
@@ -99,7 +99,7 @@ fn newer_schema_is_refused() {
         .unwrap();
     let err = Store::open(StoreConfig::new(&path)).unwrap_err();
     assert!(
-        matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+        matches!(err, OpenError::SchemaTooNew { found: 99, .. }),
         "{err:?}"
     );
 }
@@ -113,7 +113,7 @@ fn foreign_schema_is_refused_at_open() {
         .execute_batch("CREATE TABLE message_store (x); PRAGMA user_version = 1;")
         .unwrap();
     let err = Store::open(StoreConfig::new(&path)).unwrap_err();
-    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    assert!(matches!(err, OpenError::Open { .. }), "{err:?}");
 }
 
 #[test]
@@ -122,5 +122,5 @@ fn directory_in_the_way_is_a_clear_error() {
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, b"").unwrap();
     let err = Store::open(StoreConfig::new(blocker.join("store.sqlite"))).unwrap_err();
-    assert!(matches!(err, StoreError::CreateDir { .. }), "{err:?}");
+    assert!(matches!(err, OpenError::CreateDir { .. }), "{err:?}");
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{client, db_path, open_with};
+use common::{at, client, db_path, open_with};
 use gateway_store::Store;
 
 /// A regular packet's final-hop message.
@@ -26,7 +26,7 @@ async fn insert(store: &Store, count: usize) {
     for n in 0..count {
         pending.push(
             store
-                .queue_message(client((n % 8) as u8), vec![n as u8; MESSAGE_LEN], 0)
+                .queue_message(client((n % 8) as u8), vec![n as u8; MESSAGE_LEN], at(0))
                 .await
                 .unwrap(),
         );

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use gateway_protocol::final_hop::{Hop, UnwrapError, Unwrapped};
 use gateway_protocol::framing::{self, Frame, KeyRotation};
+use gateway_store::ClientAddress;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
@@ -27,7 +28,7 @@ use super::cpu_pool::{CpuPool, JobResult};
 use super::metrics::{GaugeGuard, Metrics, MixClose, MixDrop};
 use super::relay::Relay;
 use super::replay::ReplayFilter;
-use super::router::{ClientAddress, Delivery, Router};
+use super::router::{Delivery, Router};
 
 /// Read buffer per connection: a few regular frames, grown as needed for extended ones.
 const READ_CHUNK: usize = 16 * 1024;
@@ -307,7 +308,7 @@ fn dispatch(
                 message: final_hop.message,
                 ack: final_hop.ack,
             };
-            Some((final_hop.destination, delivery))
+            Some((ClientAddress::from_bytes(final_hop.destination), delivery))
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod validator_check;
 
 use std::time::Duration;
 
+use gateway_store::UnixTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -82,7 +83,7 @@ async fn clean_stale_messages(store: gateway_store::Store, interval: Duration, m
     let mut ticker = tokio::time::interval(interval);
     loop {
         ticker.tick().await;
-        let cutoff = router::now_unix() - i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+        let cutoff = UnixTime::now().saturating_sub(max_age);
         match store.delete_messages_older_than(cutoff).await {
             Ok(0) => {}
             Ok(n) => info!(

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use gateway_protocol::mix_packet::MixPacket;
-use gateway_store::{Store, StoreError};
+use gateway_store::{ClientAddress, Store, StoreError, UnixTime};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -24,9 +24,6 @@ use crate::warn_rate_limited;
 /// Store failures repeat for every message while they last (a full disk): one warning per
 /// period.
 static STORE_FAILURES: RateLimit = RateLimit::new(WARNING_PERIOD);
-
-/// A client's address: its 32-byte ed25519 identity key.
-pub type ClientAddress = [u8; 32];
 
 /// A message for a client and the SURB-ack to forward once it is safe.
 #[derive(Debug)]
@@ -127,13 +124,6 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-/// Unix time in seconds.
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 impl Router {
     /// A router storing through `store` and forwarding through `egress`; background commits
     /// are tracked by `tasks` so shutdown can wait for them.
@@ -197,7 +187,7 @@ impl Router {
         let pending = match self
             .shared
             .store
-            .queue_message(client, message, now_unix())
+            .queue_message(client, message, UnixTime::now())
             .await
         {
             Ok(pending) => pending,

@@ -200,6 +200,11 @@ impl TestClient {
         self.identity.verifying_key().to_bytes()
     }
 
+    /// The address as the store and the router take it.
+    pub fn client_address(&self) -> gateway_store::ClientAddress {
+        gateway_store::ClientAddress::from_bytes(self.address())
+    }
+
     pub fn address_bs58(&self) -> String {
         bs58::encode(self.address()).into_string()
     }

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use anyhow::Context as _;
-use gateway_store::{Store, StoreConfig};
+use gateway_store::{ClientAddress, Store, StoreConfig, UnixTime};
 
 use crate::packets::MESSAGE_LEN;
 use crate::procfs;
@@ -59,17 +59,15 @@ pub async fn run(
     let mut config = StoreConfig::new(dir.join(format!("store-{synchronous_full}.sqlite")));
     config.synchronous_full = synchronous_full;
     let store = tokio::task::spawn_blocking(move || Store::open(config)).await??;
-    let addresses: Vec<[u8; 32]> = (0..clients)
+    let addresses: Vec<ClientAddress> = (0..clients)
         .map(|n| {
             let mut address = [0u8; 32];
             address[..8].copy_from_slice(&(n as u64).to_le_bytes());
-            address
+            ClientAddress::from_bytes(address)
         })
         .collect();
     let content = vec![0x5a; MESSAGE_LEN];
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64;
+    let now = UnixTime::now();
 
     let before = store.counters();
     let cpu_before = store_threads();
@@ -125,7 +123,7 @@ pub async fn run(
 }
 
 /// Fetches and deletes everything stored for `client`, batch by batch; returns the count.
-async fn drain(store: &Store, client: [u8; 32]) -> anyhow::Result<u64> {
+async fn drain(store: &Store, client: ClientAddress) -> anyhow::Result<u64> {
     let mut after = None;
     let mut count = 0u64;
     // Bounded: each pass removes a batch, and the store holds finitely many.

@@ -6,16 +6,22 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use gateway_store::{Store, StoreConfig, StoreError};
+use gateway_store::{ClientAddress, Store, StoreConfig, StoreError, UnixTime};
 use rusqlite::Connection;
 
 /// A distinct client address per `n`.
-pub fn client(n: u8) -> [u8; 32] {
-    [n; 32]
+pub fn client(n: u8) -> ClientAddress {
+    ClientAddress::from_bytes([n; 32])
 }
 
-pub fn bs58(client: &[u8; 32]) -> String {
-    bs58::encode(client).into_string()
+/// The base58 text the store keeps `client`'s rows under.
+pub fn bs58(client: &ClientAddress) -> String {
+    client.to_string()
+}
+
+/// `secs` seconds after the Unix epoch.
+pub fn at(secs: i64) -> UnixTime {
+    UnixTime::from_secs(secs)
 }
 
 pub fn db_path(dir: &tempfile::TempDir) -> PathBuf {

@@ -7,6 +7,7 @@ use gateway_protocol::client::authenticate::check_not_stale;
 use gateway_protocol::client::{
     verify_request, AuthError, AuthenticateV2Request, ServerResponse, SharedKey,
 };
+use gateway_store::{ClientAddress, UnixTime};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
@@ -15,7 +16,7 @@ use super::session::{session_queues, Accepted, Session, SessionQueues};
 use super::socket::ClientSocket;
 use super::{ClientContext, DUPLICATE_CONNECTION, STORAGE_ERROR};
 use crate::node::metrics::{ClientRejection, Outcome};
-use crate::node::router::{now_unix, ClientAddress, LivenessProbe, Registration, SessionHandle};
+use crate::node::router::{LivenessProbe, Registration, SessionHandle};
 
 /// How long a live session gets to report whether its client answered our ping (which itself
 /// has 1 s); past this the session counts as dead (PROTOCOL §2.10).
@@ -45,10 +46,10 @@ pub(super) async fn run(
         }) => {
             count(ctx, Outcome::Ok);
             debug!("client authenticated");
-            let mut bandwidth = ClientBandwidth::new(client, bandwidth, now_unix());
+            let mut bandwidth = ClientBandwidth::new(client, bandwidth, UnixTime::now());
             // An expired allowance was just reset; the reset is saved now, as it is reported.
             bandwidth.persist(&ctx.store).await;
-            let remaining = bandwidth.available(now_unix());
+            let remaining = bandwidth.available(UnixTime::now());
             let session = Session::new(
                 socket,
                 ctx.clone(),
@@ -103,11 +104,11 @@ async fn authenticate(
     ctx: &ClientContext,
     request: AuthenticateV2Request,
 ) -> Result<Authenticated, Refusal> {
-    let now = u64::try_from(now_unix()).unwrap_or(0);
+    let now = UnixTime::now().as_unsigned_secs();
     let skew = ctx.limits.maximum_auth_request_timestamp_skew.as_secs();
     let verified = verify_request(request, now, skew).map_err(Refusal::Auth)?;
-    let client = verified.client_identity();
-    tracing::Span::current().record("client", bs58::encode(client).into_string());
+    let client = ClientAddress::from_bytes(verified.client_identity());
+    tracing::Span::current().record("client", client.to_string());
     let store = &ctx.store;
     let record = match store.shared_key(client).await {
         Ok(Some(record)) => record,
@@ -120,7 +121,7 @@ async fn authenticate(
     let key = SharedKey::from_bytes(record.key);
     let last_used = record
         .last_used_authentication
-        .map(|t| u64::try_from(t).unwrap_or(0));
+        .map(UnixTime::as_unsigned_secs);
     let timestamp = verified
         .verify_with_key(&key, last_used)
         .map_err(Refusal::Auth)?;
@@ -129,7 +130,7 @@ async fn authenticate(
     let registration = take_place(ctx, client, timestamp, handle).await?;
     let recorded = async {
         store
-            .set_last_used_authentication(client, i64::try_from(timestamp).unwrap_or(i64::MAX))
+            .set_last_used_authentication(client, UnixTime::from_unsigned_secs(timestamp))
             .await?;
         match store.bandwidth(client).await? {
             Some(bandwidth) => Ok(bandwidth),

@@ -6,20 +6,11 @@
 //! expired allowance is reset to 0 before it is used or reported.
 
 use gateway_protocol::client::TypedError;
-use gateway_store::{Bandwidth, Store};
-
-use crate::node::router::ClientAddress;
+use gateway_store::{Bandwidth, ClientAddress, Store, UnixTime};
 
 /// Unsaved usage that triggers a save: what the reference gateway uses, so a crash loses at
 /// most this much metering per client.
 const PERSIST_THRESHOLD: i64 = 512 * 1024;
-
-const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
-
-/// Today 00:00 UTC, in unix seconds.
-pub(super) fn today_start(now_unix: i64) -> i64 {
-    now_unix - now_unix.rem_euclid(SECONDS_PER_DAY)
-}
 
 /// One client's allowance during a session.
 #[derive(Debug)]
@@ -36,7 +27,7 @@ pub(super) struct ClientBandwidth {
 
 impl ClientBandwidth {
     /// The allowance as stored, reset to 0 if it expired.
-    pub(super) fn new(client: ClientAddress, stored: Bandwidth, now_unix: i64) -> Self {
+    pub(super) fn new(client: ClientAddress, stored: Bandwidth, now: UnixTime) -> Self {
         let mut bandwidth = Self {
             client,
             current: stored,
@@ -44,28 +35,28 @@ impl ClientBandwidth {
             dirty: false,
             forgotten: false,
         };
-        bandwidth.expire(now_unix);
+        bandwidth.expire(now);
         bandwidth
     }
 
     /// Bytes available now.
-    pub(super) fn available(&mut self, now_unix: i64) -> i64 {
-        self.expire(now_unix);
+    pub(super) fn available(&mut self, now: UnixTime) -> i64 {
+        self.expire(now);
         self.current.available
     }
 
     /// Adds a free claim of `amount` bytes valid until the end of today; returns the new total.
-    pub(super) fn claim(&mut self, amount: i64, now_unix: i64) -> i64 {
-        self.expire(now_unix);
+    pub(super) fn claim(&mut self, amount: i64, now: UnixTime) -> i64 {
+        self.expire(now);
         self.current.available = self.current.available.saturating_add(amount);
-        self.current.expiration = today_start(now_unix);
+        self.current.expiration = now.start_of_utc_day();
         self.dirty = true;
         self.current.available
     }
 
     /// Checks that `cost` bytes are available, without using them.
-    pub(super) fn check(&mut self, cost: i64, now_unix: i64) -> Result<(), TypedError> {
-        let available = self.available(now_unix);
+    pub(super) fn check(&mut self, cost: i64, now: UnixTime) -> Result<(), TypedError> {
+        let available = self.available(now);
         if available < cost {
             return Err(TypedError::OutOfBandwidth {
                 required: cost,
@@ -110,8 +101,8 @@ impl ClientBandwidth {
         }
     }
 
-    fn expire(&mut self, now_unix: i64) {
-        if self.current.expiration < today_start(now_unix) && self.current.available != 0 {
+    fn expire(&mut self, now: UnixTime) {
+        if self.current.expiration < now.start_of_utc_day() && self.current.available != 0 {
             self.current.available = 0;
             self.dirty = true;
         }
@@ -122,13 +113,18 @@ impl ClientBandwidth {
 mod tests {
     use super::*;
 
-    const DAY: i64 = SECONDS_PER_DAY;
+    const DAY: i64 = 24 * 60 * 60;
     /// 2025-06-15 13:20:00 UTC.
-    const NOW: i64 = 1_750_000_000 - 1_750_000_000 % DAY + 48_000;
+    const NOW: UnixTime = UnixTime::from_secs(1_750_000_000 - 1_750_000_000 % DAY + 48_000);
+    const EPOCH: UnixTime = UnixTime::from_secs(0);
 
-    fn fresh(available: i64, expiration: i64) -> ClientBandwidth {
+    fn today_start() -> i64 {
+        NOW.start_of_utc_day().as_secs()
+    }
+
+    fn fresh(available: i64, expiration: UnixTime) -> ClientBandwidth {
         ClientBandwidth::new(
-            [1; 32],
+            ClientAddress::from_bytes([1; 32]),
             Bandwidth {
                 available,
                 expiration,
@@ -138,36 +134,28 @@ mod tests {
     }
 
     #[test]
-    fn today_start_is_midnight_utc() {
-        assert_eq!(today_start(NOW) % DAY, 0);
-        assert!(NOW - today_start(NOW) < DAY);
-        assert_eq!(today_start(today_start(NOW)), today_start(NOW));
-        assert_eq!(today_start(-1), -DAY);
-    }
-
-    #[test]
     fn a_claim_lasts_until_the_end_of_the_utc_day() {
-        let mut b = fresh(0, 0);
+        let mut b = fresh(0, EPOCH);
         assert_eq!(b.claim(1000, NOW), 1000);
         assert_eq!(b.claim(1000, NOW), 2000, "claims add up");
-        let last_second = today_start(NOW) + DAY - 1;
-        assert_eq!(b.available(last_second), 2000);
-        assert_eq!(b.available(last_second + 1), 0);
+        let last_second = today_start() + DAY - 1;
+        assert_eq!(b.available(UnixTime::from_secs(last_second)), 2000);
+        assert_eq!(b.available(UnixTime::from_secs(last_second + 1)), 0);
     }
 
     #[test]
     fn expired_allowance_is_reset_when_loaded() {
-        let mut b = fresh(5000, today_start(NOW) - 1);
+        let mut b = fresh(5000, UnixTime::from_secs(today_start() - 1));
         assert_eq!(b.available(NOW), 0);
         assert!(b.dirty, "the reset is saved");
-        let mut current = fresh(5000, today_start(NOW));
+        let mut current = fresh(5000, NOW.start_of_utc_day());
         assert_eq!(current.available(NOW), 5000);
         assert!(!current.dirty);
     }
 
     #[test]
     fn check_then_charge() {
-        let mut b = fresh(0, 0);
+        let mut b = fresh(0, EPOCH);
         assert_eq!(
             b.check(2413, NOW),
             Err(TypedError::OutOfBandwidth {
@@ -185,7 +173,7 @@ mod tests {
 
     #[test]
     fn saves_are_due_after_the_threshold() {
-        let mut b = fresh(0, 0);
+        let mut b = fresh(0, EPOCH);
         b.claim(i64::MAX, NOW);
         assert!(!b.save_due(), "a claim is saved by the caller right away");
         b.charge(PERSIST_THRESHOLD - 1);
@@ -196,7 +184,7 @@ mod tests {
 
     #[test]
     fn forgotten_clients_have_nothing() {
-        let mut b = fresh(0, 0);
+        let mut b = fresh(0, EPOCH);
         b.claim(100, NOW);
         b.forget();
         assert_eq!(b.available(NOW), 0);

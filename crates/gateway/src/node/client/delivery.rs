@@ -7,14 +7,13 @@
 use gateway_protocol::client::binary::encrypt_pushed_message;
 use gateway_protocol::client::shared_key::NONCE_LEN;
 use gateway_protocol::client::SharedKey;
-use gateway_store::StoreError;
+use gateway_store::{ClientAddress, StoreError};
 use rand::Rng as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::socket::{ClientSocket, WriteError};
 use super::ClientContext;
-use crate::node::router::ClientAddress;
 
 /// Why sending the stored messages stopped.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@
 use gateway_protocol::client::handshake::{self, HandshakeError, FINALIZATION_SUCCESS};
 use gateway_protocol::client::negotiate_registration_version;
 use gateway_protocol::client::{HandshakeFrame, ServerResponse, SharedKey};
+use gateway_store::{ClientAddress, UnixTime};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +15,6 @@ use super::session::{session_queues, Accepted, Session};
 use super::socket::ClientSocket;
 use super::{ClientContext, DUPLICATE_CONNECTION, STORAGE_ERROR};
 use crate::node::metrics::{ClientRejection, Outcome};
-use crate::node::router::{now_unix, ClientAddress};
 
 /// Runs the handshake started by message 1 (`init`) and registers the client.
 pub(super) async fn run(
@@ -26,10 +26,10 @@ pub(super) async fn run(
 ) -> Option<Accepted> {
     let version = negotiate_registration_version(proposed_version);
     let client = match handshake::client_identity_from_init(&init) {
-        Ok(client) => client,
+        Ok(client) => ClientAddress::from_bytes(client),
         Err(e) => return failed(socket, ctx, e).await,
     };
-    tracing::Span::current().record("client", bs58::encode(client).into_string());
+    tracing::Span::current().record("client", client.to_string());
     // Checked before any work, as the reference does; checked again when the session is
     // registered, since another connection may get there during the handshake.
     if ctx.router.is_live(&client) {
@@ -85,10 +85,10 @@ async fn start_session(
 ) -> Option<Accepted> {
     // Into the router before the key is stored: a client with a live session keeps the key
     // that session uses, and from here live messages queue for us while the stored ones go out.
-    let now = now_unix();
+    let now = UnixTime::now();
     let (handle, queues) = session_queues(
         ctx.limits.client_push_queue_capacity,
-        u64::try_from(now).unwrap_or(0),
+        now.as_unsigned_secs(),
     );
     let Ok(registration) = ctx.router.claim(client, handle) else {
         ctx.reject(ClientRejection::DuplicateClient);

@@ -8,12 +8,12 @@ use gateway_protocol::client::{
     ClientRequest, RequestKind, SensitiveRequest, SensitiveResponse, ServerResponse,
 };
 use gateway_protocol::mix_packet::MixPacket;
+use gateway_store::UnixTime;
 use tracing::debug;
 
 use super::delivery::random_bytes;
 use super::session::Session;
 use super::STORAGE_ERROR;
-use crate::node::router::now_unix;
 
 /// Our answer to `ecashCredential`: bandwidth here is free, so tickets are never spent.
 const ECASH_REFUSED: &str = "This gateway grants bandwidth for free (claimFreeTestnetBandwidth) and does not accept e-cash credentials";
@@ -59,7 +59,7 @@ impl Session {
 
     async fn claim_free_bandwidth(&mut self) -> ServerResponse {
         let amount = self.ctx.limits.free_bandwidth_per_claim;
-        let total = self.bandwidth.claim(amount, now_unix());
+        let total = self.bandwidth.claim(amount, UnixTime::now());
         self.ctx
             .metrics
             .bandwidth_granted_bytes
@@ -124,7 +124,7 @@ impl Session {
         };
         // The cost is the Sphinx packet alone, as the reference meters it.
         let cost = i64::try_from(packet.packet.len()).unwrap_or(i64::MAX);
-        if let Err(error) = self.bandwidth.check(cost, now_unix()) {
+        if let Err(error) = self.bandwidth.check(cost, UnixTime::now()) {
             return ServerResponse::TypedError { error };
         }
         if let Err(e) = self.ctx.egress.send(&packet) {

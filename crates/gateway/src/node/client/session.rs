@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_protocol::client::{ServerResponse, SharedKey};
+use gateway_store::ClientAddress;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -17,9 +18,7 @@ use super::bandwidth::ClientBandwidth;
 use super::delivery::{self, DeliveryError};
 use super::socket::{ClientSocket, WriteError};
 use super::{ClientContext, STORAGE_ERROR};
-use crate::node::router::{
-    ClientAddress, Delivery, LivenessProbe, Registration, Router, SessionHandle,
-};
+use crate::node::router::{Delivery, LivenessProbe, Registration, Router, SessionHandle};
 
 /// How long a client has to answer our liveness Ping with its Pong (PROTOCOL §2.10).
 const PONG_TIMEOUT: Duration = Duration::from_secs(1);
