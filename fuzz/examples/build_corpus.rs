@@ -5,9 +5,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use gateway_fuzz::{pem_keys, replay_file, vectors};
+use gateway_fuzz::{pem_keys, replay_file};
 use gateway_protocol::final_hop::{self, Hop};
 use gateway_protocol::framing::KeyRotation;
+use gateway_protocol::test_support::vectors;
 use nym_gateway::config::Config;
 use nym_gateway::keys::KeyPaths;
 use nym_gateway::network::Network;
@@ -42,13 +43,13 @@ fn text<'a>(value: &'a Value, key: &str) -> &'a [u8] {
 }
 
 fn main() {
-    let fh = vectors::final_hop();
-    let mp = vectors::mix_packet();
-    let hs = vectors::handshake();
-    let auth = vectors::authenticate_v2();
-    let bin = vectors::binary_frames();
-    let json = vectors::json_messages();
-    let hex = vectors::hex;
+    let fh = vectors::file("final_hop.json");
+    let mp = vectors::file("mix_packet.json");
+    let hs = vectors::file("handshake.json");
+    let auth = vectors::file("authenticate_v2.json");
+    let bin = vectors::file("binary_frames.json");
+    let json = vectors::file("json_messages.json");
+    let hex = vectors::hex_field;
 
     let framed_v7 = hex(fh, "framed_v7_hex");
     let framed_v8 = hex(fh, "framed_v8_even_hex");

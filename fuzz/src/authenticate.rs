@@ -16,7 +16,7 @@ use gateway_protocol::client::authenticate::{
 use gateway_protocol::client::shared_key::NONCE_LEN;
 use gateway_protocol::client::{AuthenticateV2Request, ClientRequest, CURRENT_PROTOCOL_VERSION};
 
-use crate::vectors::{self, AUTH_NOW};
+use gateway_protocol::test_support::vectors::{self, AUTH_NOW};
 
 pub fn run(data: &[u8]) {
     crate::by_mode(data, text, signed);

@@ -14,7 +14,7 @@ use gateway_protocol::client::binary::{
 use gateway_protocol::client::shared_key::{KeyUsageError, NONCE_LEN, TAG_LEN};
 use gateway_protocol::mix_packet::MixPacket;
 
-use crate::vectors;
+use gateway_protocol::test_support::vectors;
 
 pub fn run(data: &[u8]) {
     crate::by_mode(data, raw, sealed);

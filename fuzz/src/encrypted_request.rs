@@ -11,7 +11,7 @@ use gateway_protocol::client::encrypted::{self, EncryptedRequestError};
 use gateway_protocol::client::shared_key::NONCE_LEN;
 use gateway_protocol::client::{ClientRequest, SensitiveRequest};
 
-use crate::vectors;
+use gateway_protocol::test_support::vectors;
 
 pub fn run(data: &[u8]) {
     crate::by_mode(data, text, sealed);

@@ -15,7 +15,7 @@ use gateway_protocol::framing::KeyRotation;
 use gateway_protocol::packet_size::PacketSize;
 
 use crate::honest_packet::Contents;
-use crate::vectors::{self, gateway_fast_sphinx_secret as fast_secret};
+use gateway_protocol::test_support::vectors::{self, gateway_fast_sphinx_secret as fast_secret};
 
 pub fn run(data: &[u8]) {
     crate::by_mode(

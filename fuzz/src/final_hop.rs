@@ -12,7 +12,7 @@ use gateway_protocol::framing::KeyRotation;
 use gateway_protocol::packet_size::{PacketSize, UnknownPacketLength, SURB_ACK_LEN};
 use sphinx_packet::version::KNOWN_VERSIONS;
 
-use crate::vectors;
+use gateway_protocol::test_support::vectors;
 
 pub fn run(data: &[u8]) {
     let Some((&control, bytes)) = data.split_first() else {

@@ -12,7 +12,7 @@ use gateway_protocol::packet_size::{PacketSize, SURB_ACK_LEN};
 use gateway_protocol::routing_address::{self, MAX_LEN};
 
 use crate::honest_packet::Contents;
-use crate::vectors;
+use gateway_protocol::test_support::vectors;
 
 pub fn run(data: &[u8]) {
     let _ = build_and_unwrap(&mut Unstructured::new(data));

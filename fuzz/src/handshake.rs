@@ -17,7 +17,7 @@ use gateway_protocol::client::shared_key::{KeyUsageError, SharedKey, NONCE_LEN};
 use gateway_protocol::client::HandshakeError;
 use x25519_dalek::{PublicKey, StaticSecret};
 
-use crate::vectors;
+use gateway_protocol::test_support::vectors;
 
 pub fn run(data: &[u8]) {
     crate::by_mode(data, raw, honest_client);
@@ -29,7 +29,7 @@ fn raw(data: &[u8]) {
     };
     let (init, finish) = rest.split_at(rest.len().min(usize::from(init_len)));
     let ephemeral = StaticSecret::from(vectors::hex32(
-        vectors::handshake(),
+        vectors::file("handshake.json"),
         "gateway_ephemeral_x25519_secret_hex",
     ));
     let vector_reply = vectors::handshake_message(1);

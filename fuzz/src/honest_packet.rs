@@ -1,23 +1,22 @@
-//! Packets an honest sender builds (with `sphinx-packet`) for the gateway's vector key, from
-//! contents the fuzzer chooses: shared by the `final_hop_build` and `fast_final_hop` targets.
+//! The contents of a packet an honest sender builds for the gateway's vector key, chosen by the
+//! fuzzer: shared by the `final_hop_build` and `fast_final_hop` targets. The packet itself is
+//! built by `gateway_protocol::test_support::sphinx`.
+
+use std::time::Duration;
 
 use arbitrary::{Result, Unstructured};
 use gateway_protocol::framing::KeyRotation;
 use gateway_protocol::packet_size::PacketSize;
-use sphinx_packet::crypto::{PrivateKey, PublicKey};
-use sphinx_packet::header::delays::Delay;
-use sphinx_packet::route::{Destination, DestinationAddressBytes, Node, NodeAddressBytes};
+use gateway_protocol::test_support::sphinx::{HonestPacket, RouteNode};
+use gateway_protocol::test_support::vectors;
 use sphinx_packet::version::{Version, KNOWN_VERSIONS};
-use sphinx_packet::SphinxPacketBuilder;
-
-use crate::vectors;
 
 /// What the sender puts in a packet, besides the plaintext.
 pub(crate) struct Contents {
     pub(crate) version: Version,
     pub(crate) size: PacketSize,
     pub(crate) rotation: KeyRotation,
-    initial_secret: PrivateKey,
+    initial_secret: [u8; 32],
     pub(crate) recipient: [u8; 32],
     identifier: [u8; 16],
     pub(crate) delay: u64,
@@ -33,7 +32,7 @@ impl Contents {
             version: *u.choose(KNOWN_VERSIONS)?,
             size: *u.choose(&PacketSize::ALL)?,
             rotation: crate::rotation(u.arbitrary()?),
-            initial_secret: PrivateKey::from(u.arbitrary::<[u8; 32]>()?),
+            initial_secret: u.arbitrary()?,
             recipient: u.arbitrary()?,
             identifier: u.arbitrary()?,
             delay: u.arbitrary()?,
@@ -49,32 +48,24 @@ impl Contents {
     /// The packet carrying `plaintext`, routed through the gateway (and on to `next_hop`), or
     /// `None` where `sphinx-packet` refuses these contents.
     pub(crate) fn build(&self, plaintext: &[u8]) -> Option<Vec<u8>> {
-        let mut route = vec![node([0; 32], vectors::gateway_sphinx_secret().public_key())];
-        let mut delays = vec![Delay::new_from_nanos(self.delay)];
+        let mut route = vec![RouteNode {
+            address: [0; 32],
+            sphinx_key: vectors::gateway_sphinx_secret().public_key(),
+            delay: Duration::from_nanos(self.delay),
+        }];
         if let Some(address) = self.next_hop {
-            route.push(node(
+            route.push(RouteNode {
                 address,
-                vectors::mix_node_sphinx_secret().public_key(),
-            ));
-            delays.push(Delay::new_from_nanos(0));
+                sphinx_key: vectors::mix_node_sphinx_secret().public_key(),
+                delay: Duration::ZERO,
+            });
         }
-        let destination = Destination::new(
-            DestinationAddressBytes::from_bytes(self.recipient),
-            self.identifier,
-        );
-        let packet = SphinxPacketBuilder::new()
-            .with_version(self.version)
-            .with_payload_size(self.size.payload_size())
-            .with_initial_secret(&self.initial_secret)
-            .build_packet(plaintext, &route, &destination, &delays)
-            .ok()?;
-        Some(packet.to_bytes())
+        let packet = HonestPacket {
+            surb_id: self.identifier,
+            version: self.version,
+            initial_secret: Some(self.initial_secret),
+            ..HonestPacket::new(self.size, route, self.recipient)
+        };
+        packet.try_build(plaintext).ok()
     }
-}
-
-fn node(address: [u8; 32], public_key: [u8; 32]) -> Node {
-    Node::new(
-        NodeAddressBytes::from_bytes(address),
-        PublicKey::from(public_key),
-    )
 }

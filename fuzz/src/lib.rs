@@ -25,8 +25,9 @@
 //! - [`replay_file`]: the saved replay filter, as loaded at start.
 //! - [`statistics_report`]: the statistics service's request bodies.
 //!
-//! [`vectors`] holds the fixed keys, taken from `testdata/vectors/`; `honest_packet` builds
-//! packets for them as an honest sender does.
+//! The fixed keys come from `gateway_protocol::test_support::vectors` (`testdata/vectors/`);
+//! `honest_packet` picks what an honest sender puts in a packet for them, and
+//! `gateway_protocol::test_support::sphinx` builds it.
 #![forbid(unsafe_code)]
 
 pub mod authenticate;
@@ -46,7 +47,6 @@ pub mod replay_file;
 pub mod routing_address;
 pub mod statistics_report;
 pub mod surb_ack;
-pub mod vectors;
 
 use arbitrary::Unstructured;
 use gateway_protocol::client::ClientRequest;

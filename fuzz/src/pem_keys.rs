@@ -13,7 +13,7 @@ use ed25519_dalek::SigningKey;
 use nym_gateway::keys::{KeyPaths, NodeKeys};
 use x25519_dalek::StaticSecret;
 
-use crate::vectors;
+use gateway_protocol::test_support::vectors;
 
 /// The four files of the vector keys, in [`files`] order.
 fn valid_files() -> &'static [Vec<u8>; 4] {
@@ -30,11 +30,11 @@ fn valid_files() -> &'static [Vec<u8>; 4] {
 pub fn fixed_keys() -> NodeKeys {
     NodeKeys {
         identity: SigningKey::from_bytes(&vectors::hex32(
-            vectors::handshake(),
+            vectors::file("handshake.json"),
             "gateway_identity_ed25519_secret_hex",
         )),
         sphinx: StaticSecret::from(vectors::hex32(
-            vectors::final_hop(),
+            vectors::file("final_hop.json"),
             "gateway_sphinx_private_key_hex",
         )),
     }

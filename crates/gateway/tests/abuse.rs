@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use gateway_protocol::client::ServerResponse;
 use gateway_protocol::packet_size::PacketSize;
+use gateway_protocol::test_support::sphinx::{
+    final_hop_plaintext, v7_frame, HonestPacket, RouteNode,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -22,7 +25,6 @@ use util::harness::TestGateway;
 use util::probe::{
     closed_within, stop_and_check_log, summary, AckSink, Prober, Sampler, Traffic, Usage,
 };
-use util::sphinx::{final_hop_packet_sized, v7_frame};
 use util::ws_client::{random, TestClient, WsClient, READ_TIMEOUT};
 
 /// Memory the gateway may gain during an attack before a test fails: generous, since the
@@ -760,15 +762,13 @@ async fn a_client_that_never_reads_is_bounded_and_cut_off() {
         traffic
             .by_ack
             .insert(Vec::from(ack), (silent.address(), message.clone()));
-        frames.push(v7_frame(&final_hop_packet_sized(
-            PacketSize::Extended32,
-            gateway.sphinx_key,
-            gateway.mix_addr(),
-            silent.address(),
+        let route = vec![RouteNode::at(gateway.mix_addr(), gateway.sphinx_key)];
+        let packet = HonestPacket::new(PacketSize::Extended32, route, silent.address());
+        frames.push(v7_frame(&packet.build(&final_hop_plaintext(
             sink.addr(),
             &ack,
             &message,
-        )));
+        ))));
     }
     let sampler = Sampler::start(gateway.pid());
     let mut mix = mix_connection(&gateway).await;

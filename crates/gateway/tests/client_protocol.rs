@@ -14,13 +14,13 @@ use gateway_protocol::client::{
 };
 use gateway_protocol::framing::KeyRotation;
 use gateway_protocol::mix_packet::MixPacket;
+use gateway_protocol::test_support::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use util::harness::{read_exact, NextHop, TestGateway};
 use util::probe::{AckSink, Traffic};
-use util::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
 use util::ws_client::{now_unix, random, TestClient, WsClient, READ_TIMEOUT};
 
 /// Length of a regular Sphinx packet, which is also what forwarding one costs.

@@ -9,10 +9,10 @@ use std::net::{Ipv6Addr, SocketAddr};
 use gateway_protocol::client::{ClientRequest, RequestKind, ServerResponse};
 use gateway_protocol::framing::KeyRotation;
 use gateway_protocol::mix_packet::MixPacket;
+use gateway_protocol::test_support::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
 use tokio::net::TcpStream;
 use util::harness::{read_exact, NextHop, TestGateway};
 use util::probe::Traffic;
-use util::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
 use util::ws_client::{random, TestClient, WsClient};
 
 /// Length of a regular Sphinx packet.

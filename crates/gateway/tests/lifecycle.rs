@@ -6,11 +6,11 @@ mod util;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use gateway_protocol::test_support::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use util::harness::{set_debug, NextHop, TestGateway};
 use util::probe::{AckSink, Traffic};
-use util::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
 use util::ws_client::{now_unix, random, TestClient, WsClient, READ_TIMEOUT};
 use util::{Gateway, OutputText};
 

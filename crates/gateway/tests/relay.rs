@@ -10,53 +10,24 @@ use std::time::Duration;
 use gateway_protocol::final_hop::{self, Hop, SphinxSecret};
 use gateway_protocol::framing::KeyRotation;
 use gateway_protocol::packet_size::PacketSize;
-use gateway_protocol::routing_address;
-use sphinx_packet::crypto::PublicKey;
-use sphinx_packet::header::delays::Delay;
-use sphinx_packet::route::{Destination, DestinationAddressBytes, Node, NodeAddressBytes};
-use sphinx_packet::SphinxPacketBuilder;
+use gateway_protocol::test_support::sphinx::{v7_frame, HonestPacket, RouteNode};
 use tokio::net::TcpStream;
 use util::harness::{read_exact, NextHop, TestGateway};
-use util::sphinx::v7_frame;
 
 /// v7 header of an ack-size frame: version 7, size id 2, packet type 0.
 const V7_ACK_HEADER: [u8; 3] = [7, 2, 0];
 /// The next node's sphinx key (the test plays that node).
 const NEXT_KEY: [u8; 32] = [0x66; 32];
 
-fn padded(addr: &SocketAddr) -> [u8; 32] {
-    let mut out = [0; 32];
-    let encoded = routing_address::to_bytes(addr);
-    out[..encoded.len()].copy_from_slice(&encoded);
-    out
-}
-
 /// An ack-size packet through the gateway under test (first hop, asked to wait `delay`) to the
 /// test's node at `next`, whose last layer holds `message`.
 fn two_hop(gateway: &TestGateway, next: SocketAddr, delay: Duration, message: &[u8]) -> Vec<u8> {
-    let next_key = SphinxSecret::from_bytes(NEXT_KEY);
-    let route = [
-        Node::new(
-            NodeAddressBytes::from_bytes(padded(&gateway.mix_addr())),
-            PublicKey::from(gateway.sphinx_key),
-        ),
-        Node::new(
-            NodeAddressBytes::from_bytes(padded(&next)),
-            PublicKey::from(next_key.public_key()),
-        ),
+    let next_key = SphinxSecret::from_bytes(NEXT_KEY).public_key();
+    let route = vec![
+        RouteNode::at(gateway.mix_addr(), gateway.sphinx_key).with_delay(delay),
+        RouteNode::at(next, next_key),
     ];
-    let destination = Destination::new(DestinationAddressBytes::from_bytes([5; 32]), [0; 16]);
-    let nanos = u64::try_from(delay.as_nanos()).unwrap();
-    SphinxPacketBuilder::new()
-        .with_payload_size(PacketSize::Ack.payload_size())
-        .build_packet(
-            message,
-            &route,
-            &destination,
-            &[Delay::new_from_nanos(nanos), Delay::new_from_nanos(0)],
-        )
-        .unwrap()
-        .to_bytes()
+    HonestPacket::new(PacketSize::Ack, route, [5; 32]).build(message)
 }
 
 /// Reads one relayed frame and takes off the last layer: the message inside.

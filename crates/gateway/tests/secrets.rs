@@ -9,9 +9,9 @@ use std::time::Duration;
 use gateway_protocol::client::{RequestKind, ServerResponse};
 use gateway_protocol::framing::KeyRotation;
 use gateway_protocol::mix_packet::MixPacket;
+use gateway_protocol::test_support::sphinx::{final_hop_packet, v7_frame};
 use util::harness::{public_keys, set_debug, NextHop, TestGateway};
 use util::probe::AckSink;
-use util::sphinx::{final_hop_packet, v7_frame};
 use util::ws_client::{random, TestClient, WsClient};
 use util::{Gateway, OutputText};
 

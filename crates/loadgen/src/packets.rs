@@ -7,14 +7,10 @@
 
 use std::net::SocketAddr;
 
-use gateway_protocol::framing::{self, FrameVersion, KeyRotation};
+use gateway_protocol::framing::{FrameVersion, KeyRotation};
 use gateway_protocol::packet_size::{PacketSize, SURB_ACK_LEN};
-use gateway_protocol::routing_address;
+use gateway_protocol::test_support::sphinx::{self, final_hop_packet, ACK_PACKET_LEN};
 use rand::Rng as _;
-use sphinx_packet::crypto::PublicKey;
-use sphinx_packet::header::delays::Delay;
-use sphinx_packet::route::{Destination, DestinationAddressBytes, Node, NodeAddressBytes};
-use sphinx_packet::SphinxPacketBuilder;
 
 /// The message a client receives from one regular packet: the whole plaintext after the
 /// SURB-ack, as a real client fills it.
@@ -68,32 +64,17 @@ pub fn message_id(message: &[u8]) -> Option<u64> {
 /// The v7 frame of one packet for `client` with id `id`, whose SURB-ack goes to `ack_hop`.
 pub fn build(route: &Route, client: [u8; 32], ack_hop: SocketAddr, id: u64) -> Vec<u8> {
     // The ack packet's bytes are opaque to the gateway: it forwards them as they are.
-    let mut ack_packet = [0u8; PacketSize::Ack.size()];
+    let mut ack_packet = [0u8; ACK_PACKET_LEN];
     rand::rng().fill_bytes(&mut ack_packet);
-    let mut plaintext = vec![0u8; routing_address::MAX_LEN];
-    let encoded = routing_address::to_bytes(&ack_hop);
-    plaintext[..encoded.len()].copy_from_slice(&encoded);
-    plaintext.extend_from_slice(&ack_packet);
-    plaintext.extend_from_slice(&message(id));
-
-    let mut node_address = [0u8; 32];
-    let encoded = routing_address::to_bytes(&route.mix_addr);
-    node_address[..encoded.len()].copy_from_slice(&encoded);
-    let hops = [Node::new(
-        NodeAddressBytes::from_bytes(node_address),
-        PublicKey::from(route.sphinx_key),
-    )];
-    let destination = Destination::new(DestinationAddressBytes::from_bytes(client), [0; 16]);
-    let packet = SphinxPacketBuilder::new()
-        .with_payload_size(PacketSize::Regular.payload_size())
-        .build_packet(&plaintext, &hops, &destination, &[Delay::new_from_nanos(0)])
-        // The sizes are constants that fit; a failure here is a bug in this module.
-        .expect("a one-hop regular packet always builds")
-        .to_bytes();
-    let mut frame = Vec::with_capacity(FRAME_LEN);
-    framing::encode(FRAME_VERSION, KeyRotation::Unknown, &packet, &mut frame)
-        .expect("a regular packet has a known size");
-    frame
+    let packet = final_hop_packet(
+        route.sphinx_key,
+        route.mix_addr,
+        client,
+        ack_hop,
+        &ack_packet,
+        &message(id),
+    );
+    sphinx::frame(FRAME_VERSION, KeyRotation::Unknown, &packet)
 }
 
 /// `count` packets with ids `first_id..`, recipients taken round-robin from `recipients` and

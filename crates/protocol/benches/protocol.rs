@@ -25,52 +25,38 @@ use gateway_protocol::client::SharedKey;
 use gateway_protocol::fast_final_hop::{self, FastPartiallyUnwrapped, FastSphinxSecret};
 use gateway_protocol::final_hop::{self, Hop, PartiallyUnwrapped, SphinxSecret};
 use gateway_protocol::framing::{self, FrameVersion, KeyRotation};
-use gateway_protocol::packet_size::PacketSize;
-use gateway_protocol::routing_address;
-use sphinx_packet::header::delays::Delay;
-use sphinx_packet::route::{Destination, DestinationAddressBytes, Node, NodeAddressBytes};
+use gateway_protocol::packet_size::{PacketSize, SURB_ACK_LEN};
+use gateway_protocol::test_support::sphinx::{
+    final_hop_plaintext, HonestPacket, RouteNode, ACK_PACKET_LEN,
+};
 use sphinx_packet::version::PAYLOAD_KEYS_SEEDS_VERSION;
-use sphinx_packet::{ProcessedPacketData, SphinxPacket, SphinxPacketBuilder};
+use sphinx_packet::{ProcessedPacketData, SphinxPacket};
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 const GATEWAY_KEY: [u8; 32] = [0x42; 32];
 const MIX_KEY: [u8; 32] = [0x55; 32];
 
-fn padded_address(addr: &str) -> [u8; 32] {
-    let addr: SocketAddr = addr.parse().expect("address");
-    let mut out = [0; 32];
-    let encoded = routing_address::to_bytes(&addr);
-    out[..encoded.len()].copy_from_slice(&encoded);
-    out
-}
-
-fn node(address: &str, key: [u8; 32]) -> Node {
-    Node::new(
-        NodeAddressBytes::from_bytes(padded_address(address)),
-        SphinxSecret::from_bytes(key).public_key().into(),
-    )
+/// The node at `address` with the public key of `key`, asked to wait 1 ms.
+fn node(address: &str, key: [u8; 32]) -> RouteNode {
+    let address = address.parse().expect("address");
+    RouteNode::at(address, SphinxSecret::from_bytes(key).public_key())
+        .with_delay(Duration::from_millis(1))
 }
 
 /// A packet of `size` for `route`, carrying a full plaintext (a SURB-ack and a message where the
 /// size has one), built as the Nym client builds them today (version 259).
-fn packet(size: PacketSize, route: &[Node]) -> Vec<u8> {
+fn packet(size: PacketSize, route: &[RouteNode]) -> Vec<u8> {
     let plaintext = if size.has_surb_ack() {
-        let mut plaintext = padded_address("192.0.2.10:1789")[..routing_address::MAX_LEN].to_vec();
-        plaintext.resize(size.plaintext_size(), 0x5a);
-        plaintext
+        let message = vec![0x5a; size.plaintext_size() - SURB_ACK_LEN];
+        let ack_first_hop = "192.0.2.10:1789".parse().expect("address");
+        final_hop_plaintext(ack_first_hop, &[0x5a; ACK_PACKET_LEN], &message)
     } else {
         vec![0xaa; size.plaintext_size()]
     };
-    let destination = Destination::new(DestinationAddressBytes::from_bytes([9; 32]), [0; 16]);
-    let delays = vec![Delay::new_from_millis(1); route.len()];
-    SphinxPacketBuilder::new()
-        .with_version(PAYLOAD_KEYS_SEEDS_VERSION)
-        .with_payload_size(size.payload_size())
-        .build_packet(&plaintext, route, &destination, &delays)
-        .expect("build")
-        .to_bytes()
+    let mut packet = HonestPacket::new(size, route.to_vec(), [9; 32]);
+    packet.version = PAYLOAD_KEYS_SEEDS_VERSION;
+    packet.build(&plaintext)
 }
 
 /// The final hop as Nym's gateway does it, straight through `sphinx-packet`.

@@ -238,7 +238,7 @@ mod tests {
     use serde_json::Value;
 
     fn vectors() -> Value {
-        crate::test_vectors::load("framing_headers.json")
+        crate::test_support::vectors::load("framing_headers.json")
     }
 
     fn size_by_name(name: &str) -> PacketSize {

@@ -17,6 +17,10 @@
 //! Client side (websocket port 9000):
 //! - [`client`]: JSON control messages, the registration handshake, `authenticateV2`, and the
 //!   encrypted binary frames.
+//!
+//! Behind the `test-support` feature (and in this crate's tests):
+//! - `test_support`: the honest Sphinx packet builder and the test-vector loaders that tests,
+//!   benchmarks, the fuzzer and the load generator share.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -27,5 +31,8 @@ pub mod framing;
 pub mod mix_packet;
 pub mod packet_size;
 pub mod routing_address;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
+// The name the tests of final_hop and fast_final_hop use.
 #[cfg(test)]
-mod test_vectors;
+use test_support::vectors as test_vectors;

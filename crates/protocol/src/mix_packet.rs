@@ -175,10 +175,10 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    use crate::test_vectors::hex_field;
+    use crate::test_support::vectors::hex_field;
 
     fn vectors() -> Value {
-        crate::test_vectors::load("mix_packet.json")
+        crate::test_support::vectors::load("mix_packet.json")
     }
 
     #[test]

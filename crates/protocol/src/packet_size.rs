@@ -125,7 +125,7 @@ mod tests {
     use serde_json::Value;
 
     fn vectors() -> Value {
-        crate::test_vectors::load("packet_sizes.json")
+        crate::test_support::vectors::load("packet_sizes.json")
     }
 
     #[test]

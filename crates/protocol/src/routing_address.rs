@@ -117,12 +117,7 @@ mod tests {
 
     #[test]
     fn vector_encodings() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../testdata/vectors/mix_packet.json"
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
+        let v = crate::test_support::vectors::file("mix_packet.json");
         let encodings = v["encodings"].as_array().expect("encodings");
         assert_eq!(encodings.len(), 2);
         for e in encodings {

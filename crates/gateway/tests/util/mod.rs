@@ -3,7 +3,6 @@
 
 pub mod harness;
 pub mod probe;
-pub mod sphinx;
 pub mod ws_client;
 
 use std::io::{BufRead, BufReader, Read};

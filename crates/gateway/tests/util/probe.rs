@@ -18,9 +18,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::harness::TestGateway;
-use super::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
 use super::ws_client::{random, TestClient, WsClient, READ_TIMEOUT};
 use super::OutputText;
+use gateway_protocol::test_support::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
 
 /// A registered client whose socket a task reads (so Pings are answered), measuring how long
 /// the gateway takes to answer it.

@@ -137,7 +137,7 @@ fn split(frame: &[u8]) -> Result<(u8, [u8; NONCE_LEN], &[u8]), BinaryFrameError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::test_vectors::{hex_field, load, vector_shared_key};
+    use crate::test_support::vectors::{hex_field, load, shared_key};
 
     fn nonce(v: &serde_json::Value) -> [u8; NONCE_LEN] {
         hex_field(v, "nonce_hex").try_into().unwrap()
@@ -146,7 +146,7 @@ mod tests {
     #[test]
     fn request_frames_decrypt_to_the_vector_plaintexts() {
         let v = load("binary_frames.json");
-        let key = vector_shared_key();
+        let key = shared_key();
         assert_eq!(key.as_bytes().to_vec(), hex_field(&v, "shared_key_hex"));
         for (name, kind) in [
             ("forward_sphinx_v1", RequestKind::ForwardSphinx),
@@ -154,11 +154,11 @@ mod tests {
         ] {
             let frame = hex_field(&v[name], "frame_hex");
             let plaintext = hex_field(&v[name], "plaintext_hex");
-            let request = decrypt_request(&frame, &key).unwrap();
+            let request = decrypt_request(&frame, key).unwrap();
             assert_eq!(request.kind, kind, "{name}");
             assert_eq!(request.plaintext, plaintext, "{name}");
             assert_eq!(
-                encrypt_request(kind, &plaintext, &key, &nonce(&v)).unwrap(),
+                encrypt_request(kind, &plaintext, key, &nonce(&v)).unwrap(),
                 frame,
                 "{name}"
             );
@@ -168,23 +168,23 @@ mod tests {
     #[test]
     fn pushed_message_frame_equals_the_vector() {
         let v = load("binary_frames.json");
-        let key = vector_shared_key();
+        let key = shared_key();
         let message = hex_field(&v["pushed_mix_message"], "plaintext_hex");
-        let frame = encrypt_pushed_message(&message, &key, &nonce(&v)).unwrap();
+        let frame = encrypt_pushed_message(&message, key, &nonce(&v)).unwrap();
         assert_eq!(frame, hex_field(&v["pushed_mix_message"], "frame_hex"));
-        assert_eq!(decrypt_pushed_message(&frame, &key).unwrap(), message);
+        assert_eq!(decrypt_pushed_message(&frame, key).unwrap(), message);
 
         let live = hex_field(&v, "pushed_mix_message_live_random_nonce_hex");
-        assert_eq!(decrypt_pushed_message(&live, &key).unwrap(), message);
+        assert_eq!(decrypt_pushed_message(&live, key).unwrap(), message);
     }
 
     #[test]
     fn parse_errors_have_the_reference_texts() {
         let v = load("binary_frames.json");
         let errors = &v["parse_errors"];
-        let key = vector_shared_key();
+        let key = shared_key();
         let good = hex_field(&v["forward_sphinx_v2"], "frame_hex");
-        let text = |frame: &[u8]| decrypt_request(frame, &key).unwrap_err().to_string();
+        let text = |frame: &[u8]| decrypt_request(frame, key).unwrap_err().to_string();
 
         assert_eq!(text(&[1]), errors["one_byte"].as_str().unwrap());
         assert_eq!(text(&[]), errors["one_byte"].as_str().unwrap());
@@ -232,12 +232,12 @@ mod tests {
         let plaintext = hex_field(&v["forward_sphinx_v1"], "plaintext_hex");
         let frame = [&[1u8, 0][..], &[0; NONCE_LEN], &plaintext].concat();
         assert_eq!(
-            decrypt_request(&frame, &vector_shared_key()),
+            decrypt_request(&frame, shared_key()),
             Err(BinaryFrameError::InvalidEncryptionFlag)
         );
         // Short flag-0 frames (which crash the reference) are refused too.
         assert_eq!(
-            decrypt_request(&[1, 0, 5], &vector_shared_key()),
+            decrypt_request(&[1, 0, 5], shared_key()),
             Err(BinaryFrameError::InvalidEncryptionFlag)
         );
     }
@@ -245,15 +245,15 @@ mod tests {
     #[test]
     fn every_prefix_of_a_frame_is_refused_without_panicking() {
         let v = load("binary_frames.json");
-        let key = vector_shared_key();
+        let key = shared_key();
         let good = hex_field(&v["pushed_mix_message"], "frame_hex");
         for len in 0..good.len() {
-            assert!(decrypt_request(&good[..len], &key).is_err(), "{len}");
-            assert!(decrypt_pushed_message(&good[..len], &key).is_err(), "{len}");
+            assert!(decrypt_request(&good[..len], key).is_err(), "{len}");
+            assert!(decrypt_pushed_message(&good[..len], key).is_err(), "{len}");
         }
         let request = [&[2u8][..], &good[1..]].concat();
         assert_eq!(
-            decrypt_pushed_message(&request, &key),
+            decrypt_pushed_message(&request, key),
             Err(BinaryFrameError::UnknownKind(2))
         );
     }

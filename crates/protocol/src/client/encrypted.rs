@@ -76,7 +76,7 @@ fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::test_vectors::{load, vector_shared_key};
+    use crate::test_support::vectors::{load, shared_key};
 
     fn named(v: &serde_json::Value, list: &str, name: &str) -> String {
         v[list]
@@ -93,14 +93,14 @@ mod tests {
     #[test]
     fn opens_the_vector_request_and_reseals_it_byte_exactly() {
         let v = load("json_messages.json");
-        let key = vector_shared_key();
+        let key = shared_key();
         let text = named(&v, "client_requests", "encryptedRequest_forgetMe");
         let ClientRequest::EncryptedRequest { ciphertext, nonce } =
             ClientRequest::parse(&text).unwrap()
         else {
             panic!("wrong variant");
         };
-        let request = open_request(&key, &ciphertext, &nonce).unwrap();
+        let request = open_request(key, &ciphertext, &nonce).unwrap();
         assert_eq!(
             request,
             SensitiveRequest::ForgetMe {
@@ -108,32 +108,32 @@ mod tests {
                 stats: false
             }
         );
-        let resealed = seal_request(&key, request, nonce.try_into().unwrap()).unwrap();
+        let resealed = seal_request(key, request, nonce.try_into().unwrap()).unwrap();
         assert_eq!(resealed.to_text(), text);
     }
 
     #[test]
     fn seals_the_vector_response_byte_exactly() {
         let v = load("json_messages.json");
-        let key = vector_shared_key();
+        let key = shared_key();
         let text = named(&v, "server_responses", "encryptedResponse");
         let ServerResponse::EncryptedResponse { ciphertext, nonce } =
             ServerResponse::parse(&text).unwrap()
         else {
             panic!("wrong variant");
         };
-        let response = open_response(&key, &ciphertext, &nonce).unwrap();
+        let response = open_response(key, &ciphertext, &nonce).unwrap();
         assert_eq!(response, SensitiveResponse::ForgetMeAck {});
-        let sealed = seal_response(&key, response, nonce.try_into().unwrap()).unwrap();
+        let sealed = seal_response(key, response, nonce.try_into().unwrap()).unwrap();
         assert_eq!(sealed.to_text(), text);
     }
 
     #[test]
     fn failures() {
-        let key = vector_shared_key();
+        let key = shared_key();
         let nonce = [3u8; NONCE_LEN];
         let ClientRequest::EncryptedRequest { mut ciphertext, .. } = seal_request(
-            &key,
+            key,
             SensitiveRequest::ForgetMe {
                 client: true,
                 stats: true,
@@ -144,7 +144,7 @@ mod tests {
             panic!("wrong variant");
         };
         assert_eq!(
-            open_request(&key, &ciphertext, &nonce[..11]),
+            open_request(key, &ciphertext, &nonce[..11]),
             Err(EncryptedRequestError::Decrypt)
         );
         assert_eq!(
@@ -153,12 +153,12 @@ mod tests {
         );
         ciphertext[0] ^= 0x80;
         assert_eq!(
-            open_request(&key, &ciphertext, &nonce),
+            open_request(key, &ciphertext, &nonce),
             Err(EncryptedRequestError::Decrypt)
         );
 
         let junk = key.encrypt(&nonce, b"{\"Bogus\":{}}").unwrap();
-        let err = open_request(&key, &junk, &nonce).unwrap_err();
+        let err = open_request(key, &junk, &nonce).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("the received request is malformed: unknown variant `Bogus`"),

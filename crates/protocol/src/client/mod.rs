@@ -19,9 +19,6 @@ pub mod response;
 pub mod shared_key;
 mod time_display;
 
-#[cfg(test)]
-mod test_vectors;
-
 pub use authenticate::{verify_request, AuthError, VerifiedIdentity};
 pub use binary::{BinaryFrameError, BinaryRequest, RequestKind};
 pub use handshake::{AwaitingClientFinish, HandshakeError, Registered};
@@ -41,6 +38,7 @@ pub fn negotiate_registration_version(proposed: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::vectors;
 
     #[test]
     fn registration_version_is_capped() {
@@ -56,12 +54,9 @@ mod tests {
         use rand::{Rng, RngExt, SeedableRng};
 
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let key = test_vectors::vector_shared_key();
+        let key = vectors::shared_key();
         let identity = ed25519_dalek::SigningKey::from_bytes(&[0x22; 32]);
-        let valid_init = test_vectors::hex_field(
-            &test_vectors::load("handshake.json")["transcript"][0],
-            "data_hex",
-        );
+        let valid_init = vectors::handshake_message(0);
         for _ in 0..500 {
             let len = rng.random_range(0..200);
             let mut bytes = vec![0u8; len];
@@ -70,8 +65,8 @@ mod tests {
                 bytes[0] = rng.random_range(1..=2);
                 bytes[1] = 1;
             }
-            assert!(binary::decrypt_request(&bytes, &key).is_err());
-            assert!(binary::decrypt_pushed_message(&bytes, &key).is_err());
+            assert!(binary::decrypt_request(&bytes, key).is_err());
+            assert!(binary::decrypt_pushed_message(&bytes, key).is_err());
 
             let text = String::from_utf8_lossy(&bytes);
             let _ = ClientRequest::parse(&text);

@@ -239,7 +239,7 @@ mod signature_bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::test_vectors::{hex_field, load};
+    use crate::test_support::vectors::{hex_field, load};
 
     #[test]
     fn every_client_request_vector_round_trips_byte_exactly() {

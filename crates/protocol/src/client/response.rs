@@ -138,7 +138,7 @@ pub enum SensitiveResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::test_vectors::load;
+    use crate::test_support::vectors::load;
 
     fn vector(name: &str) -> String {
         let v = load("json_messages.json");

@@ -8,12 +8,11 @@ use std::time::Duration;
 use gateway_protocol::framing::{FrameVersion, KeyRotation};
 use gateway_protocol::mix_packet::MixPacket;
 use gateway_protocol::packet_size::PacketSize;
-use gateway_protocol::routing_address;
+use gateway_protocol::test_support::sphinx::{
+    frame as frame_bytes, node_address, HonestPacket, RouteNode,
+};
+use gateway_protocol::test_support::vectors::{hex32, hex_field, load};
 use serde_json::Value;
-use sphinx_packet::crypto::PublicKey;
-use sphinx_packet::header::delays::Delay;
-use sphinx_packet::route::{Destination, DestinationAddressBytes, Node, NodeAddressBytes};
-use sphinx_packet::SphinxPacketBuilder;
 
 use super::*;
 use crate::config::FinalHopImplementation;
@@ -23,25 +22,11 @@ use crate::node::unwrapper::{UnwrapKey, Unwrapper};
 use gateway_protocol::final_hop::{self, SphinxSecret};
 
 fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/vectors/final_hop.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn hex_field(v: &Value, key: &str) -> Vec<u8> {
-    hex::decode(v[key].as_str().unwrap()).unwrap()
+    load("final_hop.json")
 }
 
 fn secret_field(v: &Value, key: &str) -> SphinxSecret {
-    SphinxSecret::from_bytes(hex_field(v, key).try_into().unwrap())
-}
-
-fn frame_bytes(version: FrameVersion, rotation: KeyRotation, packet: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    framing::encode(version, rotation, packet, &mut out).unwrap();
-    out
+    SphinxSecret::from_bytes(hex32(v, key))
 }
 
 /// The stages after framing, with a relay whose egress is a recorder.
@@ -313,40 +298,19 @@ async fn a_packet_for_another_key_is_dropped_not_relayed() {
     assert!(pipeline.drain().await.is_empty());
 }
 
-fn node(address: [u8; 32], key: &SphinxSecret) -> Node {
-    Node::new(
-        NodeAddressBytes::from_bytes(address),
-        PublicKey::from(key.public_key()),
-    )
-}
-
-fn padded(addr: &SocketAddr) -> [u8; 32] {
-    let mut out = [0; 32];
-    let encoded = routing_address::to_bytes(addr);
-    out[..encoded.len()].copy_from_slice(&encoded);
-    out
-}
-
 /// A two-hop ack-size packet whose first layer is for `first` and names `second_address` as the
 /// next hop, asking the first hop to wait `delay`.
 fn two_hop_packet(first: &SphinxSecret, second_address: [u8; 32], delay: Duration) -> Vec<u8> {
     let second = SphinxSecret::from_bytes([0x77; 32]);
-    let route = [
-        node(padded(&"192.0.2.1:1789".parse().unwrap()), first),
-        node(second_address, &second),
+    let route = vec![
+        RouteNode::at("192.0.2.1:1789".parse().unwrap(), first.public_key()).with_delay(delay),
+        RouteNode {
+            address: second_address,
+            sphinx_key: second.public_key(),
+            delay: Duration::ZERO,
+        },
     ];
-    let destination = Destination::new(DestinationAddressBytes::from_bytes([3; 32]), [0; 16]);
-    let nanos = u64::try_from(delay.as_nanos()).unwrap();
-    SphinxPacketBuilder::new()
-        .with_payload_size(PacketSize::Ack.payload_size())
-        .build_packet(
-            b"relay test",
-            &route,
-            &destination,
-            &[Delay::new_from_nanos(nanos), Delay::new_from_nanos(0)],
-        )
-        .unwrap()
-        .to_bytes()
+    HonestPacket::new(PacketSize::Ack, route, [3; 32]).build(b"relay test")
 }
 
 #[tokio::test(start_paused = true)]
@@ -365,7 +329,7 @@ async fn a_next_hop_that_is_no_address_is_dropped() {
 async fn a_delay_beyond_the_maximum_is_cut_to_it() {
     let relay_key = SphinxSecret::from_bytes([0x31; 32]);
     let next: SocketAddr = "198.51.100.20:1789".parse().unwrap();
-    let packet = two_hop_packet(&relay_key, padded(&next), Duration::from_secs(3600));
+    let packet = two_hop_packet(&relay_key, node_address(&next), Duration::from_secs(3600));
     let pipeline = Pipeline::relay_role();
     let start = tokio::time::Instant::now();
     let framed = frame_bytes(FrameVersion::V7, KeyRotation::Unknown, &packet);
@@ -385,7 +349,7 @@ async fn a_full_relay_queue_drops_and_counts() {
     let pipeline = Pipeline::relay_role();
     // Capacity 8: every packet is distinct (fresh ephemeral keys), all ask for 1 s.
     for _ in 0..10 {
-        let packet = two_hop_packet(&relay_key, padded(&next), Duration::from_secs(1));
+        let packet = two_hop_packet(&relay_key, node_address(&next), Duration::from_secs(1));
         let framed = frame_bytes(FrameVersion::V7, KeyRotation::Unknown, &packet);
         assert!(pipeline.process(&relay_key, &framed).is_none());
     }

@@ -2,7 +2,7 @@ use ed25519_dalek::{Signer, SigningKey};
 
 use super::*;
 use crate::client::request::ClientRequest;
-use crate::client::test_vectors::{hex32, load, vector_shared_key};
+use crate::test_support::vectors::{hex32, load, shared_key};
 
 const TS: u64 = 1_750_000_000;
 const SKEW: u64 = DEFAULT_MAX_TIMESTAMP_SKEW_SECS;
@@ -37,11 +37,8 @@ fn vector_request_verifies() {
         verified.client_identity(),
         client_key().verifying_key().to_bytes()
     );
-    assert_eq!(verified.verify_with_key(&vector_shared_key(), None), Ok(TS));
-    assert_eq!(
-        verified.verify_with_key(&vector_shared_key(), Some(TS - 1)),
-        Ok(TS)
-    );
+    assert_eq!(verified.verify_with_key(shared_key(), None), Ok(TS));
+    assert_eq!(verified.verify_with_key(shared_key(), Some(TS - 1)), Ok(TS));
 }
 
 #[test]
@@ -54,7 +51,7 @@ fn live_example_verifies_under_the_vector_key() {
     };
     let ts = req.request_unix_timestamp;
     let verified = verify_request(*req, ts + 5, SKEW).unwrap();
-    assert_eq!(verified.verify_with_key(&vector_shared_key(), None), Ok(ts));
+    assert_eq!(verified.verify_with_key(shared_key(), None), Ok(ts));
 }
 
 #[test]
@@ -161,7 +158,7 @@ fn signature_covers_every_field() {
 
 #[test]
 fn key_checks() {
-    let key = vector_shared_key();
+    let key = shared_key();
     let wrong_key = SharedKey::from_bytes([7; 32]);
     let verified = verify_request(vector_request(), TS, SKEW).unwrap();
     assert_eq!(
@@ -172,14 +169,14 @@ fn key_checks() {
     let short_nonce = resigned(|r| r.nonce.truncate(11));
     let verified = verify_request(short_nonce, TS, SKEW).unwrap();
     assert_eq!(
-        verified.verify_with_key(&key, None),
+        verified.verify_with_key(key, None),
         Err(AuthError::MalformedNonce)
     );
 
     let truncated = resigned(|r| r.address_ciphertext.truncate(47));
     let verified = verify_request(truncated, TS, SKEW).unwrap();
     assert_eq!(
-        verified.verify_with_key(&key, None),
+        verified.verify_with_key(key, None),
         Err(AuthError::MalformedCiphertext)
     );
 }
@@ -187,13 +184,13 @@ fn key_checks() {
 #[test]
 fn replay_rule_is_strict() {
     let verified = verify_request(vector_request(), TS, SKEW).unwrap();
-    let key = vector_shared_key();
+    let key = shared_key();
     assert_eq!(
-        verified.verify_with_key(&key, Some(TS)),
+        verified.verify_with_key(key, Some(TS)),
         Err(AuthError::RequestReuse)
     );
     assert_eq!(
-        verified.verify_with_key(&key, Some(TS + 60)),
+        verified.verify_with_key(key, Some(TS + 60)),
         Err(AuthError::RequestReuse)
     );
     let v = load("authenticate_v2.json");

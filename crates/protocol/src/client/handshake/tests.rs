@@ -4,7 +4,7 @@ use rand::SeedableRng;
 use x25519_dalek::{PublicKey as X25519Public, StaticSecret};
 
 use super::*;
-use crate::client::test_vectors::{hex32, hex_field, load};
+use crate::test_support::vectors::{hex32, hex_field, load};
 
 struct Vectors {
     v: serde_json::Value,
