@@ -6,6 +6,7 @@ mod util;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use gateway_protocol::test_support::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
 use nym_gateway::config::Config;
 use nym_gateway::keys::NodeKeys;
 use nym_gateway::network::Network;
@@ -14,7 +15,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use util::harness::{read_exact, NextHop};
-use util::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
 use util::ws_client::{random, TestClient, WsClient};
 
 /// A config for a node under `root` on loopback, every port chosen by the kernel.
