@@ -58,6 +58,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 #[command(help_template = SUBCOMMAND_TEMPLATE)]
 pub enum Command {
+    /// Show what today's wallet asks for to bond this gateway (as a Nym node)
+    #[command(help_template = SUBCOMMAND_TEMPLATE, next_display_order = None, term_width = 0)]
+    BondingInformation(BondingInformation),
     /// Initialise the gateway
     #[command(help_template = SUBCOMMAND_TEMPLATE, next_display_order = None, term_width = 0)]
     Init(Init),
@@ -180,10 +183,22 @@ pub struct NodeDetails {
     pub output: OutputFormat,
 }
 
-/// How `node-details` prints.
+/// `nym-gateway bonding-information`
+#[derive(Debug, Args)]
+pub struct BondingInformation {
+    /// The id of the gateway you want to bond
+    #[arg(long)]
+    pub id: String,
+
+    /// Output format of the bonding information
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// How `node-details`, `bonding-information` and `sign --contract-msg` print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// The block operators know from `init` and `run`
+    /// Plain text for people
     Text,
     /// One JSON object
     Json,
@@ -191,7 +206,7 @@ pub enum OutputFormat {
 
 /// `nym-gateway sign`
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("sign").required(true).args(["address", "text"])))]
+#[command(group(ArgGroup::new("sign").required(true).args(["address", "text", "contract_msg"])))]
 pub struct Sign {
     /// The id of the mixnode you want to sign with
     #[arg(long)]
@@ -204,6 +219,15 @@ pub struct Sign {
     /// Signs an arbitrary piece of text with your identity key
     #[arg(long)]
     pub text: Option<String>,
+
+    /// Signs the base58 contract message today's wallet shows when bonding, with your identity key
+    #[arg(long)]
+    pub contract_msg: Option<String>,
+
+    /// Output format of the --contract-msg signature [default: text]
+    // Not `requires = "contract_msg"`: clap accepts any member of the group for it (clap#4707).
+    #[arg(short, long, value_enum, conflicts_with_all = ["address", "text"])]
+    pub output: Option<OutputFormat>,
 }
 
 /// `nym-gateway upgrade`

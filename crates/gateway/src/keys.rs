@@ -196,7 +196,12 @@ impl NodeKeys {
 
     /// Ed25519 (RFC 8032) signature over the UTF-8 bytes of `text`, bs58.
     pub fn sign_text(&self, text: &str) -> String {
-        bs58::encode(self.identity.sign(text.as_bytes()).to_bytes()).into_string()
+        self.sign_bytes(text.as_bytes())
+    }
+
+    /// Ed25519 (RFC 8032) signature over `bytes`, bs58.
+    pub fn sign_bytes(&self, bytes: &[u8]) -> String {
+        bs58::encode(self.identity.sign(bytes).to_bytes()).into_string()
     }
 }
 

@@ -17,8 +17,10 @@ fn main() -> ExitCode {
     // Machine-readable output must not be preceded by the banner.
     let wants_json = args
         .windows(2)
-        .any(|w| w[0] == "--output" && w[1] == "json")
-        || args.iter().any(|a| a == "--output=json");
+        .any(|w| (w[0] == "--output" || w[0] == "-o") && w[1] == "json")
+        || args
+            .iter()
+            .any(|a| a == "--output=json" || a == "-ojson" || a == "-o=json");
     if !wants_json {
         print!("{}", banner());
     }

@@ -150,6 +150,175 @@ fn node_details_json_has_the_same_facts() {
     assert_eq!(json["mix_port"], gw.mix_port);
 }
 
+/// `testdata/nym-node-bonding/`: nym-node 1.31.0's key, a wallet-shaped contract message and
+/// what nym-node printed for them (see its README).
+fn nym_node_vector(file: &str) -> Vec<u8> {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/nym-node-bonding/"
+    );
+    fs::read(format!("{dir}{file}")).unwrap()
+}
+
+fn vector_text(file: &str) -> String {
+    String::from_utf8(nym_node_vector(file)).unwrap()
+}
+
+#[test]
+fn sign_contract_msg_and_bonding_information_print_what_nym_node_prints() {
+    let gw = Gateway::new("vector");
+    assert!(gw
+        .init(&["--announce-host", "203.0.113.7"])
+        .status
+        .success());
+    // The same identity key nym-node had (ed25519 signatures are deterministic).
+    let data = gw.dir().join("data");
+    fs::write(
+        data.join("private_identity.pem"),
+        nym_node_vector("ed25519_identity"),
+    )
+    .unwrap();
+    fs::write(
+        data.join("public_identity.pem"),
+        nym_node_vector("ed25519_identity.pub"),
+    )
+    .unwrap();
+    let msg = vector_text("contract-msg.bs58");
+
+    let out = gw.cmd(&["sign", "--id", "vector", "--contract-msg", &msg]);
+    assert!(out.status.success(), "{}", out.stderr_text());
+    let stdout = out.stdout_text();
+    assert!(stdout.ends_with(&vector_text("sign.stdout")), "{stdout}");
+    assert_eq!(out.stderr_text(), vector_text("sign.stderr"));
+
+    let out = gw.cmd(&[
+        "sign",
+        "--id",
+        "vector",
+        "--contract-msg",
+        &msg,
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr_text());
+    assert_eq!(out.stdout_text(), vector_text("sign-json.stdout"));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let signature = json["encoded_signature"].as_str().unwrap();
+
+    let text = gw.cmd_stdout(&["bonding-information", "--id", "vector"]);
+    let nym_node = vector_text("bonding-information.stdout");
+    let first_two_lines: String = nym_node.split_inclusive('\n').take(2).collect();
+    assert!(text.contains(&first_two_lines), "{text}");
+    assert!(
+        text.ends_with("\nSoftware: nym-gateway 1.0.2\n\n"),
+        "{text}"
+    );
+    let identity = util::field(&text, "Identity Key: ");
+
+    // The signature is over exactly the decoded bytes.
+    let decoded = bs58::decode(msg.trim()).into_vec().unwrap();
+    assert_eq!(decoded, nym_node_vector("contract-msg.json"));
+    let key: [u8; 32] = bs58::decode(&identity)
+        .into_vec()
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let sig: [u8; 64] = bs58::decode(signature)
+        .into_vec()
+        .unwrap()
+        .try_into()
+        .unwrap();
+    VerifyingKey::from_bytes(&key)
+        .unwrap()
+        .verify(&decoded, &Signature::from_bytes(&sig))
+        .expect("signature verifies over the decoded bytes");
+
+    // nym-node's JSON fields, with the same values, plus ours.
+    let out = gw.cmd(&["bonding-information", "--id", "vector", "--output", "json"]);
+    assert!(out.status.success(), "{}", out.stderr_text());
+    let ours: serde_json::Value = serde_json::from_slice(&out.stdout).expect("pure JSON");
+    let theirs: serde_json::Value =
+        serde_json::from_slice(&nym_node_vector("bonding-information-json.stdout")).unwrap();
+    assert_eq!(ours["host"], theirs["host"]);
+    assert_eq!(ours["identity_key"], theirs["identity_key"]);
+    assert_eq!(ours["binary_name"], "nym-gateway");
+    assert_eq!(ours["build_version"], "1.0.2");
+    assert_eq!(ours["custom_http_port"], gw.http_port);
+}
+
+#[test]
+fn sign_contract_msg_refuses_bad_base58_and_non_json() {
+    let gw = Gateway::new("refuse");
+    assert!(gw.init(&[]).status.success());
+    let not_json = bs58::encode(b"bond me please").into_string();
+    for (msg, reason) in [
+        ("0OIl", "the contract message is not valid base58"),
+        (
+            not_json.as_str(),
+            "the decoded contract message is not JSON",
+        ),
+    ] {
+        for output in ["text", "json"] {
+            let out = gw.cmd(&[
+                "sign",
+                "--id",
+                "refuse",
+                "--contract-msg",
+                msg,
+                "-o",
+                output,
+            ]);
+            assert_exit(&out, 1, reason);
+            assert_exit(
+                &out,
+                1,
+                "it seems you have incorrectly copied the message to sign",
+            );
+            let stdout = out.stdout_text();
+            assert!(!stdout.contains("signature"), "nothing signed: {stdout}");
+        }
+    }
+    // Only with --contract-msg, and never together with --text or --address.
+    assert_exit(
+        &gw.cmd(&["sign", "--id", "refuse", "--text", "hi", "--output", "json"]),
+        2,
+        "cannot be used with",
+    );
+    assert_exit(
+        &gw.cmd(&[
+            "sign",
+            "--id",
+            "refuse",
+            "--text",
+            "hi",
+            "--contract-msg",
+            &not_json,
+        ]),
+        2,
+        "cannot be used with",
+    );
+}
+
+#[test]
+fn bonding_information_of_a_local_gateway_asks_for_the_host() {
+    let gw = Gateway::new("localbond");
+    assert!(gw.init(&[]).status.success());
+    let text = gw.cmd_stdout(&["bonding-information", "--id", "localbond"]);
+    let details = gw.cmd_stdout(&["node-details", "--id", "localbond"]);
+    assert_eq!(
+        util::field(&text, "Identity Key: "),
+        util::field(&details, "Identity Key: ")
+    );
+    assert!(
+        text.contains("\nHost: NO KNOWN VALID HOSTNAMES - YOU NEED TO FILL IT MANUALLY\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("\nCustom HTTP Port: {}\n", gw.http_port)),
+        "{text}"
+    );
+}
+
 #[test]
 fn re_init_keeps_keys_and_customised_values() {
     let gw = Gateway::new("reinit");
@@ -449,6 +618,8 @@ fn help_lists_every_subcommand_and_flag() {
             "Path pointing to an env file that configures the gateway",
             "-h, --help",
             "-V, --version",
+            "bonding-information",
+            "Show what today's wallet asks for to bond this gateway (as a Nym node)",
             "init",
             "Initialise the gateway",
             "node-details",
@@ -475,7 +646,7 @@ fn help_lists_every_subcommand_and_flag() {
         ("--wallet-address <WALLET_ADDRESS>", "The wallet address you will use to bond this gateway, e.g."),
         ("--mnemonic <MNEMONIC>", "Cosmos wallet mnemonic"),
     ];
-    let cases: [(&str, Vec<(&str, &str)>); 5] = [
+    let cases: [(&str, Vec<(&str, &str)>); 6] = [
         (
             "init",
             [
@@ -523,6 +694,24 @@ fn help_lists_every_subcommand_and_flag() {
                 (
                     "--text <TEXT>",
                     "Signs an arbitrary piece of text with your identity key",
+                ),
+                (
+                    "--contract-msg <CONTRACT_MSG>",
+                    "Signs the base58 contract message today's wallet shows when bonding",
+                ),
+                (
+                    "-o, --output <OUTPUT>",
+                    "Output format of the --contract-msg signature",
+                ),
+            ],
+        ),
+        (
+            "bonding-information",
+            vec![
+                ("--id <ID>", "The id of the gateway you want to bond"),
+                (
+                    "-o, --output <OUTPUT>",
+                    "Output format of the bonding information",
                 ),
             ],
         ),
@@ -572,7 +761,7 @@ fn usage_errors_exit_2_and_no_subcommand_prints_help() {
     assert_exit(
         &gw.cmd(&["sign", "--id", "x"]),
         2,
-        "--address <ADDRESS>|--text <TEXT>",
+        "--address <ADDRESS>|--text <TEXT>|--contract-msg <CONTRACT_MSG>",
     );
     assert_exit(
         &gw.cmd(&["sign", "--id", "x", "--address", "a", "--text", "b"]),

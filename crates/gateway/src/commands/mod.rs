@@ -1,5 +1,6 @@
 //! One module per subcommand. Each returns `anyhow::Result`; `main` maps errors to exit code 1.
 
+mod bonding_information;
 mod init;
 mod node_details;
 mod overrides;
@@ -58,6 +59,7 @@ impl Context {
 /// Runs one subcommand.
 pub fn execute(command: Command, ctx: &Context) -> anyhow::Result<()> {
     match command {
+        Command::BondingInformation(args) => bonding_information::execute(&args, ctx),
         Command::Init(args) => init::execute(&args, ctx),
         Command::Run(args) => run::execute(&args, ctx),
         Command::NodeDetails(args) => node_details::execute(&args, ctx),
