@@ -41,6 +41,7 @@ fn main() {
     emit("GATEWAY_RUSTC_SEMVER", semver);
     emit("GATEWAY_RUSTC_CHANNEL", channel);
     emit("GATEWAY_CARGO_PROFILE", std::env::var("PROFILE").ok());
+    emit("GATEWAY_CARGO_TRIPLE", std::env::var("TARGET").ok());
     emit(
         "GATEWAY_BUILD_TIMESTAMP",
         command_output("date", &["-u", "+%Y-%m-%dT%H:%M:%S.%N+00:00"]),

@@ -3,6 +3,23 @@
 /// The package version, which is also the version written into `config.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// When the binary was built.
+pub const BUILD_TIMESTAMP: &str = env!("GATEWAY_BUILD_TIMESTAMP");
+/// The git commit built.
+pub const COMMIT_SHA: &str = env!("GATEWAY_GIT_SHA");
+/// That commit's date.
+pub const COMMIT_DATE: &str = env!("GATEWAY_GIT_COMMIT_DATE");
+/// That commit's branch.
+pub const COMMIT_BRANCH: &str = env!("GATEWAY_GIT_BRANCH");
+/// rustc's version.
+pub const RUSTC_VERSION: &str = env!("GATEWAY_RUSTC_SEMVER");
+/// stable, beta or nightly.
+pub const RUSTC_CHANNEL: &str = env!("GATEWAY_RUSTC_CHANNEL");
+/// debug or release.
+pub const CARGO_PROFILE: &str = env!("GATEWAY_CARGO_PROFILE");
+/// The target triple.
+pub const CARGO_TRIPLE: &str = env!("GATEWAY_CARGO_TRIPLE");
+
 /// The block `--version` prints after the binary name: one `{label:<20}{value}` line per fact.
 pub const LONG_VERSION: &str = concat!(
     "\nBuild Timestamp:    ",

@@ -144,6 +144,10 @@ pub struct Gateway {
     /// Wallet address the gateway is bonded with (empty for a local gateway).
     #[serde(default)]
     pub wallet_address: String,
+    /// The operator accepted Nym's operator terms and conditions (served in
+    /// `/api/v1/auxiliary-details`). Default false; written to the file only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accepted_operator_terms_and_conditions: bool,
     /// `$HOME/.nym/gateways`
     pub nym_root_directory: PathBuf,
     /// The SQLite store.
@@ -199,6 +203,7 @@ impl Config {
                 validator_nymd_urls: vec![network.nymd_validator.clone()],
                 cosmos_mnemonic: PLACEHOLDER_MNEMONIC.to_owned(),
                 wallet_address: String::new(),
+                accepted_operator_terms_and_conditions: false,
                 nym_root_directory: root.to_path_buf(),
                 persistent_storage: paths.default_datastore(),
             },

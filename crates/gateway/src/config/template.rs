@@ -130,7 +130,7 @@ cosmos_mnemonic = {cosmos_mnemonic}
 
 # Wallet address this gateway is bonded with.
 wallet_address = {wallet_address}
-"#,
+{accepted_terms}"#,
         announce_address = string(&g.announce_address),
         mix_port = g.mix_port,
         clients_port = g.clients_port,
@@ -148,6 +148,12 @@ wallet_address = {wallet_address}
         validator_nymd_urls = string_array(&g.validator_nymd_urls),
         cosmos_mnemonic = string(&g.cosmos_mnemonic),
         wallet_address = string(&g.wallet_address),
+        // Written only once accepted, so files without the key render as before.
+        accepted_terms = if g.accepted_operator_terms_and_conditions {
+            "\n# The operator accepted Nym's operator terms and conditions.\naccepted_operator_terms_and_conditions = true\n"
+        } else {
+            ""
+        },
     );
 }
 

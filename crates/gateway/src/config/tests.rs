@@ -26,6 +26,27 @@ fn render_parses_back_to_the_same_config() {
 }
 
 #[test]
+fn accepted_terms_is_written_only_when_true_and_leaves_the_rest_byte_identical() {
+    let without = sample().render();
+    assert!(!without.contains("accepted_operator_terms_and_conditions"));
+    let mut accepted = sample();
+    accepted.gateway.accepted_operator_terms_and_conditions = true;
+    let with = accepted.render();
+    let block = "\n# The operator accepted Nym's operator terms and conditions.\naccepted_operator_terms_and_conditions = true\n";
+    assert!(with.contains(&format!(
+        "wallet_address = 'n10yyd98e2tuwu0f7ypz9dy3hhjw7v772q6287gy'\n{block}"
+    )));
+    assert_eq!(with.replacen(block, "", 1), without);
+    assert_eq!(Config::parse(&with).unwrap(), accepted);
+    assert!(
+        !Config::parse(&without)
+            .unwrap()
+            .gateway
+            .accepted_operator_terms_and_conditions
+    );
+}
+
+#[test]
 fn render_keeps_the_1_0_2_key_order() {
     let text = sample().render();
     let order = [

@@ -1,7 +1,9 @@
-//! The HTTP API (default 127.0.0.1:8080): `/health`, `/metrics` (Prometheus text) and
-//! `/api/v1/node-details`.
+//! The HTTP API (default 127.0.0.1:8080): `/health`, `/metrics` (Prometheus text),
+//! `/api/v1/node-details`, and the public self-described API nym-api polls (bodies in
+//! [`super::described`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -12,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::described::{Described, NodeHealth};
 use super::metrics::Metrics;
 use crate::node_details::NodeDetails;
 
@@ -20,6 +23,8 @@ struct ApiState {
     metrics: Metrics,
     store: gateway_store::Store,
     details: Arc<NodeDetails>,
+    described: Arc<Described>,
+    started: Instant,
     token: Option<Arc<str>>,
 }
 
@@ -53,26 +58,66 @@ fn unauthorised() -> axum::response::Response {
         .into_response()
 }
 
-/// Serves the API on `listener` until `shutdown`.
+/// What the API serves, besides metrics.
+pub struct ApiContent {
+    /// The store, for totals read at scrape time.
+    pub store: gateway_store::Store,
+    /// `/api/v1/node-details`.
+    pub details: NodeDetails,
+    /// The self-described API.
+    pub described: Described,
+}
+
+/// Serves the API on `listener` until `shutdown`. The self-described routes are public, like
+/// nym-node's; `/metrics` and `/api/v1/node-details` need `token` if one is set.
 pub async fn serve(
     listener: TcpListener,
     metrics: Metrics,
-    store: gateway_store::Store,
-    details: NodeDetails,
+    content: ApiContent,
     token: Option<String>,
     shutdown: CancellationToken,
 ) {
     let state = ApiState {
         metrics,
-        store,
-        details: Arc::new(details),
+        store: content.store,
+        details: Arc::new(content.details),
+        described: Arc::new(content.described),
+        started: Instant::now(),
         token: token.map(Into::into),
     };
-    let app = HttpRouter::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics_text))
-        .route("/api/v1/node-details", get(node_details))
-        .with_state(state);
+    let app =
+        HttpRouter::new()
+            .route("/health", get(health))
+            .route("/metrics", get(metrics_text))
+            .route("/api/v1/node-details", get(node_details))
+            .route("/api/v1/health", get(described_health))
+            .route(
+                "/api/v1/build-information",
+                get(|State(s): State<ApiState>| async move {
+                    Json(s.described.build_information.clone())
+                }),
+            )
+            .route(
+                "/api/v1/roles",
+                get(|State(s): State<ApiState>| async move { Json(s.described.roles) }),
+            )
+            .route(
+                "/api/v1/host-information",
+                get(|State(s): State<ApiState>| async move {
+                    Json(s.described.host_information.clone())
+                }),
+            )
+            .route(
+                "/api/v1/auxiliary-details",
+                get(|State(s): State<ApiState>| async move {
+                    Json(s.described.auxiliary_details.clone())
+                }),
+            )
+            .route(
+                "/api/v1/gateway/client-interfaces/mixnet-websockets",
+                get(|State(s): State<ApiState>| async move { Json(s.described.websockets) }),
+            )
+            .with_state(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;
@@ -83,6 +128,13 @@ pub async fn serve(
 
 async fn health() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn described_health(State(state): State<ApiState>) -> impl IntoResponse {
+    Json(NodeHealth {
+        status: "up",
+        uptime: state.started.elapsed().as_secs(),
+    })
 }
 
 async fn metrics_text(

@@ -33,15 +33,17 @@ use tracing::{info, warn};
 
 use super::client::{self, ClientContext, ClientLimits};
 use super::cpu_pool::CpuPool;
+use super::described::{self, Described};
 use super::egress::{Egress, EgressConfig};
+use super::http_api::{self, ApiContent};
 use super::listeners::Listeners;
 use super::metrics::Metrics;
 use super::mix_ingress::MixIngress;
 use super::relay::{self, RelayHandle};
 use super::replay::{ReplayFile, ReplayFilter, ReplaySettings};
 use super::router::Router;
+use super::statistics;
 use super::unwrapper::Unwrapper;
-use super::{http_api, statistics};
 use crate::config::Config;
 use crate::keys::NodeKeys;
 use crate::node_details::NodeDetails;
@@ -159,7 +161,13 @@ impl Pipeline {
         serve_clients(&clients, listeners.clients, &ingress)?;
 
         let http = Stage::new("the HTTP API did not stop in time");
-        serve_http(config, listeners.http, &metrics, &store, details, &http);
+        let announce_ips = described::announce_ips(&config.gateway.announce_address).await;
+        let content = ApiContent {
+            store: store.clone(),
+            details,
+            described: Described::new(config, keys, announce_ips),
+        };
+        serve_http(config, listeners.http, &metrics, content, &http);
         let background = start_background(config, keys, &router, &store, &http.shutdown);
         Ok(Self {
             store,
@@ -257,8 +265,7 @@ fn serve_http(
     config: &Config,
     listener: TcpListener,
     metrics: &Metrics,
-    store: &Store,
-    details: NodeDetails,
+    content: ApiContent,
     stage: &Stage,
 ) {
     let g = &config.gateway;
@@ -268,12 +275,11 @@ fn serve_http(
     let address = listener
         .local_addr()
         .map_or_else(|_| g.http_api_address.to_string(), |a| a.to_string());
-    info!("HTTP API (health, metrics) on http://{address}");
+    info!("HTTP API (health, metrics, self-described api/v1) on http://{address}");
     stage.tasks.spawn(http_api::serve(
         listener,
         metrics.clone(),
-        store.clone(),
-        details,
+        content,
         g.http_api_token.clone(),
         stage.shutdown.clone(),
     ));
