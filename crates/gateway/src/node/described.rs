@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use serde::Serialize;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::build_info;
 use crate::config::Config;
@@ -231,29 +231,48 @@ impl BuildInformation {
     }
 }
 
+/// How long resolving the announce host may take at start.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The announce host's IP addresses: the host itself if it is an IP, else what DNS returns.
 /// nym-api rejects loopback, unspecified and multicast addresses, so those are warned about.
 pub async fn announce_ips(host: &str) -> Vec<IpAddr> {
     let host = host.trim();
     let ips = match host.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
-        Err(_) => match tokio::net::lookup_host((host, 0)).await {
-            Ok(addrs) => {
-                let mut ips: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
-                ips.dedup();
-                ips
+        // Bounded: an offline machine's resolver must not hold up the start.
+        Err(_) => {
+            match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, 0))).await {
+                Ok(Ok(addrs)) => {
+                    let mut ips: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
+                    ips.dedup();
+                    ips
+                }
+                Ok(Err(e)) => {
+                    warn!(host, error = %e, "could not resolve announce_address; /api/v1/host-information lists no IP");
+                    Vec::new()
+                }
+                Err(_) => {
+                    warn!(host, "resolving announce_address timed out; /api/v1/host-information lists no IP");
+                    Vec::new()
+                }
             }
-            Err(e) => {
-                warn!(host, error = %e, "could not resolve announce_address; /api/v1/host-information lists no IP");
-                Vec::new()
-            }
-        },
+        }
     };
-    if ips
+    if ips.iter().any(|ip| ip.is_loopback()) {
+        // A local gateway (the default): nothing for nym-api to describe, nothing to warn about.
+        debug!(
+            host,
+            "announce_address is a loopback address; nym-api will not describe this node"
+        );
+    } else if ips
         .iter()
-        .any(|ip| ip.is_loopback() || ip.is_unspecified() || ip.is_multicast())
+        .any(|ip| ip.is_unspecified() || ip.is_multicast())
     {
-        warn!(host, "announce_address is loopback, unspecified or multicast; nym-api will not describe this node");
+        warn!(
+            host,
+            "announce_address is unspecified or multicast; nym-api will not describe this node"
+        );
     }
     ips
 }
