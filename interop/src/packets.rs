@@ -400,8 +400,9 @@ pub struct ForwardedAck {
     pub next_hop: SocketAddr,
     /// The 386-byte ack Sphinx packet.
     pub packet: Vec<u8>,
-    /// What goes on the wire to `next_hop`: `07 02 00` + `packet`.
-    pub framed_v7: Vec<u8>,
+    /// What goes on the wire to `next_hop`, as the crates frame it without the legacy
+    /// encoding: `08 02 00 <key rotation>` + `packet` (the rotation of the packet it came in).
+    pub framed: Vec<u8>,
 }
 
 /// What a gateway must do with a final-hop packet, according to the crates.
@@ -428,12 +429,12 @@ pub fn expected_final_hop(frame: &[u8], keys: &GatewayKeys) -> anyhow::Result<Fi
             let packet = ack.packet().to_bytes()?;
             let mut framed = BytesMut::new();
             NymCodec
-                .encode(FramedNymPacket::from_mix_packet(ack, true), &mut framed)
+                .encode(FramedNymPacket::from_mix_packet(ack, false), &mut framed)
                 .map_err(|e| anyhow::anyhow!("framing the ack: {e}"))?;
             Some(ForwardedAck {
                 next_hop,
                 packet,
-                framed_v7: framed.to_vec(),
+                framed: framed.to_vec(),
             })
         }
     };

@@ -66,15 +66,15 @@ fn prepared_packets_unwrap_into_message_and_surb_ack() -> anyhow::Result<()> {
             let mut reassembler = recipient.reassembler();
             assert_eq!(reassembler.push(&hop.message)?, Some(plaintext.clone()));
 
-            // the SURB-ack goes to the sender's gateway, v7-framed
+            // the SURB-ack goes to the sender's gateway, v8-framed with the packet's rotation
             let ack = hop.ack.expect("a SURB-ack");
             assert_eq!(ack.next_hop, sender_gateway.mix_host);
             assert_eq!(ack.packet.len(), PacketSize::AckPacket.size());
-            assert_eq!(&ack.framed_v7[..3], &[7, 2, 0]);
-            assert_eq!(&ack.framed_v7[3..], ack.packet.as_slice());
+            assert_eq!(&ack.framed[..3], &[8, 2, 0]);
+            assert_eq!(&ack.framed[4..], ack.packet.as_slice());
 
             // ... where it unwraps into the ack of this very fragment
-            let at_sender_gateway = expected_final_hop(&ack.framed_v7, &sender_gateway.keys())?;
+            let at_sender_gateway = expected_final_hop(&ack.framed, &sender_gateway.keys())?;
             assert_eq!(at_sender_gateway.destination, sender.address());
             assert!(at_sender_gateway.ack.is_none());
             assert_eq!(

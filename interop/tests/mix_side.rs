@@ -113,17 +113,18 @@ fn dropped_delta(after: &Metrics, before: &Metrics, reason: &str) -> f64 {
     after.dropped(reason) - before.dropped(reason)
 }
 
-/// Every forwarded ack must be byte-exact (header `07 02 00`) and one of the expected ones.
+/// Every forwarded ack must be byte-exact (header `08 02 00 <rotation>`, as the crates frame
+/// it without the legacy encoding) and one of the expected ones.
 fn check_acks(frames: &[ReceivedFrame], expected: &[&FinalHop]) -> anyhow::Result<()> {
     let mut want: Vec<Vec<u8>> = expected
         .iter()
-        .map(|e| e.ack.as_ref().expect("an ack").framed_v7.clone())
+        .map(|e| e.ack.as_ref().expect("an ack").framed.clone())
         .collect();
     let mut got: Vec<Vec<u8>> = frames.iter().map(ReceivedFrame::raw).collect();
     for f in frames {
         anyhow::ensure!(
-            f.header == [7, 2, 0],
-            "a forwarded SURB-ack must be v7-framed `07 02 00`, got header {}",
+            f.header[..3] == [8, 2, 0],
+            "a forwarded SURB-ack must be v8-framed `08 02 00 ..`, got header {}",
             hex::encode(&f.header)
         );
     }
@@ -236,7 +237,7 @@ async fn offline_messages_are_stored_and_surb_acks_forwarded() -> anyhow::Result
             assert_eq!(&stored[stored.len() - 2], &ack_plain[0].to_vec());
             assert_eq!(&stored[stored.len() - 1], &ack_plain[1].to_vec());
 
-            // (b) one SURB-ack per packet that carried one, byte-exact and v7-framed
+            // (b) one SURB-ack per packet that carried one, byte-exact and v8-framed
             let with_ack: Vec<&FinalHop> = expected.iter().filter(|e| e.ack.is_some()).collect();
             for e in &with_ack {
                 assert_eq!(e.ack.as_ref().unwrap().next_hop, s.sink.addr());
@@ -466,7 +467,7 @@ async fn sigkill_loses_no_message_whose_ack_was_sent() -> anyhow::Result<()> {
         let by_ack: HashMap<Vec<u8>, usize> = expected
             .iter()
             .enumerate()
-            .map(|(i, e)| (e.ack.as_ref().expect("an ack").framed_v7.clone(), i))
+            .map(|(i, e)| (e.ack.as_ref().expect("an ack").framed.clone(), i))
             .collect();
 
         let mix_addr = s.home.mix_addr();

@@ -28,8 +28,12 @@ const REGULAR: usize = 2413;
 /// The default free claim: 64 GiB.
 const FREE_CLAIM: i64 = 64 * 1024 * 1024 * 1024;
 /// v7 frame headers: version 7, size id, packet type 0.
-const V7_REGULAR_HEADER: [u8; 3] = [7, 1, 0];
-const V7_ACK_HEADER: [u8; 3] = [7, 2, 0];
+/// v8 frame headers: version 8, size id, packet type 0, then the packet's key rotation (0
+/// unknown, 1 odd, 2 even): a client packet keeps the rotation of its forward request, an ack
+/// that of the packet it came in.
+const V8_REGULAR_ODD: [u8; 4] = [8, 1, 0, 1];
+const V8_REGULAR_UNKNOWN: [u8; 4] = [8, 1, 0, 0];
+const V8_ACK_UNKNOWN: [u8; 4] = [8, 2, 0, 0];
 
 fn forward_packet(hop: &NextHop) -> MixPacket {
     let bytes: Vec<u8> = (0..REGULAR).map(|_| random::<1>()[0]).collect();
@@ -83,7 +87,8 @@ async fn register_claim_forward_and_receive_a_pushed_message() {
         FREE_CLAIM
     );
 
-    // Both request kinds are forwarded as v7 frames, byte for byte, each answered by `send`.
+    // Both request kinds are forwarded as v8 frames, byte for byte, each answered by `send`;
+    // the v2 request's key rotation travels on, the v1 request has none (unknown).
     let hop = NextHop::bind().await;
     let first = forward_packet(&hop);
     ws.send_binary(client.forward_frame(RequestKind::ForwardSphinxV2, &first))
@@ -106,10 +111,10 @@ async fn register_claim_forward_and_receive_a_pushed_message() {
         }
     );
     let mut mix = hop.accept().await;
-    for packet in [&first, &second] {
-        let frame = read_exact(&mut mix, 3 + REGULAR).await;
-        assert_eq!(frame[..3], V7_REGULAR_HEADER);
-        assert_eq!(frame[3..], packet.packet[..]);
+    for (packet, header) in [(&first, V8_REGULAR_ODD), (&second, V8_REGULAR_UNKNOWN)] {
+        let frame = read_exact(&mut mix, 4 + REGULAR).await;
+        assert_eq!(frame[..4], header);
+        assert_eq!(frame[4..], packet.packet[..]);
     }
     assert!(
         !refused_hop
@@ -132,9 +137,9 @@ async fn register_claim_forward_and_receive_a_pushed_message() {
     );
     gateway.inject(&[v7_frame(&sphinx)]).await;
     let mut acks = ack_hop.accept().await;
-    let ack_frame = read_exact(&mut acks, 3 + ACK_PACKET_LEN).await;
-    assert_eq!(ack_frame[..3], V7_ACK_HEADER);
-    assert_eq!(ack_frame[3..], ack_packet[..]);
+    let ack_frame = read_exact(&mut acks, 4 + ACK_PACKET_LEN).await;
+    assert_eq!(ack_frame[..4], V8_ACK_UNKNOWN);
+    assert_eq!(ack_frame[4..], ack_packet[..]);
     assert_eq!(gateway.metric("gateway_messages_pushed_total").await, 1.0);
     let frame = ws.next_binary().await;
     assert_eq!(client.open_pushed(&frame), message);
@@ -200,9 +205,9 @@ async fn stored_messages_arrive_in_order_before_the_authenticate_response() {
     let mut acks = ack_hop.accept().await;
     let mut received = Vec::new();
     for _ in &ack_packets {
-        let frame = read_exact(&mut acks, 3 + ACK_PACKET_LEN).await;
-        assert_eq!(frame[..3], V7_ACK_HEADER);
-        received.push(frame[3..].to_vec());
+        let frame = read_exact(&mut acks, 4 + ACK_PACKET_LEN).await;
+        assert_eq!(frame[..4], V8_ACK_UNKNOWN);
+        received.push(frame[4..].to_vec());
     }
     let mut expected: Vec<Vec<u8>> = ack_packets.iter().map(|a| a.to_vec()).collect();
     expected.sort();

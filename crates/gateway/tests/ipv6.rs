@@ -42,7 +42,7 @@ async fn a_client_and_a_mix_peer_are_served_over_ipv6_and_packets_go_to_ipv6_hop
     client.register(&mut ws, &gateway.identity).await;
     ws.claim_free_bandwidth().await;
 
-    // Its packet goes to an IPv6 next hop (the first mix of its route), v7-framed.
+    // Its packet goes to an IPv6 next hop (the first mix of its route), v8-framed.
     let hop = NextHop::bind_on(v6(0)).await;
     let bytes: Vec<u8> = (0..REGULAR).map(|_| random::<1>()[0]).collect();
     let packet = MixPacket::new(hop.addr(), KeyRotation::Odd, bytes).unwrap();
@@ -54,9 +54,9 @@ async fn a_client_and_a_mix_peer_are_served_over_ipv6_and_packets_go_to_ipv6_hop
     ));
     let mut to_hop = hop.accept().await;
     assert!(to_hop.peer_addr().unwrap().is_ipv6());
-    let frame = read_exact(&mut to_hop, 3 + REGULAR).await;
-    assert_eq!(frame[..3], [7, 1, 0]);
-    assert_eq!(frame[3..], packet.packet[..]);
+    let frame = read_exact(&mut to_hop, 4 + REGULAR).await;
+    assert_eq!(frame[..4], [8, 1, 0, 1]);
+    assert_eq!(frame[4..], packet.packet[..]);
 
     // A final-hop packet arrives over an IPv6 mix connection: pushed to the client, and its
     // SURB-ack goes to the IPv6 first hop it names.
@@ -74,9 +74,9 @@ async fn a_client_and_a_mix_peer_are_served_over_ipv6_and_packets_go_to_ipv6_hop
     gateway.inject_at(mix, &[v7_frame(&sphinx)]).await;
     assert_eq!(client.open_pushed(&ws.next_binary().await), message);
     let mut acks = ack_hop.accept().await;
-    let ack_frame = read_exact(&mut acks, 3 + ACK_PACKET_LEN).await;
-    assert_eq!(ack_frame[..3], [7, 2, 0]);
-    assert_eq!(ack_frame[3..], ack[..]);
+    let ack_frame = read_exact(&mut acks, 4 + ACK_PACKET_LEN).await;
+    assert_eq!(ack_frame[..4], [8, 2, 0, 0]);
+    assert_eq!(ack_frame[4..], ack[..]);
     assert_eq!(gateway.metric("gateway_messages_pushed_total").await, 1.0);
 }
 

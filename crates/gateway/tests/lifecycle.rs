@@ -163,12 +163,12 @@ async fn sigterm_under_load_loses_no_acknowledged_message() {
         else {
             return received;
         };
-        let mut frame = vec![0u8; 3 + ACK_PACKET_LEN];
+        let mut frame = vec![0u8; 4 + ACK_PACKET_LEN];
         while tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut frame))
             .await
             .is_ok_and(|r| r.is_ok())
         {
-            received.push(frame[3..].to_vec());
+            received.push(frame[4..].to_vec());
         }
         received
     });

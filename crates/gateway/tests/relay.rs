@@ -14,8 +14,9 @@ use gateway_protocol::test_support::sphinx::{v7_frame, HonestPacket, RouteNode};
 use tokio::net::TcpStream;
 use util::harness::{read_exact, NextHop, TestGateway};
 
-/// v7 header of an ack-size frame: version 7, size id 2, packet type 0.
-const V7_ACK_HEADER: [u8; 3] = [7, 2, 0];
+/// v8 header of an ack-size frame: version 8, size id 2, packet type 0, and the unknown key
+/// rotation of the v7 frame the packet came in.
+const V8_ACK_HEADER: [u8; 4] = [8, 2, 0, 0];
 /// The next node's sphinx key (the test plays that node).
 const NEXT_KEY: [u8; 32] = [0x66; 32];
 
@@ -32,11 +33,11 @@ fn two_hop(gateway: &TestGateway, next: SocketAddr, delay: Duration, message: &[
 
 /// Reads one relayed frame and takes off the last layer: the message inside.
 async fn receive_relayed(stream: &mut TcpStream) -> Vec<u8> {
-    let frame = read_exact(stream, 3 + PacketSize::Ack.size()).await;
-    assert_eq!(frame[..3], V7_ACK_HEADER, "relayed as a v7 ack-size frame");
+    let frame = read_exact(stream, 4 + PacketSize::Ack.size()).await;
+    assert_eq!(frame[..4], V8_ACK_HEADER, "relayed as a v8 ack-size frame");
     let last = final_hop::unwrap(
         &SphinxSecret::from_bytes(NEXT_KEY),
-        &frame[3..],
+        &frame[4..],
         KeyRotation::Unknown,
     )
     .expect("the next node can unwrap what the relay sent");

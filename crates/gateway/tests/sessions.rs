@@ -16,7 +16,7 @@ use std::time::Duration;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use futures_util::SinkExt;
 use gateway_protocol::client::{ClientRequest, RequestKind, ServerResponse};
-use gateway_protocol::framing::KeyRotation;
+use gateway_protocol::framing::{FrameVersion, KeyRotation};
 use gateway_protocol::mix_packet::MixPacket;
 use nym_gateway::config::Tuning;
 use nym_gateway::node::client::{serve_connection, ClientContext, ClientLimits};
@@ -59,6 +59,7 @@ impl Sessions {
                 initial_backoff: Duration::from_millis(100),
                 maximum_backoff: Duration::from_secs(1),
                 idle_timeout: Duration::from_secs(60),
+                frame_version: FrameVersion::V8,
             },
             metrics.clone(),
             CancellationToken::new(),
@@ -417,8 +418,8 @@ async fn an_authenticated_client_gets_an_error_per_bad_request_and_keeps_its_ses
     ));
     let mut mix = hop.accept().await;
     assert_eq!(
-        read_exact(&mut mix, 3 + REGULAR).await[3..],
-        packet.packet[..]
+        read_exact(&mut mix, 4 + REGULAR).await[..],
+        [&[8, 1, 0, 1][..], &packet.packet[..]].concat()
     );
 }
 

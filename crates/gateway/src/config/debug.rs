@@ -205,6 +205,11 @@ tuning_keys! {
     ///
     /// `fast` is our path; `reference` is `sphinx-packet` 0.8.0.
     final_hop_implementation: FinalHopImplementation = FinalHopImplementation::Fast;
+    /// Framing of outgoing mix packets: 'v8' keeps each packet's key rotation (nym-node 1.31), 'v7' for older peers.
+    ///
+    /// v8 carries the rotation byte the client (or the previous hop) gave the packet, so the
+    /// next hop picks the right sphinx key; v7 drops it and the next hop must guess.
+    egress_frame_version: EgressFraming = EgressFraming::V8;
     /// Threads unwrapping Sphinx packets (0 = one per core).
     unwrap_workers: usize = 0;
     /// Packets waiting for or in unwrapping, over all connections.
@@ -239,6 +244,16 @@ pub enum FinalHopImplementation {
     Fast,
     /// `sphinx-packet` 0.8.0.
     Reference,
+}
+
+/// How outgoing mix packets are framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EgressFraming {
+    /// `07 size type`: no key rotation (mix nodes before key rotation).
+    V7,
+    /// `08 size type rotation`: the packet's key rotation travels with it.
+    V8,
 }
 
 impl Tuning {

@@ -1,5 +1,5 @@
 //! Egress: packets to next hops (SURB-acks, client packets). One TCP connection per next hop,
-//! each with a bounded queue, v7 frames, connect timeout and capped exponential backoff.
+//! each with a bounded queue, v8 frames (v7 if configured), connect timeout and capped exponential backoff.
 //!
 //! `send` never waits: a full queue or too many hops is a counted, logged drop, because a
 //! slow or dead next hop must not stall the packets for every other hop.
@@ -41,6 +41,8 @@ pub struct EgressConfig {
     pub maximum_backoff: Duration,
     /// Close a connection idle for this long.
     pub idle_timeout: Duration,
+    /// v8 (the packet's key rotation travels with it) or v7.
+    pub frame_version: FrameVersion,
 }
 
 /// Why a packet was not queued.
@@ -105,7 +107,8 @@ impl Egress {
         }
     }
 
-    /// Queues `packet` for its next hop, v7-framed. Never waits.
+    /// Queues `packet` for its next hop, framed with the configured version (v8 carries its
+    /// key rotation). Never waits.
     pub fn send(&self, packet: &MixPacket) -> Result<(), EgressError> {
         let result = self.try_send(packet);
         if let Err(e) = result {
@@ -122,7 +125,10 @@ impl Egress {
         }
         let mut frame = Vec::with_capacity(packet.packet.len() + 4);
         // The packet's length always maps to a size: MixPacket is only built from valid sizes.
-        if packet.encode_frame(FrameVersion::V7, &mut frame).is_err() {
+        if packet
+            .encode_frame(shared.config.frame_version, &mut frame)
+            .is_err()
+        {
             return Err(EgressError::InvalidPacket);
         }
         let mut hops = shared.hops.lock().unwrap_or_else(PoisonError::into_inner);

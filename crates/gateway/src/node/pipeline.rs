@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use gateway_protocol::framing::FrameVersion;
 use gateway_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -44,7 +45,7 @@ use super::replay::{ReplayFile, ReplayFilter, ReplaySettings};
 use super::router::Router;
 use super::statistics;
 use super::unwrapper::Unwrapper;
-use crate::config::Config;
+use crate::config::{Config, EgressFraming};
 use crate::keys::NodeKeys;
 use crate::node_details::NodeDetails;
 
@@ -223,6 +224,10 @@ fn start_egress(config: &Config, metrics: &Metrics, stage: &Stage) -> Egress {
             initial_backoff: d.packet_forwarding_initial_backoff,
             maximum_backoff: d.packet_forwarding_maximum_backoff,
             idle_timeout: d.egress_idle_timeout,
+            frame_version: match d.egress_frame_version {
+                EgressFraming::V7 => FrameVersion::V7,
+                EgressFraming::V8 => FrameVersion::V8,
+            },
         },
         metrics.clone(),
         stage.shutdown.clone(),

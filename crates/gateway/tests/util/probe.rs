@@ -176,9 +176,9 @@ impl AckSink {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let collected = collected.clone();
                 tokio::spawn(async move {
-                    let mut frame = vec![0u8; 3 + ACK_PACKET_LEN];
+                    let mut frame = vec![0u8; 4 + ACK_PACKET_LEN];
                     while stream.read_exact(&mut frame).await.is_ok() {
-                        collected.lock().unwrap().push(frame[3..].to_vec());
+                        collected.lock().unwrap().push(frame[4..].to_vec());
                     }
                 });
             }

@@ -22,6 +22,7 @@ fn config() -> EgressConfig {
         initial_backoff: Duration::from_millis(10),
         maximum_backoff: Duration::from_millis(50),
         idle_timeout: Duration::from_secs(30),
+        frame_version: FrameVersion::V8,
     }
 }
 
@@ -129,6 +130,47 @@ async fn loopback_listener() -> (TcpListener, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     (listener, addr)
+}
+
+/// v8 frames carry each packet's key rotation, so the next hop can pick the key the sender
+/// used; with v7 configured the same packets go out as `07 size type`.
+#[tokio::test]
+async fn frames_carry_each_packets_key_rotation_unless_v7_is_configured() {
+    for (version, want) in [
+        (
+            FrameVersion::V8,
+            vec![vec![8, 1, 0, 1], vec![8, 1, 0, 2], vec![8, 1, 0, 0]],
+        ),
+        (
+            FrameVersion::V7,
+            vec![vec![7, 1, 0], vec![7, 1, 0], vec![7, 1, 0]],
+        ),
+    ] {
+        let (listener, addr) = loopback_listener().await;
+        let setup = Setup::new(EgressConfig {
+            frame_version: version,
+            ..config()
+        });
+        for (n, rotation) in [KeyRotation::Odd, KeyRotation::Even, KeyRotation::Unknown]
+            .into_iter()
+            .enumerate()
+        {
+            let mut p = packet(addr, n as u32);
+            p.key_rotation = rotation;
+            setup.egress.send(&p).unwrap();
+        }
+        let mut stream = accept(&listener).await;
+        let header = want[0].len();
+        for expected in want {
+            let mut frame = vec![0u8; header + PacketSize::Regular.size()];
+            tokio::time::timeout(WAIT, stream.read_exact(&mut frame))
+                .await
+                .expect("frames arrive in time")
+                .unwrap();
+            assert_eq!(frame[..header], expected[..], "{version:?}");
+        }
+        setup.stop().await;
+    }
 }
 
 #[tokio::test]
