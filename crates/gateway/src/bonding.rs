@@ -4,11 +4,11 @@
 //! (`testdata/nym-node-bonding/` holds its real output for one key and message).
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
-use crate::build_info::VERSION;
+use crate::build_info::{BINARY_NAME, VERSION};
 use crate::config::Config;
 use crate::keys::NodeKeys;
+use crate::node::validator_check::is_local_host;
 
 /// What nym-node says when a contract message was copied wrongly; our errors end with it.
 const COPIED_WRONGLY: &str = "it seems you have incorrectly copied the message to sign. Make sure you didn't accidentally skip any characters";
@@ -98,11 +98,7 @@ impl BondingInformation {
     /// The facts for this config and identity key.
     pub fn new(config: &Config, keys: &NodeKeys) -> Self {
         let g = &config.gateway;
-        let unreachable = g
-            .announce_address
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback() || ip.is_multicast() || ip.is_unspecified());
-        let host = if unreachable {
+        let host = if is_local_host(&g.announce_address) {
             NO_VALID_HOST.to_owned()
         } else {
             g.announce_address.clone()
@@ -112,7 +108,7 @@ impl BondingInformation {
             host,
             identity_key: keys.identity.verifying_key().to_bytes(),
             custom_http_port: (port != 8080 && port != 80).then_some(port),
-            binary_name: "nym-gateway",
+            binary_name: BINARY_NAME,
             build_version: VERSION,
         }
     }
@@ -199,6 +195,8 @@ mod tests {
             ("127.0.0.1", NO_VALID_HOST),
             ("0.0.0.0", NO_VALID_HOST),
             ("::1", NO_VALID_HOST),
+            ("localhost", NO_VALID_HOST),
+            ("[::1]", NO_VALID_HOST),
             ("203.0.113.7", "203.0.113.7"),
             ("gw.example.org", "gw.example.org"),
         ] {

@@ -1,5 +1,8 @@
 //! Build facts recorded by `build.rs`, printed by `nym-gateway --version`.
 
+/// This software's name, which it gives wherever it describes itself (never `nym-node`).
+pub const BINARY_NAME: &str = env!("CARGO_PKG_NAME");
+
 /// The package version, which is also the version written into `config.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -2,29 +2,17 @@
 //! listeners: every endpoint answers without a token, with values from the node's keys and
 //! config, and host-information's signature verifies over `data` exactly as served.
 
+mod util;
+
 use std::net::SocketAddr;
 
 use ed25519_dalek::{Signature, Verifier};
-use nym_gateway::config::Config;
 use nym_gateway::keys::NodeKeys;
 use nym_gateway::network::Network;
 use nym_gateway::node::{self, Listeners};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-
-/// Status line and body of a plain HTTP/1.0 GET.
-async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or_default();
-    let status = head.lines().next().unwrap_or_default().to_owned();
-    (status, body.to_owned())
-}
+use util::in_process::{http_get, loopback_config};
 
 async fn get_json(addr: SocketAddr, path: &str) -> (String, Value) {
     let (status, body) = http_get(addr, path).await;
@@ -36,22 +24,19 @@ async fn get_json(addr: SocketAddr, path: &str) -> (String, Value) {
 async fn a_running_node_describes_itself_publicly_with_its_keys_and_config() {
     let dir = tempfile::tempdir().unwrap();
     let network = Network::mainnet();
-    let mut config = Config::new("described", dir.path(), &network);
-    config.gateway.listening_address = [127, 0, 0, 1].into();
+    let mut config = loopback_config("described", dir.path(), &network);
     config.gateway.announce_address = "127.0.0.1".to_owned();
-    config.gateway.mix_port = 0;
-    config.gateway.clients_port = 0;
-    config.gateway.http_api_address = SocketAddr::from(([127, 0, 0, 1], 0));
     config.gateway.http_api_token = Some("s3cret".to_owned());
     config.gateway.accepted_operator_terms_and_conditions = true;
-    std::fs::create_dir_all(config.gateway.persistent_storage.parent().unwrap()).unwrap();
     let keys = NodeKeys::generate().unwrap();
     let identity = keys.identity.verifying_key();
     let identity_bs58 = keys.identity_public_bs58();
     let sphinx_bs58 = keys.sphinx_public_bs58();
-    let (mix_port, clients_port) = (config.gateway.mix_port, config.gateway.clients_port);
 
     let listeners = Listeners::bind(&config).await.unwrap();
+    // Configured as 0: what is announced must be the ports the kernel chose.
+    let mix_port = listeners.mix_address().unwrap().port();
+    let clients_port = listeners.clients_address().unwrap().port();
     let http = listeners.http_address().unwrap();
     let shutdown = CancellationToken::new();
     let node = tokio::spawn(node::run(

@@ -3,43 +3,18 @@
 
 mod util;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use gateway_protocol::test_support::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
-use nym_gateway::config::Config;
 use nym_gateway::keys::NodeKeys;
 use nym_gateway::network::Network;
 use nym_gateway::node::{self, Listeners};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use util::harness::{read_exact, NextHop};
+use util::in_process::{http_get, loopback_config};
 use util::ws_client::{random, TestClient, WsClient};
-
-/// A config for a node under `root` on loopback, every port chosen by the kernel.
-fn loopback_config(root: &std::path::Path, network: &Network) -> Config {
-    let mut config = Config::new("in-process", root, network);
-    config.gateway.listening_address = [127, 0, 0, 1].into();
-    config.gateway.mix_port = 0;
-    config.gateway.clients_port = 0;
-    config.gateway.http_api_address = SocketAddr::from(([127, 0, 0, 1], 0));
-    std::fs::create_dir_all(config.gateway.persistent_storage.parent().unwrap()).unwrap();
-    config
-}
-
-/// The body of a plain HTTP/1.0 GET.
-async fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
-}
 
 /// The value of `name` in the node's Prometheus text.
 fn metric(text: &str, name: &str) -> Option<f64> {
@@ -51,7 +26,7 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 async fn a_node_started_in_process_serves_a_client_and_a_mix_peer_and_stops_on_its_token() {
     let dir = tempfile::tempdir().unwrap();
     let network = Network::mainnet();
-    let config = loopback_config(dir.path(), &network);
+    let config = loopback_config("in-process", dir.path(), &network);
     let db_path = config.gateway.persistent_storage.clone();
     let keys = NodeKeys::generate().unwrap();
     let identity = keys.identity.verifying_key();
@@ -99,8 +74,8 @@ async fn a_node_started_in_process_serves_a_client_and_a_mix_peer_and_stops_on_i
         "a v8 ack frame with the unknown rotation of the v7 frame it came in"
     );
 
-    assert_eq!(http_get(http, "/health").await, r#"{"status":"ok"}"#);
-    let metrics = http_get(http, "/metrics").await;
+    assert_eq!(http_get(http, "/health").await.1, r#"{"status":"ok"}"#);
+    let (_, metrics) = http_get(http, "/metrics").await;
     assert_eq!(metric(&metrics, "gateway_messages_pushed_total"), Some(1.0));
     assert_eq!(metric(&metrics, "gateway_clients_connected"), Some(1.0));
 

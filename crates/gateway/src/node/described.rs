@@ -137,6 +137,16 @@ pub struct WebSockets {
     pub wss_port: Option<u16>,
 }
 
+/// The mix and client ports the node listens on: the configured ones, or those the kernel
+/// chose when the config says 0 (tests). The announced ports are these, never a 0.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedPorts {
+    /// The mix port.
+    pub mix: u16,
+    /// The client websocket port.
+    pub clients: u16,
+}
+
 /// Every self-described body except health, built once.
 #[derive(Debug, Clone)]
 pub struct Described {
@@ -154,8 +164,13 @@ pub struct Described {
 
 impl Described {
     /// The bodies for `config` and `keys`; `announce_ips` are the announce host's addresses
-    /// (see [`announce_ips`]).
-    pub fn new(config: &Config, keys: &NodeKeys, announce_ips: Vec<IpAddr>) -> Self {
+    /// (see [`announce_ips`]), `ports` where the node listens.
+    pub fn new(
+        config: &Config,
+        keys: &NodeKeys,
+        announce_ips: Vec<IpAddr>,
+        ports: ServedPorts,
+    ) -> Self {
         let g = &config.gateway;
         let host = g.announce_address.trim();
         let hostname = host.parse::<IpAddr>().is_err().then(|| host.to_owned());
@@ -187,12 +202,12 @@ impl Described {
                 location: None,
                 announce_ports: AnnouncePorts {
                     verloc_port: None,
-                    mix_port: Some(g.mix_port),
+                    mix_port: Some(ports.mix),
                 },
                 accepted_operator_terms_and_conditions: g.accepted_operator_terms_and_conditions,
             },
             websockets: WebSockets {
-                ws_port: g.clients_port,
+                ws_port: ports.clients,
                 wss_port: None,
             },
         }
@@ -217,7 +232,7 @@ impl BuildInformation {
     /// This binary's facts, from `build.rs`.
     pub fn ours() -> Self {
         Self {
-            binary_name: "nym-gateway".to_owned(),
+            binary_name: build_info::BINARY_NAME.to_owned(),
             build_timestamp: build_info::BUILD_TIMESTAMP.to_owned(),
             build_version: build_info::VERSION.to_owned(),
             commit_sha: build_info::COMMIT_SHA.to_owned(),
@@ -295,10 +310,17 @@ mod tests {
         let dir = std::path::Path::new("/nonexistent");
         let mut config = Config::new("described", dir, &Network::mainnet());
         config.gateway.announce_address = "gateway.example.org".to_owned();
-        config.gateway.mix_port = 1789;
-        config.gateway.clients_port = 9000;
         config.gateway.accepted_operator_terms_and_conditions = true;
-        Described::new(&config, &fixed_keys(), vec!["203.0.113.7".parse().unwrap()])
+        let ports = ServedPorts {
+            mix: 1789,
+            clients: 9000,
+        };
+        Described::new(
+            &config,
+            &fixed_keys(),
+            vec!["203.0.113.7".parse().unwrap()],
+            ports,
+        )
     }
 
     fn json(value: &impl Serialize) -> String {
@@ -410,6 +432,10 @@ mod tests {
             &config,
             &fixed_keys(),
             vec!["198.51.100.1".parse().unwrap()],
+            ServedPorts {
+                mix: 1789,
+                clients: 9000,
+            },
         );
         assert_eq!(d.host_information.data.hostname, None);
     }

@@ -34,7 +34,7 @@ use tracing::{info, warn};
 
 use super::client::{self, ClientContext, ClientLimits};
 use super::cpu_pool::CpuPool;
-use super::described::{self, Described};
+use super::described::{self, Described, ServedPorts};
 use super::egress::{Egress, EgressConfig};
 use super::http_api::{self, ApiContent};
 use super::listeners::Listeners;
@@ -111,6 +111,10 @@ impl Pipeline {
         listeners: Listeners,
     ) -> anyhow::Result<Self> {
         let d = &config.debug;
+        let ports = ServedPorts {
+            mix: listeners.mix_address()?.port(),
+            clients: listeners.clients_address()?.port(),
+        };
         let store = open_store(config).await?;
         let metrics = Metrics::new();
 
@@ -166,7 +170,7 @@ impl Pipeline {
         let content = ApiContent {
             store: store.clone(),
             details,
-            described: Described::new(config, keys, announce_ips),
+            described: Described::new(config, keys, announce_ips, ports),
         };
         serve_http(config, listeners.http, &metrics, content, &http);
         let background = start_background(config, keys, &router, &store, &http.shutdown);

@@ -70,14 +70,15 @@ pub fn outcome(
     }
 }
 
-/// Whether `host` is an address no other node could reach.
+/// Whether `host` is an address no other node could reach: `localhost`, a loopback,
+/// unspecified or multicast IP (bracketed IPv6 too).
 pub fn is_local_host(host: &str) -> bool {
     let host = host.trim().trim_start_matches('[').trim_end_matches(']');
     if host.eq_ignore_ascii_case("localhost") {
         return true;
     }
     host.parse::<IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+        .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified() || ip.is_multicast())
 }
 
 /// `<api>/v1/gateways`, tolerant of a trailing slash in the configured URL.
@@ -145,7 +146,16 @@ mod tests {
 
     #[test]
     fn local_hosts_are_recognised() {
-        for host in ["127.0.0.1", "localhost", "0.0.0.0", "::1", "[::1]", "::"] {
+        for host in [
+            "127.0.0.1",
+            "localhost",
+            "0.0.0.0",
+            "::1",
+            "[::1]",
+            "::",
+            "224.0.0.1",
+            "ff02::1",
+        ] {
             assert!(is_local_host(host), "{host}");
         }
         for host in ["62.240.134.46", "gw.example.org", "2001:db8::1"] {

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod harness;
+pub mod in_process;
 pub mod probe;
 pub mod ws_client;
 
