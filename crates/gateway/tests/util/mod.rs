@@ -33,13 +33,38 @@ impl OutputText for Output {
     }
 }
 
-/// A port that was free a moment ago.
+/// Ports handed to tests come from below the kernel's ephemeral range (32768 and up on
+/// Linux), so no `bind(0)` or outgoing connection elsewhere can take one between the test
+/// picking it and the gateway binding it.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// Locks held for the life of this test process: one per port it was given.
+static PORT_LOCKS: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+
+/// A loopback port no other test (in this process or any other) has been given, and that
+/// is free now. Each port is claimed with an exclusive lock on a file named after it; the
+/// lock is released when the process exits, so a crashed test leaks nothing.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let dir = std::env::temp_dir().join("nym-gateway-test-ports");
+    std::fs::create_dir_all(&dir).expect("creating the test-port lock directory");
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    // Start where this process's id points so concurrent test processes rarely probe the
+    // same ports first.
+    let start = std::process::id() % span;
+    for step in 0..span {
+        let port = TEST_PORTS.start + ((start + step * 7) % span) as u16;
+        let Ok(file) = std::fs::File::create(dir.join(port.to_string())) else {
+            continue;
+        };
+        if file.try_lock().is_err() {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            PORT_LOCKS.lock().unwrap().push(file);
+            return port;
+        }
+    }
+    panic!("no free test port in {TEST_PORTS:?}");
 }
 
 /// Lets this test process open `wanted` more descriptors than it has open now: raises the
