@@ -138,6 +138,11 @@ pub struct Gateway {
     /// Validator RPC endpoints.
     #[serde(default)]
     pub validator_nymd_urls: Vec<String>,
+    /// nym-api endpoints the gateway learns the key rotation from and asks to re-describe it.
+    /// Absent: `validator_api_urls` (the seed's name for the same APIs). Empty: no nym-api,
+    /// one static sphinx key. Written to the file only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nym_api_urls: Option<Vec<String>>,
     /// Wallet mnemonic (only needed for credential enforcement; never printed).
     #[serde(default = "placeholder_mnemonic")]
     pub cosmos_mnemonic: String,
@@ -201,6 +206,7 @@ impl Config {
                 statistics_service_url: network.statistics_service_url.clone(),
                 validator_api_urls: vec![network.api_validator.clone()],
                 validator_nymd_urls: vec![network.nymd_validator.clone()],
+                nym_api_urls: None,
                 cosmos_mnemonic: PLACEHOLDER_MNEMONIC.to_owned(),
                 wallet_address: String::new(),
                 accepted_operator_terms_and_conditions: false,
@@ -262,6 +268,11 @@ impl Config {
                 return invalid("validator_api_urls", format!("{url:?} is not a URL: {e}"));
             }
         }
+        for url in g.nym_api_urls.iter().flatten() {
+            if let Err(e) = url::Url::parse(url) {
+                return invalid("nym_api_urls", format!("{url:?} is not a URL: {e}"));
+            }
+        }
         if let Err(e) = url::Url::parse(&g.statistics_service_url) {
             return invalid(
                 "statistics_service_url",
@@ -286,6 +297,14 @@ impl Config {
     /// The file's text: commented, in the 1.0.2 key order.
     pub fn render(&self) -> String {
         template::render(self)
+    }
+
+    /// The nym-api endpoints: `nym_api_urls` when set, else `validator_api_urls`.
+    pub fn nym_api_urls(&self) -> &[String] {
+        self.gateway
+            .nym_api_urls
+            .as_deref()
+            .unwrap_or(&self.gateway.validator_api_urls)
     }
 
     /// The key file locations this config names.

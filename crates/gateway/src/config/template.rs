@@ -124,7 +124,7 @@ validator_api_urls = {validator_api_urls}
 
 # Addresses to validators which the node uses to check for double spending of ERC20 tokens.
 validator_nymd_urls = {validator_nymd_urls}
-
+{nym_api_urls}
 # Mnemonic of a cosmos wallet used in checking for double spending.
 cosmos_mnemonic = {cosmos_mnemonic}
 
@@ -146,6 +146,14 @@ wallet_address = {wallet_address}
         statistics_service_url = string(&g.statistics_service_url),
         validator_api_urls = string_array(&g.validator_api_urls),
         validator_nymd_urls = string_array(&g.validator_nymd_urls),
+        // Written only when set, so files without the key render as before.
+        nym_api_urls = match &g.nym_api_urls {
+            Some(urls) => format!(
+                "\n# nym-api endpoints for key rotation and self-description (default: validator_api_urls).\nnym_api_urls = {}\n",
+                string_array(urls)
+            ),
+            None => String::new(),
+        },
         cosmos_mnemonic = string(&g.cosmos_mnemonic),
         wallet_address = string(&g.wallet_address),
         // Written only once accepted, so files without the key render as before.
