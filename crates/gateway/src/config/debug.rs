@@ -141,6 +141,18 @@ tuning_keys! {
     /// Timeout of the start-up duplicate-host check against the validator API.
     #[serde(with = "humantime_serde")]
     validator_check_timeout: Duration = Duration::from_secs(5);
+    /// Timeout of one request to nym-api (key rotation, refresh-described).
+    #[serde(with = "humantime_serde")]
+    nym_api_timeout: Duration = Duration::from_secs(10), check not_zero;
+    /// How often nym-api's key-rotation information is read, besides the rotation's own times.
+    ///
+    /// The rotation steps are scheduled from nym-api's epochs; this poll only catches changed
+    /// rotation settings.
+    #[serde(with = "humantime_serde")]
+    key_rotation_poll_interval: Duration = Duration::from_secs(600), check not_zero;
+    /// After nym-api failed to answer (or its epoch is stuck), ask again after this.
+    #[serde(with = "humantime_serde")]
+    key_rotation_retry_interval: Duration = Duration::from_secs(60), check not_zero;
     /// How often statistics are reported when enabled.
     #[serde(with = "humantime_serde")]
     statistics_report_interval: Duration = Duration::from_secs(60);

@@ -299,14 +299,6 @@ impl Config {
         template::render(self)
     }
 
-    /// The nym-api endpoints: `nym_api_urls` when set, else `validator_api_urls`.
-    pub fn nym_api_urls(&self) -> &[String] {
-        self.gateway
-            .nym_api_urls
-            .as_deref()
-            .unwrap_or(&self.gateway.validator_api_urls)
-    }
-
     /// The key file locations this config names.
     pub fn key_paths(&self) -> crate::keys::KeyPaths {
         crate::keys::KeyPaths {

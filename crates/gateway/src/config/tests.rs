@@ -48,26 +48,32 @@ fn accepted_terms_is_written_only_when_true_and_leaves_the_rest_byte_identical()
 
 #[test]
 fn nym_api_urls_default_to_the_validator_apis_and_are_written_only_when_set() {
+    use crate::node::rotation::followed_apis;
     let without = sample();
     assert_eq!(
-        without.nym_api_urls(),
+        followed_apis(&without),
         without.gateway.validator_api_urls.as_slice()
     );
     assert!(!without.render().contains("nym_api_urls"));
+    let mut local = sample();
+    local.gateway.announce_address = "127.0.0.1".into();
+    assert!(
+        followed_apis(&local).is_empty(),
+        "a local gateway follows no nym-api by default"
+    );
 
     let mut none = sample();
     none.gateway.nym_api_urls = Some(Vec::new());
     assert!(
-        none.nym_api_urls().is_empty(),
+        followed_apis(&none).is_empty(),
         "an empty list means no nym-api"
     );
     let text = none.render();
     assert!(text.contains("\nnym_api_urls = []\n"), "{text}");
     assert_eq!(Config::parse(&text).unwrap(), none);
 
-    let mut local = sample();
     local.gateway.nym_api_urls = Some(vec!["http://127.0.0.1:8000/".into()]);
-    assert_eq!(local.nym_api_urls(), ["http://127.0.0.1:8000/"]);
+    assert_eq!(followed_apis(&local), ["http://127.0.0.1:8000/"]);
     assert_eq!(Config::parse(&local.render()).unwrap(), local);
 
     local.gateway.nym_api_urls = Some(vec!["not a url".into()]);

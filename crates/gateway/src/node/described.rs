@@ -1,6 +1,7 @@
 //! The self-described API that nym-api polls (`/api/v1/...`): the response bodies, shaped field
 //! for field like nym-node 1.31.0's (`nym-node-requests`), built once from `Config` and
-//! `NodeKeys` at start-up.
+//! `NodeKeys` at start-up, except `host-information`, signed at each request with the sphinx
+//! keys held then (they rotate).
 //!
 //! Field order matters for `host-information`: nym-api checks the signature by serialising
 //! `data` again with its own types, so ours must serialise to the same bytes.
@@ -10,12 +11,12 @@ use std::net::IpAddr;
 use serde::Serialize;
 use tracing::{debug, warn};
 
+use super::rotation::key_ring::{KeyRing, KeySet, RotationKey};
 use crate::build_info;
 use crate::config::Config;
 use crate::keys::NodeKeys;
 
-/// nym-node's `rotation_id` for a static, never-rotated sphinx key.
-pub const LEGACY_ROTATION_ID: u32 = u32::MAX;
+pub use super::rotation::LEGACY_ROTATION_ID;
 
 /// `/api/v1/health`. nym-node serialises its `Up` status in camelCase: `"up"`.
 #[derive(Debug, Clone, Serialize)]
@@ -93,7 +94,7 @@ pub struct HostKeys {
     pub x25519_sphinx: String,
     /// The sphinx key in use.
     pub primary_x25519_sphinx_key: SphinxKey,
-    /// The next rotation's key; we do not rotate, so always `null`.
+    /// The next rotation's key, from the last epoch of a rotation until its boundary.
     pub pre_announced_x25519_sphinx_key: Option<SphinxKey>,
     /// A Noise key for the mix port; we do not speak Noise, so always `null`.
     pub x25519_versioned_noise: Option<()>,
@@ -102,7 +103,7 @@ pub struct HostKeys {
 /// A sphinx key and the rotation it belongs to.
 #[derive(Debug, Clone, Serialize)]
 pub struct SphinxKey {
-    /// [`LEGACY_ROTATION_ID`] for our static key.
+    /// The rotation; [`LEGACY_ROTATION_ID`] for a static key.
     pub rotation_id: u32,
     /// bs58.
     pub public_key: String,
@@ -147,15 +148,19 @@ pub struct ServedPorts {
     pub clients: u16,
 }
 
-/// Every self-described body except health, built once.
-#[derive(Debug, Clone)]
+/// Every self-described body except health.
+#[derive(Clone)]
 pub struct Described {
     /// `/api/v1/build-information`
     pub build_information: BuildInformation,
     /// `/api/v1/roles`
     pub roles: NodeRoles,
-    /// `/api/v1/host-information`
-    pub host_information: SignedHostInformation,
+    /// `/api/v1/host-information` without its sphinx keys, which come from `keys`.
+    host: HostInformation,
+    /// The sphinx keys held.
+    keys: KeyRing,
+    /// Signs host-information.
+    identity: std::sync::Arc<ed25519_dalek::SigningKey>,
     /// `/api/v1/auxiliary-details`
     pub auxiliary_details: AuxiliaryDetails,
     /// `/api/v1/gateway/client-interfaces/mixnet-websockets`
@@ -164,26 +169,27 @@ pub struct Described {
 
 impl Described {
     /// The bodies for `config` and `keys`; `announce_ips` are the announce host's addresses
-    /// (see [`announce_ips`]), `ports` where the node listens.
+    /// (see [`announce_ips`]), `ports` where the node listens, `sphinx` the rotating keys.
     pub fn new(
         config: &Config,
         keys: &NodeKeys,
         announce_ips: Vec<IpAddr>,
         ports: ServedPorts,
+        sphinx: KeyRing,
     ) -> Self {
         let g = &config.gateway;
         let host = g.announce_address.trim();
         let hostname = host.parse::<IpAddr>().is_err().then(|| host.to_owned());
-        let sphinx = keys.sphinx_public_bs58();
+        // The sphinx keys are filled in at each request.
         let data = HostInformation {
             ip_address: announce_ips,
             hostname,
             keys: HostKeys {
                 ed25519_identity: keys.identity_public_bs58(),
-                x25519_sphinx: sphinx.clone(),
+                x25519_sphinx: String::new(),
                 primary_x25519_sphinx_key: SphinxKey {
                     rotation_id: LEGACY_ROTATION_ID,
-                    public_key: sphinx,
+                    public_key: String::new(),
                 },
                 pre_announced_x25519_sphinx_key: None,
                 x25519_versioned_noise: None,
@@ -197,7 +203,9 @@ impl Described {
                 network_requester_enabled: false,
                 ip_packet_router_enabled: false,
             },
-            host_information: SignedHostInformation::new(data, keys),
+            host: data,
+            keys: sphinx,
+            identity: std::sync::Arc::new(keys.identity.clone()),
             auxiliary_details: AuxiliaryDetails {
                 location: None,
                 announce_ports: AnnouncePorts {
@@ -214,11 +222,33 @@ impl Described {
     }
 }
 
-impl SignedHostInformation {
-    /// Signs the compact JSON of `data` with the identity key, as nym-node's `SignedData::new`.
-    pub fn new(data: HostInformation, keys: &NodeKeys) -> Self {
-        let signature = keys.sign_bytes(&signed_bytes(&data));
-        Self { data, signature }
+impl Described {
+    /// `/api/v1/host-information` now: the primary key, the pre-announced one if any, signed.
+    pub fn host_information(&self) -> SignedHostInformation {
+        let keys = self.keys.current();
+        self.host_information_with(&keys)
+    }
+
+    /// Signed host-information announcing `keys`.
+    pub fn host_information_with(&self, keys: &KeySet) -> SignedHostInformation {
+        let mut data = self.host.clone();
+        data.keys.x25519_sphinx = bs58::encode(keys.primary.public).into_string();
+        data.keys.primary_x25519_sphinx_key = SphinxKey::of(&keys.primary);
+        data.keys.pre_announced_x25519_sphinx_key = keys.pre_announced().map(|k| SphinxKey::of(k));
+        let signature = bs58::encode(
+            ed25519_dalek::Signer::sign(self.identity.as_ref(), &signed_bytes(&data)).to_bytes(),
+        )
+        .into_string();
+        SignedHostInformation { data, signature }
+    }
+}
+
+impl SphinxKey {
+    fn of(key: &RotationKey) -> Self {
+        Self {
+            rotation_id: key.rotation_id,
+            public_key: bs58::encode(key.public).into_string(),
+        }
     }
 }
 
@@ -306,6 +336,19 @@ mod tests {
         }
     }
 
+    /// The static key alone, as a gateway without nym-api holds it.
+    pub(crate) fn static_ring(secret: [u8; 32]) -> KeyRing {
+        let maker = crate::node::rotation::KeyMaker {
+            implementation: crate::config::FinalHopImplementation::Reference,
+            replay: crate::node::replay::ReplaySettings::from_config(&Default::default()),
+            store: "/nonexistent/db.sqlite".into(),
+        };
+        let key = maker
+            .make(LEGACY_ROTATION_ID, &StaticSecret::from(secret))
+            .unwrap();
+        KeyRing::new(KeySet::single(std::sync::Arc::new(key)))
+    }
+
     fn fixed() -> Described {
         let dir = std::path::Path::new("/nonexistent");
         let mut config = Config::new("described", dir, &Network::mainnet());
@@ -320,6 +363,7 @@ mod tests {
             &fixed_keys(),
             vec!["203.0.113.7".parse().unwrap()],
             ports,
+            static_ring([2; 32]),
         )
     }
 
@@ -329,7 +373,7 @@ mod tests {
 
     #[test]
     fn host_information_signature_verifies_over_the_served_data() {
-        let served = json(&fixed().host_information);
+        let served = json(&fixed().host_information());
         // The signed bytes are `data` exactly as served (compact, in nym-node's field order).
         let (data, signature) = served
             .strip_prefix(r#"{"data":"#)
@@ -357,13 +401,13 @@ mod tests {
         let expected = expected
             .replace("IDENTITY", &keys.identity_public_bs58())
             .replace("SPHINX", &keys.sphinx_public_bs58())
-            .replace("SIGNATURE", &fixed().host_information.signature);
-        assert_eq!(json(&fixed().host_information), expected);
+            .replace("SIGNATURE", &fixed().host_information().signature);
+        assert_eq!(json(&fixed().host_information()), expected);
     }
 
     #[test]
     fn host_information_for_fixed_keys_is_byte_exact() {
-        assert_eq!(json(&fixed().host_information), HOST_INFORMATION_VECTOR);
+        assert_eq!(json(&fixed().host_information()), HOST_INFORMATION_VECTOR);
     }
 
     /// Identity key bytes [1; 32], sphinx secret [2; 32], announce host gateway.example.org
@@ -436,8 +480,9 @@ mod tests {
                 mix: 1789,
                 clients: 9000,
             },
+            static_ring([2; 32]),
         );
-        assert_eq!(d.host_information.data.hostname, None);
+        assert_eq!(d.host_information().data.hostname, None);
     }
 
     #[tokio::test]

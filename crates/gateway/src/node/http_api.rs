@@ -103,9 +103,9 @@ pub async fn serve(
             )
             .route(
                 "/api/v1/host-information",
-                get(|State(s): State<ApiState>| async move {
-                    Json(s.described.host_information.clone())
-                }),
+                get(
+                    |State(s): State<ApiState>| async move { Json(s.described.host_information()) },
+                ),
             )
             .route(
                 "/api/v1/auxiliary-details",

@@ -61,6 +61,7 @@ label_values! {
     /// Why a mix packet was dropped after framing.
     MixDrop("reason") {
         Replay => "replay",
+        NoKeyForRotation => "no_key_for_rotation",
         ForwardHop => "forward_hop",
         UnwrapFailed => "unwrap_failed",
         MalformedSurbAck => "malformed_surb_ack",
@@ -198,9 +199,9 @@ metrics! {
     /// Bytes of stored message content (updated at each scrape).
     store_message_bytes: Gauge = Gauge::default(), "Bytes of stored messages";
     /// Bytes the replay filter's generations take (memory, and about its file's size).
-    replay_filter_bytes: Gauge = Gauge::default(), "Bytes the replay filter's generations take";
+    replay_filter_bytes: Gauge = Gauge::default(), "Bytes the generations of the replay filter last used take (one filter per sphinx key)";
     /// Packets the replay filter's current generation is sized for.
-    replay_filter_generation_capacity: Gauge = Gauge::default(), "Packets the replay filter's current generation is sized for";
+    replay_filter_generation_capacity: Gauge = Gauge::default(), "Packets the current generation of the replay filter last used is sized for";
     /// Time to unwrap one final-hop packet, in seconds.
     unwrap_seconds: Histogram = Histogram::new([25e-6, 50e-6, 75e-6, 100e-6, 150e-6, 250e-6, 500e-6, 1e-3, 5e-3]), "Time to unwrap one Sphinx packet, in seconds";
 }

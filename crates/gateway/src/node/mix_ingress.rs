@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use gateway_protocol::final_hop::{Hop, UnwrapError, Unwrapped};
@@ -27,8 +27,9 @@ use tracing::{debug, info};
 use super::cpu_pool::{CpuPool, JobResult};
 use super::metrics::{GaugeGuard, Metrics, MixClose, MixDrop};
 use super::relay::Relay;
-use super::replay::ReplayFilter;
+use super::rotation::key_ring::{KeyRing, KeySet, RotationKey};
 use super::router::{Delivery, Router};
+use super::unwrapper::UnwrapKey as _;
 
 /// Read buffer per connection: a few regular frames, grown as needed for extended ones.
 const READ_CHUNK: usize = 16 * 1024;
@@ -45,12 +46,10 @@ type InFlight = VecDeque<(usize, oneshot::Receiver<JobResult<Vec<UnwrapOutcome>>
 /// What the mix listener needs.
 #[derive(Clone)]
 pub struct MixIngress {
-    /// The gateway's sphinx key.
-    pub sphinx: Arc<super::unwrapper::Unwrapper>,
+    /// The gateway's sphinx keys, each with its replay filter.
+    pub keys: KeyRing,
     /// Unwrapping threads.
     pub pool: Arc<CpuPool>,
-    /// Replay tags seen.
-    pub replay: Arc<Mutex<ReplayFilter>>,
     /// Where messages go.
     pub router: Router,
     /// Counters.
@@ -201,9 +200,9 @@ impl MixIngress {
             // it to an unwrap thread and being woken with the result, which for packets
             // arriving one at a time was as much again. Bursts still go to the pool, which
             // spreads them over the cores.
+            let keys = self.keys.current();
             for frame in frames {
-                let sphinx = self.sphinx.as_ref();
-                match catch_unwind(AssertUnwindSafe(|| unwrap(sphinx, &self.replay, &frame))) {
+                match catch_unwind(AssertUnwindSafe(|| unwrap(&keys, &frame))) {
                     Ok(outcome) => self.finish(outcome).await,
                     Err(_panicked) => metrics.mix_drop(MixDrop::UnwrapFailed),
                 }
@@ -216,15 +215,13 @@ impl MixIngress {
             .div_ceil(self.pool.workers().max(1))
             .clamp(1, UNWRAP_BATCH);
         let mut frames = frames.into_iter().peekable();
+        let keys = self.keys.current();
         while frames.peek().is_some() {
             let job: Vec<Frame> = frames.by_ref().take(per_job).collect();
             let packets = job.len();
-            let sphinx = self.sphinx.clone();
-            let replay = self.replay.clone();
+            let keys = keys.clone();
             let work = move || -> Vec<UnwrapOutcome> {
-                job.iter()
-                    .map(|frame| unwrap(sphinx.as_ref(), &replay, frame))
-                    .collect()
+                job.iter().map(|frame| unwrap(&keys, frame)).collect()
             };
             match self.pool.submit(packets, work).await {
                 Ok(rx) => {
@@ -241,7 +238,6 @@ impl MixIngress {
     async fn finish(&self, outcome: UnwrapOutcome) {
         let decided = dispatch(
             outcome,
-            &self.replay,
             self.relay.as_ref(),
             &self.metrics,
             tokio::time::Instant::now(),
@@ -256,12 +252,16 @@ impl MixIngress {
 /// hop to the relay (or drop it), and return a final hop's message for the router.
 fn dispatch(
     outcome: UnwrapOutcome,
-    replay: &Mutex<ReplayFilter>,
     relay: Option<&Relay>,
     metrics: &Metrics,
     now: tokio::time::Instant,
 ) -> Option<(ClientAddress, Delivery)> {
     metrics.unwrap_seconds.observe(outcome.elapsed_seconds);
+    let Some(key) = outcome.key else {
+        metrics.mix_drop(MixDrop::NoKeyForRotation);
+        debug!(rotation = ?outcome.key_rotation, "mix packet dropped: no sphinx key of its rotation is held");
+        return None;
+    };
     let unwrapped = match outcome.result {
         Ok(u) => u,
         Err(e) => {
@@ -278,7 +278,7 @@ fn dispatch(
         }
     };
     let fresh = {
-        let mut filter = replay.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut filter = key.replay.lock().unwrap_or_else(PoisonError::into_inner);
         let fresh = filter.check_and_insert_at(&unwrapped.replay_tag, now.into_std());
         metrics.replay_filter(&filter);
         fresh
@@ -316,32 +316,44 @@ fn dispatch(
 /// What an unwrap job returns.
 struct UnwrapOutcome {
     result: Result<Unwrapped, UnwrapError>,
+    /// The key that unwrapped it (or last failed to); `None` when no key of the frame's
+    /// rotation is held.
+    key: Option<Arc<RotationKey>>,
     /// The frame's key rotation, which a relayed packet keeps.
     key_rotation: KeyRotation,
     elapsed_seconds: f64,
 }
 
-/// Unwraps `frame`, skipping the payload of a packet whose replay tag `replay` already holds
-/// (about a fifth of a final hop's unwrap, three fifths of a forward hop's). Only looked up
-/// here: `dispatch` records the tag once the packet has unwrapped, and is the check that
-/// counts for two copies unwrapped at the same time.
-fn unwrap(
-    sphinx: &impl super::unwrapper::UnwrapKey,
-    replay: &Mutex<ReplayFilter>,
-    frame: &Frame,
-) -> UnwrapOutcome {
+/// Unwraps `frame` with the key of its rotation (unmarked: the primary, then the secondary
+/// if the header does not verify under the primary), skipping the payload of a packet whose
+/// replay tag that key's filter already holds (about a fifth of a final hop's unwrap, three
+/// fifths of a forward hop's). Only looked up here: `dispatch` records the tag once the
+/// packet has unwrapped, and is the check that counts for two copies unwrapped at the same
+/// time.
+fn unwrap(keys: &KeySet, frame: &Frame) -> UnwrapOutcome {
     let start = Instant::now();
-    let result = sphinx.unwrap_frame_checked(frame, |tag| {
-        !replay
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(tag)
-    });
-    UnwrapOutcome {
-        result,
+    let mut outcome = UnwrapOutcome {
+        result: Err(UnwrapError::Replayed),
+        key: None,
         key_rotation: frame.header.key_rotation,
-        elapsed_seconds: start.elapsed().as_secs_f64(),
+        elapsed_seconds: 0.0,
+    };
+    for key in keys.candidates(frame.header.key_rotation) {
+        outcome.result = key.unwrapper.unwrap_frame_checked(frame, |tag| {
+            !key.replay
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(tag)
+        });
+        outcome.key = Some(key.clone());
+        // Only a header that does not verify says "another key"; any other failure is the
+        // packet's.
+        if !matches!(outcome.result, Err(UnwrapError::HeaderIntegrity(_))) {
+            break;
+        }
     }
+    outcome.elapsed_seconds = start.elapsed().as_secs_f64();
+    outcome
 }
 
 #[cfg(test)]

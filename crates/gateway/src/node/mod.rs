@@ -23,6 +23,7 @@ pub mod mix_ingress;
 mod pipeline;
 pub mod relay;
 pub mod replay;
+pub mod rotation;
 pub mod router;
 pub mod statistics;
 pub mod unwrapper;

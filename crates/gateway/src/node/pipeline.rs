@@ -19,7 +19,7 @@
 //! hands every waiting packet to egress; egress flushes; the HTTP API stops; the unwrap threads
 //! stop; the store commits and closes. Each draining stage gets [`SHUTDOWN_STAGE_TIMEOUT`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -41,10 +41,11 @@ use super::listeners::Listeners;
 use super::metrics::Metrics;
 use super::mix_ingress::MixIngress;
 use super::relay::{self, RelayHandle};
-use super::replay::{ReplayFile, ReplayFilter, ReplaySettings};
+use super::rotation::{
+    self, controller::Controller, key_files::KeyFiles, key_ring::KeyRing, nym_api::NymApi, KeyMaker,
+};
 use super::router::Router;
 use super::statistics;
-use super::unwrapper::Unwrapper;
 use crate::config::{Config, EgressFraming};
 use crate::keys::NodeKeys;
 use crate::node_details::NodeDetails;
@@ -131,17 +132,21 @@ impl Pipeline {
         let relay = relay::start(d, egress.clone(), metrics.clone());
         let pool = PoolGuard::new(d.unwrap_workers, d.unwrap_queue_capacity.get())?;
         let replay = ReplayPersistence::load(config, keys).await?;
-        metrics.replay_filter(&replay.filter.lock().unwrap_or_else(|e| e.into_inner()));
+        metrics.replay_filter(
+            &replay
+                .ring
+                .current()
+                .primary
+                .replay
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
 
         let ingress = Stage::new("connections did not finish in time");
         info!("Starting mix socket listener...");
         let mix = MixIngress {
-            sphinx: Arc::new(Unwrapper::new(
-                keys.sphinx.to_bytes(),
-                d.final_hop_implementation,
-            )?),
+            keys: replay.ring.clone(),
             pool: pool.0.clone(),
-            replay: replay.filter.clone(),
             router: router.clone(),
             metrics: metrics.clone(),
             connection_limit: Arc::new(Semaphore::new(d.maximum_mix_connections.get())),
@@ -170,10 +175,13 @@ impl Pipeline {
         let content = ApiContent {
             store: store.clone(),
             details,
-            described: Described::new(config, keys, announce_ips, ports),
+            described: Described::new(config, keys, announce_ips, ports, replay.ring.clone()),
         };
         serve_http(config, listeners.http, &metrics, content, &http);
-        let background = start_background(config, keys, &router, &store, &http.shutdown);
+        let mut background = start_background(config, keys, &router, &store, &http.shutdown);
+        if let Some(rotation) = replay.controller(config, keys) {
+            background.push(tokio::spawn(rotation.run(http.shutdown.child_token())));
+        }
         Ok(Self {
             store,
             ingress,
@@ -324,39 +332,70 @@ fn start_background(
     jobs
 }
 
-/// The replay filter, loaded from and saved to its file beside the store.
+/// The sphinx keys and their replay filters, loaded at start, saved periodically and at stop.
 struct ReplayPersistence {
-    file: ReplayFile,
-    filter: Arc<Mutex<ReplayFilter>>,
-    /// Saves the filter every `replay_filter_save_interval`.
+    ring: KeyRing,
+    maker: KeyMaker,
+    /// Saves every key's filter every `replay_filter_save_interval`.
     saver: JoinHandle<()>,
 }
 
 impl ReplayPersistence {
     async fn load(config: &Config, keys: &NodeKeys) -> anyhow::Result<Self> {
-        let file = ReplayFile::beside_store(
-            &config.gateway.persistent_storage,
-            x25519_dalek::PublicKey::from(&keys.sphinx).to_bytes(),
-        );
-        let settings = ReplaySettings::from_config(&config.debug);
-        let loading = file.clone();
-        let filter = tokio::task::spawn_blocking(move || loading.load_or_new(settings)).await?;
-        let filter = Arc::new(Mutex::new(filter));
-        let saver = tokio::spawn(
-            file.clone()
-                .save_every(filter.clone(), config.debug.replay_filter_save_interval),
-        );
-        Ok(Self {
-            file,
-            filter,
-            saver,
+        let maker = KeyMaker::from_config(config);
+        let ring = {
+            let (config, secret, maker) = (config.clone(), keys.sphinx.clone(), maker.clone());
+            tokio::task::spawn_blocking(move || rotation::initial_keys(&config, &secret, &maker))
+                .await??
+        };
+        let saver = tokio::spawn(save_every(
+            ring.clone(),
+            config.debug.replay_filter_save_interval,
+        ));
+        Ok(Self { ring, maker, saver })
+    }
+
+    /// The key rotation task, when a nym-api is configured.
+    fn controller(&self, config: &Config, keys: &NodeKeys) -> Option<Controller> {
+        let urls = rotation::followed_apis(config);
+        if urls.is_empty() {
+            info!("no nym-api configured: the static sphinx key is used, never rotated");
+            return None;
+        }
+        let d = &config.debug;
+        Some(Controller {
+            ring: self.ring.clone(),
+            files: KeyFiles::in_dir(rotation::key_dir(config)),
+            maker: self.maker.clone(),
+            static_secret: keys.sphinx.clone(),
+            identity: keys.identity.clone(),
+            api: NymApi::new(urls, d.nym_api_timeout),
+            poll_interval: d.key_rotation_poll_interval,
+            retry_interval: d.key_rotation_retry_interval,
         })
     }
 
-    /// Stops the periodic saver and saves the filter (if it changed).
+    /// Stops the periodic saver and saves every key's filter (if it changed).
     async fn save(self) {
         self.saver.abort();
-        self.file.save(&self.filter).await;
+        save_all(&self.ring).await;
+    }
+}
+
+/// Saves the filter of every key held now.
+async fn save_all(ring: &KeyRing) {
+    for key in ring.current().keys() {
+        key.replay_file.save(&key.replay).await;
+    }
+}
+
+/// [`save_all`] every `interval`, until aborted.
+async fn save_every(ring: KeyRing, interval: Duration) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        save_all(&ring).await;
     }
 }
 

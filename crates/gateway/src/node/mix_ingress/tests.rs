@@ -18,21 +18,24 @@ use super::*;
 use crate::config::FinalHopImplementation;
 use crate::node::metrics::MixDrop;
 use crate::node::relay::{Forward, RelayConfig};
-use crate::node::unwrapper::{UnwrapKey, Unwrapper};
+use crate::node::replay::{ReplayFile, ReplayFilter};
+use crate::node::unwrapper::Unwrapper;
 use gateway_protocol::final_hop::{self, SphinxSecret};
+use std::sync::Mutex;
 
 fn vectors() -> Value {
     load("final_hop.json")
 }
 
-fn secret_field(v: &Value, key: &str) -> SphinxSecret {
-    SphinxSecret::from_bytes(hex32(v, key))
+fn secret_field(v: &Value, key: &str) -> [u8; 32] {
+    hex32(v, key)
 }
 
 /// The stages after framing, with a relay whose egress is a recorder.
 struct Pipeline {
     metrics: Metrics,
-    replay: Mutex<ReplayFilter>,
+    /// Shared by every key the tests use, so a replay is one whatever key unwrapped it.
+    replay: Arc<Mutex<ReplayFilter>>,
     relay: Option<Relay>,
     sent: Arc<Mutex<Vec<MixPacket>>>,
 }
@@ -60,19 +63,38 @@ impl Pipeline {
         };
         Self {
             relay: relay_role.then(|| Relay::new(config, forward, metrics.clone())),
-            replay: Mutex::new(ReplayFilter::with_capacity(1000, 1e-6)),
+            replay: Arc::new(Mutex::new(ReplayFilter::with_capacity(1000, 1e-6))),
             metrics,
             sent,
         }
     }
 
-    /// Decodes one whole frame and runs it through unwrap and dispatch.
-    fn process(&self, secret: &impl UnwrapKey, framed: &[u8]) -> Option<(ClientAddress, Delivery)> {
+    /// The static key `secret` (reference unwrap), with the pipeline's replay filter.
+    fn keys(&self, secret: &[u8; 32]) -> KeySet {
+        let unwrapper = Unwrapper::new(*secret, FinalHopImplementation::Reference).unwrap();
+        self.keys_of(unwrapper)
+    }
+
+    fn keys_of(&self, unwrapper: Unwrapper) -> KeySet {
+        KeySet::single(Arc::new(RotationKey {
+            rotation_id: crate::node::rotation::LEGACY_ROTATION_ID,
+            public: [0; 32],
+            unwrapper: Arc::new(unwrapper),
+            replay: self.replay.clone(),
+            replay_file: ReplayFile::new("/nonexistent".into(), [0; 32]),
+        }))
+    }
+
+    /// Decodes one whole frame and runs it through unwrap and dispatch with `secret`.
+    fn process(&self, secret: &[u8; 32], framed: &[u8]) -> Option<(ClientAddress, Delivery)> {
+        self.process_with(&self.keys(secret), framed)
+    }
+
+    fn process_with(&self, keys: &KeySet, framed: &[u8]) -> Option<(ClientAddress, Delivery)> {
         let (frame, used) = framing::decode(framed).unwrap().unwrap();
         assert_eq!(used, framed.len());
         dispatch(
-            unwrap(secret, &self.replay, &frame),
-            &self.replay,
+            unwrap(keys, &frame),
             self.relay.as_ref(),
             &self.metrics,
             tokio::time::Instant::now(),
@@ -147,6 +169,7 @@ async fn vector_ack_packet_is_relayed_to_its_next_hop() {
             assert_eq!(pipeline.forwarded(), 1);
             assert_eq!(pipeline.metrics.mix_packets_unwrapped.get(), 0);
 
+            let gateway = SphinxSecret::from_bytes(gateway);
             let last = final_hop::unwrap(&gateway, &packet.packet, packet.key_rotation).unwrap();
             let Hop::Final(last) = last.hop else {
                 panic!("the gateway gets the final hop")
@@ -175,9 +198,9 @@ async fn both_unwrap_implementations_relay_the_same_packet() {
         FinalHopImplementation::Fast,
         FinalHopImplementation::Reference,
     ] {
-        let unwrapper = Unwrapper::new(key, implementation).unwrap();
         let pipeline = Pipeline::relay_role();
-        assert!(pipeline.process(&unwrapper, &framed).is_none());
+        let keys = pipeline.keys_of(Unwrapper::new(key, implementation).unwrap());
+        assert!(pipeline.process_with(&keys, &framed).is_none());
         let sent = pipeline.drain().await;
         assert_eq!(sent.len(), 1);
         relayed.push(sent[0].clone());
@@ -204,7 +227,11 @@ async fn vector_forward_hop_is_relayed_by_a_relay_and_dropped_by_a_gateway() {
     // The last layer belongs to the mix node: a 7-byte message, too short for a SURB-ack.
     let mix = secret_field(&v, "mix_node_sphinx_private_key_hex");
     assert!(matches!(
-        final_hop::unwrap(&mix, &sent[0].packet, KeyRotation::Unknown),
+        final_hop::unwrap(
+            &SphinxSecret::from_bytes(mix),
+            &sent[0].packet,
+            KeyRotation::Unknown
+        ),
         Err(UnwrapError::MissingSurbAck { plaintext_len: 7 })
     ));
 
@@ -239,17 +266,17 @@ async fn a_replay_stops_before_its_payload_is_decrypted() {
     let framed = hex_field(&v, "forward_hop_packet_framed_v7_hex_gateway_must_reject");
     let pipeline = Pipeline::relay_role();
     let (frame, _) = framing::decode(&framed).unwrap().unwrap();
-    let first = unwrap(&gateway, &pipeline.replay, &frame);
+    let keys = pipeline.keys(&gateway);
+    let first = unwrap(&keys, &frame);
     assert!(first.result.is_ok());
     assert!(dispatch(
         first,
-        &pipeline.replay,
         pipeline.relay.as_ref(),
         &pipeline.metrics,
         tokio::time::Instant::now()
     )
     .is_none());
-    let again = unwrap(&gateway, &pipeline.replay, &frame);
+    let again = unwrap(&keys, &frame);
     assert!(
         matches!(again.result, Err(UnwrapError::Replayed)),
         "{:?}",
@@ -257,7 +284,6 @@ async fn a_replay_stops_before_its_payload_is_decrypted() {
     );
     assert!(dispatch(
         again,
-        &pipeline.replay,
         pipeline.relay.as_ref(),
         &pipeline.metrics,
         tokio::time::Instant::now()
@@ -300,7 +326,8 @@ async fn a_packet_for_another_key_is_dropped_not_relayed() {
 
 /// A two-hop ack-size packet whose first layer is for `first` and names `second_address` as the
 /// next hop, asking the first hop to wait `delay`.
-fn two_hop_packet(first: &SphinxSecret, second_address: [u8; 32], delay: Duration) -> Vec<u8> {
+fn two_hop_packet(first: &[u8; 32], second_address: [u8; 32], delay: Duration) -> Vec<u8> {
+    let first = SphinxSecret::from_bytes(*first);
     let second = SphinxSecret::from_bytes([0x77; 32]);
     let route = vec![
         RouteNode::at("192.0.2.1:1789".parse().unwrap(), first.public_key()).with_delay(delay),
@@ -315,7 +342,7 @@ fn two_hop_packet(first: &SphinxSecret, second_address: [u8; 32], delay: Duratio
 
 #[tokio::test(start_paused = true)]
 async fn a_next_hop_that_is_no_address_is_dropped() {
-    let relay_key = SphinxSecret::from_bytes([0x31; 32]);
+    let relay_key = [0x31; 32];
     // The next hop's address field starts with 9: no IP version.
     let packet = two_hop_packet(&relay_key, [9; 32], Duration::from_millis(5));
     let pipeline = Pipeline::relay_role();
@@ -327,7 +354,7 @@ async fn a_next_hop_that_is_no_address_is_dropped() {
 
 #[tokio::test(start_paused = true)]
 async fn a_delay_beyond_the_maximum_is_cut_to_it() {
-    let relay_key = SphinxSecret::from_bytes([0x31; 32]);
+    let relay_key = [0x31; 32];
     let next: SocketAddr = "198.51.100.20:1789".parse().unwrap();
     let packet = two_hop_packet(&relay_key, node_address(&next), Duration::from_secs(3600));
     let pipeline = Pipeline::relay_role();
@@ -344,7 +371,7 @@ async fn a_delay_beyond_the_maximum_is_cut_to_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_full_relay_queue_drops_and_counts() {
-    let relay_key = SphinxSecret::from_bytes([0x31; 32]);
+    let relay_key = [0x31; 32];
     let next: SocketAddr = "198.51.100.20:1789".parse().unwrap();
     let pipeline = Pipeline::relay_role();
     // Capacity 8: every packet is distinct (fresh ephemeral keys), all ask for 1 s.

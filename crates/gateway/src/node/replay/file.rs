@@ -45,7 +45,9 @@ const GENERATION_HEADER_WORDS: usize = 4;
 pub struct ReplayFile {
     path: PathBuf,
     key: [u8; 32],
-    saving: Arc<Mutex<()>>,
+    /// Held while writing; `true` once the file was retired ([`ReplayFile::retire`]), after
+    /// which no save writes it again.
+    saving: Arc<Mutex<bool>>,
 }
 
 /// Why a saved filter was not used.
@@ -143,13 +145,47 @@ impl ReplayFile {
         Self {
             path,
             key: sphinx_public,
-            saving: Arc::new(Mutex::new(())),
+            saving: Arc::new(Mutex::new(false)),
         }
     }
 
-    /// `replay_filter.bin` in the directory of the store file `store`.
+    /// `replay_filter.bin` in the directory of the store file `store`: the filter of the
+    /// static (never rotated) sphinx key.
     pub fn beside_store(store: &std::path::Path, sphinx_public: [u8; 32]) -> Self {
         Self::new(store.with_file_name("replay_filter.bin"), sphinx_public)
+    }
+
+    /// `replay_filter.rotation_<id>.bin` beside the store: the filter of one rotation's key.
+    pub fn for_rotation(store: &std::path::Path, rotation: u32, sphinx_public: [u8; 32]) -> Self {
+        let name = format!("replay_filter.rotation_{rotation}.bin");
+        Self::new(store.with_file_name(name), sphinx_public)
+    }
+
+    /// Where the filter is saved.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Renames the file to `to`'s path (the same key under a new name, when the static key
+    /// becomes a rotation's key); this one is retired (blocking).
+    pub fn move_to(&self, to: &Self) -> io::Result<()> {
+        let mut retired = self.saving.lock().unwrap_or_else(PoisonError::into_inner);
+        *retired = true;
+        match fs::rename(&self.path, &to.path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Deletes the file for good: its key is gone, and a save already under way or asked for
+    /// later does not write it again (blocking).
+    pub fn retire(&self) -> io::Result<()> {
+        let mut retired = self.saving.lock().unwrap_or_else(PoisonError::into_inner);
+        *retired = true;
+        match fs::remove_file(&self.path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// The saved filter if it is usable, else an empty one, saying which (blocking: call it
@@ -287,7 +323,10 @@ impl ReplayFile {
         let saved = tokio::task::spawn_blocking(move || {
             // Taken in the blocking job itself, so a save whose caller went away still finishes
             // before the next one writes the same file.
-            let _saving = file.saving.lock().unwrap_or_else(PoisonError::into_inner);
+            let retired = file.saving.lock().unwrap_or_else(PoisonError::into_inner);
+            if *retired {
+                return Ok(SaveOutcome::Unchanged);
+            }
             file.write(&filter)
         })
         .await;
@@ -313,17 +352,6 @@ impl ReplayFile {
                 warn!(%path, error = %e, "saving the replay filter failed");
                 SaveOutcome::Failed
             }
-        }
-    }
-
-    /// Saves `filter` every `interval` (when it changed), until the task is aborted.
-    pub async fn save_every(self, filter: Arc<Mutex<ReplayFilter>>, interval: Duration) {
-        let first = tokio::time::Instant::now() + interval;
-        let mut ticker = tokio::time::interval_at(first, interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            self.save(&filter).await;
         }
     }
 
