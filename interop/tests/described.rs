@@ -7,7 +7,7 @@
 use anyhow::{ensure, Context};
 use gateway_interop::gateway::{GatewayHome, GatewayProcess};
 use gateway_interop::keys::{read_key, IDENTITY_PRIVATE};
-use gateway_interop::metrics::http_get;
+use gateway_interop::metrics::{http_get, http_request};
 use gateway_interop::within;
 use nym_crypto::asymmetric::{ed25519, x25519};
 use nym_node_requests::api::v1::gateway::models::WebSockets;
@@ -162,6 +162,20 @@ async fn check_described(home: &GatewayHome, expected: &Expected) -> anyhow::Res
     .await?;
     ensure!(ws.ws_port == home.ports.clients, "{ws:?}");
     ensure!(ws.wss_port.is_none(), "{ws:?}");
+
+    // nym-api also asks for the exit services, wireguard and the Lewes protocol; a node that
+    // has none answers 404, which nym-api reads as "not offered".
+    for path in [
+        routes::network_requester_absolute(),
+        routes::network_requester::exit_policy_absolute(),
+        routes::ip_packet_router_absolute(),
+        routes::authenticator_absolute(),
+        routes::gateway::client_interfaces::wireguard_absolute(),
+        routes::lp_absolute(),
+    ] {
+        let (status, body) = http_request(home.http_addr(), &path).await?;
+        ensure!(status == 404, "{path}: {status} {body}");
+    }
     Ok(())
 }
 
