@@ -78,6 +78,11 @@ pub struct GatewayHome {
 impl GatewayHome {
     /// Runs `nym-gateway init` with fresh ports in a fresh temporary `HOME`.
     pub async fn init(id: &str) -> anyhow::Result<Self> {
+        Self::init_with(id, &[]).await
+    }
+
+    /// [`GatewayHome::init`], with `extra` appended to the `init` arguments.
+    pub async fn init_with(id: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let binary = gateway_binary()?;
         let home = tempfile::Builder::new()
             .prefix("gateway-interop-")
@@ -93,7 +98,7 @@ impl GatewayHome {
         let mix_port = ports.mix.to_string();
         let clients_port = ports.clients.to_string();
         let http = format!("127.0.0.1:{}", ports.http);
-        let args = [
+        let mut args = vec![
             "init",
             "--id",
             id,
@@ -108,9 +113,10 @@ impl GatewayHome {
             "--http-api-address",
             &http,
         ];
+        args.extend_from_slice(extra);
         let output = tokio::time::timeout(
             INIT_TIMEOUT,
-            this.command().args(args).stdin(Stdio::null()).output(),
+            this.command().args(&args).stdin(Stdio::null()).output(),
         )
         .await
         .context("`nym-gateway init` did not finish in time")?
@@ -136,6 +142,25 @@ impl GatewayHome {
     /// `$HOME/.nym/gateways/<id>`.
     pub fn gateway_dir(&self) -> PathBuf {
         self.home.path().join(".nym/gateways").join(&self.id)
+    }
+
+    /// `$HOME/.nym/gateways/<id>/config/config.toml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.gateway_dir().join("config/config.toml")
+    }
+
+    /// Adds `line` to the `[gateway]` table of `config.toml`, right below its header.
+    pub fn add_gateway_config_line(&self, line: &str) -> anyhow::Result<()> {
+        let path = self.config_path();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let header = "\n[gateway]\n";
+        let at = text
+            .find(header)
+            .with_context(|| format!("{} has no [gateway] table", path.display()))?
+            + header.len();
+        let text = format!("{}{line}\n{}", &text[..at], &text[at..]);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
     }
 
     /// `$HOME/.nym/gateways/<id>/data`.

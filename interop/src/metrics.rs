@@ -143,6 +143,15 @@ pub async fn scrape(addr: SocketAddr) -> anyhow::Result<Metrics> {
 
 /// A minimal HTTP GET over loopback: returns the body of a 200 response.
 pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    let (status, body) = http_request(addr, path).await?;
+    if status != 200 {
+        bail!("GET {path} on {addr}: status {status}");
+    }
+    Ok(body)
+}
+
+/// A minimal HTTP GET over loopback: the status code and the body, whatever the status.
+pub async fn http_request(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
     let fetch = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
         let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
@@ -162,9 +171,11 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut body = raw[split + 4..].to_vec();
     let status_line = head.lines().next().unwrap_or_default();
-    if status_line.split_whitespace().nth(1) != Some("200") {
-        bail!("GET {path} on {addr}: `{status_line}`");
-    }
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .with_context(|| format!("GET {path} on {addr}: bad status line `{status_line}`"))?;
     let chunked = head.lines().any(|l| {
         let l = l.to_ascii_lowercase();
         l.starts_with("transfer-encoding:") && l.contains("chunked")
@@ -172,7 +183,9 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     if chunked {
         body = dechunk(&body)?;
     }
-    String::from_utf8(body).context("metrics body is not UTF-8")
+    let body = String::from_utf8(body)
+        .with_context(|| format!("GET {path} on {addr}: the body is not UTF-8"))?;
+    Ok((status, body))
 }
 
 fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
