@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use gateway_protocol::client::ServerResponse;
 use gateway_protocol::packet_size::PacketSize;
 use gateway_protocol::test_support::sphinx::{
@@ -299,7 +299,7 @@ async fn slowloris_on_the_client_port_is_cut_off() {
                 if ws.ws.send(Message::text(request.to_text())).await.is_err() {
                     break;
                 }
-                match tokio::time::timeout(Duration::from_millis(500), ws.ws.next()).await {
+                match ws.read(Duration::from_millis(500)).await {
                     Ok(Some(Ok(Message::Text(text)))) if text.contains("supportedProtocol") => {
                         tokio::time::sleep(Duration::from_millis(400)).await;
                     }
@@ -343,7 +343,7 @@ async fn slowloris_on_the_client_port_is_cut_off() {
                 {
                     break;
                 }
-                match tokio::time::timeout(Duration::from_millis(300), ws.ws.next()).await {
+                match ws.read(Duration::from_millis(300)).await {
                     Err(_) => {}
                     Ok(Some(Ok(Message::Text(text)))) => {
                         assert!(text.contains("handshake"), "{text}");
@@ -729,10 +729,7 @@ async fn connect_small_buffer(port: u16) -> WsClient {
         .connect(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
         .unwrap();
-    let (ws, _) = tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}"), tcp)
-        .await
-        .unwrap();
-    WsClient { ws }
+    WsClient::over(tcp).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -845,7 +842,7 @@ async fn a_client_that_never_reads_is_bounded_and_cut_off() {
 async fn drain(ws: &mut WsClient, client: &TestClient) -> Vec<Vec<u8>> {
     let mut messages = Vec::new();
     loop {
-        match tokio::time::timeout(READ_TIMEOUT, ws.ws.next()).await {
+        match ws.read(READ_TIMEOUT).await {
             Ok(Some(Ok(Message::Binary(frame)))) => messages.push(client.open_pushed(&frame)),
             Ok(Some(Ok(_))) => {}
             Ok(None | Some(Err(_))) => return messages,

@@ -122,8 +122,8 @@ async fn register_claim_forward_and_receive_a_pushed_message() {
             .await
     );
 
-    // A message from the mixnet is pushed; its SURB-ack goes out only after the push: when
-    // the ack arrives, the gateway has already counted the message as written to the socket.
+    // A message from the mixnet is pushed; its SURB-ack goes out only once the client's pong
+    // confirms it read the message: when the ack arrives, the gateway has counted it pushed.
     let ack_hop = NextHop::bind().await;
     let ack_packet: [u8; ACK_PACKET_LEN] = random();
     let message = b"hello from the mixnet".to_vec();
@@ -136,13 +136,13 @@ async fn register_claim_forward_and_receive_a_pushed_message() {
         &message,
     );
     gateway.inject(&[v7_frame(&sphinx)]).await;
+    let frame = ws.next_binary().await;
+    assert_eq!(client.open_pushed(&frame), message);
     let mut acks = ack_hop.accept().await;
     let ack_frame = read_exact(&mut acks, 4 + ACK_PACKET_LEN).await;
     assert_eq!(ack_frame[..4], V8_ACK_UNKNOWN);
     assert_eq!(ack_frame[4..], ack_packet[..]);
     assert_eq!(gateway.metric("gateway_messages_pushed_total").await, 1.0);
-    let frame = ws.next_binary().await;
-    assert_eq!(client.open_pushed(&frame), message);
 
     assert_eq!(
         gateway
@@ -231,10 +231,11 @@ async fn stored_messages_arrive_in_order_before_the_authenticate_response() {
             upgrade_mode: false
         }
     );
-    assert_eq!(gateway.stored_count(&client.address_bs58()), 0);
+    // Deleted once the client's pong confirms them (it answers as it reads on).
+    gateway.wait_stored(&client.address_bs58(), 0).await;
     assert_eq!(
         gateway
-            .metric("gateway_messages_delivered_from_store_total")
+            .wait_metric("gateway_messages_delivered_from_store_total", 3.0)
             .await,
         3.0
     );

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
 use gateway_protocol::client::binary::decrypt_pushed_message;
 use rusqlite::OpenFlags;
 use tokio::io::AsyncWriteExt;
@@ -41,9 +40,7 @@ fn collect_pushed(
 ) -> tokio::task::JoinHandle<Vec<Vec<u8>>> {
     tokio::spawn(async move {
         let mut messages = Vec::new();
-        while let Ok(Some(Ok(message))) =
-            tokio::time::timeout(Duration::from_secs(60), ws.ws.next()).await
-        {
+        while let Ok(Some(Ok(message))) = ws.read(Duration::from_secs(60)).await {
             match message {
                 Message::Binary(frame) => messages
                     .push(decrypt_pushed_message(&frame, &key).expect("pushed frame decrypts")),

@@ -448,10 +448,8 @@ async fn a_live_message_is_pushed_and_one_for_an_absent_client_waits_in_the_stor
         .deliver(client.client_address(), delivery(live.clone()))
         .await;
     assert_eq!(client.open_pushed(&ws.next_binary().await), live);
-    assert_eq!(
-        metric(&sessions.ctx.metrics, "gateway_messages_pushed_total"),
-        1.0
-    );
+    // Counted once the client's pong confirms it.
+    wait_until(|| metric(&sessions.ctx.metrics, "gateway_messages_pushed_total") == 1.0).await;
 
     ws.close().await;
     wait_until(|| !router.is_live(&client.client_address())).await;
@@ -511,4 +509,222 @@ async fn wait_until(mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("condition not reached within 10 s");
+}
+
+/// The next frame read straight from the socket: a Ping read this way has its Pong queued by
+/// the websocket layer, which sends it only at the next read or write (so the test decides
+/// when the client answers).
+async fn raw_next(ws: &mut WsClient<DuplexStream>) -> Message {
+    use futures_util::StreamExt as _;
+    tokio::time::timeout(Duration::from_secs(10), ws.ws.next())
+        .await
+        .expect("a frame in time")
+        .expect("the connection is open")
+        .expect("a valid frame")
+}
+
+/// A message pushed with a SURB-ack whose next hop is `hop`.
+fn delivery_acked_to(message: Vec<u8>, hop: &NextHop) -> Delivery {
+    Delivery {
+        message,
+        ack: Some(forward_packet(hop)),
+    }
+}
+
+#[tokio::test]
+async fn a_pushed_messages_ack_leaves_only_after_the_clients_pong() {
+    let sessions = Sessions::new(|_| {});
+    let (client, mut ws) = sessions.registered().await;
+    let hop = NextHop::bind().await;
+    let message = random::<64>().to_vec();
+    sessions
+        .ctx
+        .router
+        .deliver(
+            client.client_address(),
+            delivery_acked_to(message.clone(), &hop),
+        )
+        .await;
+    let Message::Binary(frame) = raw_next(&mut ws).await else {
+        panic!("the message first")
+    };
+    assert_eq!(client.open_pushed(&frame), message);
+    let Message::Ping(payload) = raw_next(&mut ws).await else {
+        panic!("then a ping")
+    };
+    // Written and read, not yet confirmed: no ack, not counted as pushed.
+    assert!(!hop.has_connection_within(Duration::from_millis(300)).await);
+    assert_eq!(
+        metric(&sessions.ctx.metrics, "gateway_messages_pushed_total"),
+        0.0
+    );
+
+    ws.ws.send(Message::Pong(payload)).await.unwrap();
+    let mut acks = hop.accept().await;
+    read_exact(&mut acks, 4 + REGULAR).await;
+    wait_until(|| metric(&sessions.ctx.metrics, "gateway_messages_pushed_total") == 1.0).await;
+    assert_eq!(
+        metric(
+            &sessions.ctx.metrics,
+            "gateway_client_delivery_confirmation_seconds_count"
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_resets_after_the_write_gets_the_message_again_on_reconnect() {
+    let sessions = Sessions::new(|_| {});
+    let (mut client, mut ws) = sessions.registered().await;
+    let hop = NextHop::bind().await;
+    let message = random::<64>().to_vec();
+    let router = &sessions.ctx.router;
+    router
+        .deliver(
+            client.client_address(),
+            delivery_acked_to(message.clone(), &hop),
+        )
+        .await;
+    // The gateway's write returned (the frame is in the pipe) and the client is gone before
+    // answering: as if its socket buffer was lost with the connection.
+    let Message::Binary(_) = raw_next(&mut ws).await else {
+        panic!("the message")
+    };
+    assert!(!hop.has_connection_within(Duration::from_millis(200)).await);
+    drop(ws);
+
+    // No ack on the strength of that write: the message goes back to the store, and its ack
+    // leaves only once it is committed there, as for any client that is offline.
+    wait_until(|| {
+        metric(
+            &sessions.ctx.metrics,
+            "gateway_messages_unconfirmed_returned_total",
+        ) == 1.0
+    })
+    .await;
+    wait_until(|| metric(&sessions.ctx.metrics, "gateway_messages_stored_total") == 1.0).await;
+    assert_eq!(
+        metric(&sessions.ctx.metrics, "gateway_messages_pushed_total"),
+        0.0
+    );
+    let stored = sessions
+        .ctx
+        .store
+        .fetch_messages(client.client_address(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    read_exact(&mut hop.accept().await, 4 + REGULAR).await;
+
+    let mut ws = sessions.connect().await;
+    client.send_authenticate(&mut ws).await;
+    assert_eq!(client.open_pushed(&ws.next_binary().await), message);
+    assert!(matches!(
+        ws.next_response().await,
+        ServerResponse::Authenticate { status: true, .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_client_that_never_confirms_is_disconnected_and_its_messages_stored() {
+    let sessions = Sessions::new(|limits| {
+        limits.delivery_confirmation_timeout = Duration::from_millis(300);
+    });
+    let (client, mut ws) = sessions.registered().await;
+    let router = &sessions.ctx.router;
+    router
+        .deliver(client.client_address(), delivery(vec![1; 32]))
+        .await;
+    let Message::Binary(_) = raw_next(&mut ws).await else {
+        panic!("the message")
+    };
+    let Message::Ping(_) = raw_next(&mut ws).await else {
+        panic!("the ping")
+    };
+    // Reading on would send the queued Pong; the client stays silent instead.
+    wait_until(|| !router.is_live(&client.client_address())).await;
+    wait_until(|| metric(&sessions.ctx.metrics, "gateway_messages_stored_total") == 1.0).await;
+    assert_eq!(
+        metric(
+            &sessions.ctx.metrics,
+            "gateway_messages_unconfirmed_returned_total"
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn stored_messages_are_deleted_only_once_confirmed() {
+    let sessions = Sessions::new(|_| {});
+    let (mut client, ws) = sessions.registered().await;
+    let router = &sessions.ctx.router;
+    ws.close().await;
+    wait_until(|| !router.is_live(&client.client_address())).await;
+    let message = random::<48>().to_vec();
+    router
+        .deliver(client.client_address(), delivery(message.clone()))
+        .await;
+    wait_until(|| metric(&sessions.ctx.metrics, "gateway_messages_stored_total") == 1.0).await;
+    let address = client.client_address();
+    let stored = |sessions: &Sessions| {
+        let store = sessions.ctx.store.clone();
+        async move { store.fetch_messages(address, None, 10).await.unwrap().len() }
+    };
+
+    let mut ws = sessions.connect().await;
+    client.send_authenticate(&mut ws).await;
+    let Message::Binary(frame) = raw_next(&mut ws).await else {
+        panic!("the stored message first")
+    };
+    assert_eq!(client.open_pushed(&frame), message);
+    let Message::Ping(_) = raw_next(&mut ws).await else {
+        panic!("then a ping")
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(stored(&sessions).await, 1, "kept until confirmed");
+    // Reading on sends the Pong the websocket layer queued.
+    assert!(matches!(
+        ws.next_response().await,
+        ServerResponse::Authenticate { status: true, .. }
+    ));
+    for _ in 0..100 {
+        if stored(&sessions).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stored(&sessions).await, 0, "deleted once confirmed");
+    assert_eq!(
+        metric(
+            &sessions.ctx.metrics,
+            "gateway_messages_delivered_from_store_total"
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn with_confirmation_off_a_write_is_a_delivery() {
+    let sessions = Sessions::new(|limits| limits.delivery_confirmation = false);
+    let (client, mut ws) = sessions.registered().await;
+    let hop = NextHop::bind().await;
+    let message = random::<64>().to_vec();
+    sessions
+        .ctx
+        .router
+        .deliver(
+            client.client_address(),
+            delivery_acked_to(message.clone(), &hop),
+        )
+        .await;
+    let Message::Binary(frame) = raw_next(&mut ws).await else {
+        panic!("the message")
+    };
+    assert_eq!(client.open_pushed(&frame), message);
+    // No ping follows, and the ack leaves without one.
+    read_exact(&mut hop.accept().await, 4 + REGULAR).await;
+    assert!(ws
+        .try_next_binary(Duration::from_millis(200))
+        .await
+        .is_none());
 }

@@ -129,6 +129,17 @@ tuning_keys! {
     client_write_timeout: Duration = Duration::from_secs(10);
     /// Messages queued for one connected client before new ones are stored.
     client_push_queue_capacity: NonZeroUsize = nonzero(256);
+    /// Forward a pushed message's SURB-ack only once the client's pong shows it read the message.
+    ///
+    /// After each batch written to a client the session sends a websocket ping; the batch counts
+    /// as delivered (acks forwarded, stored copies deleted) only when the pong comes back. Off:
+    /// delivered once written to the socket.
+    client_delivery_confirmation: bool = true;
+    /// A client that does not confirm a batch within this is disconnected; its unconfirmed messages go back to the store.
+    #[serde(with = "humantime_serde")]
+    client_delivery_confirmation_timeout: Duration = Duration::from_secs(10), check not_zero;
+    /// Batches written to one client and not yet confirmed; at this many the session takes no new messages (they are stored).
+    client_max_unconfirmed_batches: NonZeroUsize = nonzero(64);
     /// Allowed clock difference of authentication requests.
     ///
     /// The timestamp of `authenticateV2` requests.

@@ -160,7 +160,11 @@ metrics! {
     /// Messages committed to the store for a client.
     messages_stored: Counter = Counter::default(), "Messages committed to the store";
     /// Stored messages written to a client's socket (and then deleted).
-    messages_delivered_from_store: Counter = Counter::default(), "Stored messages written to clients";
+    messages_delivered_from_store: Counter = Counter::default(), "Stored messages delivered to clients (confirmed by the client's pong when confirmation is on)";
+    /// Messages pushed or sent from the store whose pong did not come: back to the store.
+    messages_unconfirmed_returned: Counter = Counter::default(), "Live messages returned to the store because the client did not confirm them";
+    /// From a batch's ping to its pong.
+    client_delivery_confirmation_seconds: Histogram = Histogram::new([1e-3, 5e-3, 25e-3, 100e-3, 250e-3, 1.0, 5.0]), "Time from writing a batch to a client to the client's pong confirming it, in seconds";
     /// SURB-acks handed to egress.
     acks_forwarded: Counter = Counter::default(), "SURB-acks handed to egress";
     /// Forward-hop packets handed to egress after their delay (relay role).

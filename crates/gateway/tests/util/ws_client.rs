@@ -37,8 +37,14 @@ pub fn now_unix() -> u64 {
 
 /// A raw websocket connection to the gateway's client port (TCP), or to a session served
 /// in-process over any byte stream.
+///
+/// Like a real client, which reads all the time, it answers the gateway's Pings as soon as it
+/// has read the frames before them: the gateway counts pushed messages as delivered (and
+/// forwards their SURB-acks) only on that Pong.
 pub struct WsClient<S = TcpStream> {
     pub ws: WebSocketStream<S>,
+    /// Data frames read while looking for Pings, not yet returned.
+    pending: std::collections::VecDeque<Message>,
 }
 
 /// What a test client's websocket can run over.
@@ -57,7 +63,10 @@ impl WsClient {
         let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}"), tcp)
             .await
             .expect("websocket upgrade");
-        Self { ws }
+        Self {
+            ws,
+            pending: Default::default(),
+        }
     }
 }
 
@@ -68,7 +77,10 @@ impl<S: Transport> WsClient<S> {
         let (ws, _) = tokio_tungstenite::client_async("ws://gateway.test", stream)
             .await
             .expect("websocket upgrade");
-        Self { ws }
+        Self {
+            ws,
+            pending: Default::default(),
+        }
     }
 
     pub async fn send_text(&mut self, text: impl Into<String>) {
@@ -83,11 +95,52 @@ impl<S: Transport> WsClient<S> {
         self.ws.send(Message::binary(bytes)).await.unwrap();
     }
 
-    /// The next data frame (Pings and Pongs are skipped; the websocket layer answers
-    /// Pings); panics on timeout, close or error.
+    /// The next frame of any kind: one read ahead while answering Pings, else from the
+    /// socket (a data frame's Pings are answered). Tests that read frames themselves use this,
+    /// never `ws.next()`, so frames read ahead are not skipped.
+    pub async fn read(
+        &mut self,
+        wait: Duration,
+    ) -> Result<
+        Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+        tokio::time::error::Elapsed,
+    > {
+        if let Some(message) = self.pending.pop_front() {
+            return Ok(Some(Ok(message)));
+        }
+        let read = tokio::time::timeout(wait, self.ws.next()).await;
+        if let Ok(Some(Ok(Message::Ping(_)))) = &read {
+            // tungstenite queued the Pong; a client that keeps reading sends it now.
+            let _ = self.ws.flush().await;
+        }
+        if let Ok(Some(Ok(Message::Binary(_) | Message::Text(_)))) = &read {
+            self.answer_pings().await;
+        }
+        read
+    }
+
+    /// Reads whatever has already arrived (keeping data frames for later) so the Pings among
+    /// it are answered, as a client's read loop does.
+    async fn answer_pings(&mut self) {
+        use futures_util::FutureExt as _;
+        let mut pinged = false;
+        while let Some(Some(Ok(message))) = self.ws.next().now_or_never() {
+            match message {
+                Message::Ping(_) => pinged = true,
+                Message::Pong(_) => {}
+                other => self.pending.push_back(other),
+            }
+        }
+        if pinged {
+            let _ = self.ws.flush().await;
+        }
+    }
+
+    /// The next data frame (Pings and Pongs are skipped; Pings are answered); panics on
+    /// timeout, close or error.
     pub async fn next_message(&mut self) -> Message {
         loop {
-            match tokio::time::timeout(READ_TIMEOUT, self.ws.next()).await {
+            match self.read(READ_TIMEOUT).await {
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
                 Ok(Some(Ok(message))) => return message,
                 other => panic!("expected a message, got {other:?}"),
@@ -99,7 +152,7 @@ impl<S: Transport> WsClient<S> {
     /// text frames in between are skipped.
     pub async fn try_next_binary(&mut self, wait: Duration) -> Option<Vec<u8>> {
         loop {
-            match tokio::time::timeout(wait, self.ws.next()).await {
+            match self.read(wait).await {
                 Ok(Some(Ok(Message::Binary(bytes)))) => return Some(bytes.to_vec()),
                 Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => {
                     return None
@@ -154,7 +207,7 @@ impl<S: Transport> WsClient<S> {
     /// further data frame.
     pub async fn expect_closed(&mut self) {
         loop {
-            match tokio::time::timeout(READ_TIMEOUT, self.ws.next()).await {
+            match self.read(READ_TIMEOUT).await {
                 Err(_) => panic!("connection still open"),
                 Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return,
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}

@@ -1,15 +1,15 @@
 //! Sending a client the messages stored for it (PROTOCOL §3), and sealing pushed messages.
 //!
 //! Stored messages go out in batches of `message_retrieval_limit`, oldest first; a batch is
-//! deleted only after all of it was written to the socket. A batch whose write failed stays
-//! stored, so the client gets it on its next connection.
+//! deleted only once delivered: confirmed by the client's Pong (see `confirmation`), or
+//! written to the socket when confirmation is off. A batch whose write failed stays stored,
+//! so the client gets it on its next connection.
 
 use gateway_protocol::client::binary::encrypt_pushed_message;
 use gateway_protocol::client::shared_key::NONCE_LEN;
 use gateway_protocol::client::SharedKey;
 use gateway_store::{ClientAddress, StoreError};
 use rand::Rng as _;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::socket::{ClientSocket, WriteError};
@@ -26,52 +26,57 @@ pub(super) enum DeliveryError {
     Store(#[from] StoreError),
 }
 
-/// Sends every message stored for `client`, batch by batch, deleting each batch once written.
-/// Stops early (leaving the rest stored) when `shutdown` fires between batches.
-pub(super) async fn send_stored(
+/// A batch of stored messages written to the client's socket.
+pub(super) struct SentBatch {
+    /// Their ids, in order.
+    pub(super) ids: Vec<i64>,
+    /// The batch was as large as a batch may be: more may follow.
+    pub(super) full: bool,
+}
+
+/// Writes the next batch of messages stored for `client` (oldest first, after id `after`),
+/// followed by a Ping carrying `ping` if given, with one flush. `None` when nothing is left.
+/// Nothing is deleted here: the caller deletes once the batch counts as delivered.
+pub(super) async fn send_stored_batch(
     socket: &mut ClientSocket,
     key: &SharedKey,
     client: ClientAddress,
     ctx: &ClientContext,
-    shutdown: &CancellationToken,
-) -> Result<(), DeliveryError> {
-    let store = &ctx.store;
+    after: Option<i64>,
+    ping: Option<[u8; 8]>,
+) -> Result<Option<SentBatch>, DeliveryError> {
     let limit = ctx.limits.message_retrieval_limit;
-    // Fetch after the last id sent, so a batch whose delete failed is not sent twice now.
-    let mut after = None;
-    loop {
-        let batch = store.fetch_messages(client, after, limit).await?;
-        let Some(last) = batch.last() else {
-            return Ok(());
-        };
-        after = Some(last.id);
-        let count = batch.len();
-        let mut ids = Vec::with_capacity(count);
-        let mut frames = Vec::with_capacity(count);
-        for message in batch {
-            ids.push(message.id);
-            match seal(&message.content, key) {
-                Some(frame) => frames.push(frame),
-                None => warn!(
-                    id = message.id,
-                    "stored message too large to encrypt; dropped"
-                ),
-            }
-        }
-        socket.send_binaries(frames).await?;
-        if let Err(e) = store.delete_messages(ids).await {
-            // They were delivered; if they stay, the client gets them again next time, which
-            // is better than deleting before the write.
-            crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "failed to delete delivered messages");
-        }
-        ctx.metrics
-            .messages_delivered_from_store
-            .inc_by(count as u64);
-        debug!(count, "delivered stored messages");
-        if count < limit || shutdown.is_cancelled() {
-            return Ok(());
+    let batch = ctx.store.fetch_messages(client, after, limit).await?;
+    if batch.is_empty() {
+        return Ok(None);
+    }
+    let full = batch.len() >= limit;
+    let mut ids = Vec::with_capacity(batch.len());
+    let mut frames = Vec::with_capacity(batch.len());
+    for message in batch {
+        ids.push(message.id);
+        match seal(&message.content, key) {
+            Some(frame) => frames.push(frame),
+            None => warn!(
+                id = message.id,
+                "stored message too large to encrypt; dropped"
+            ),
         }
     }
+    socket.send_binaries(frames, ping).await?;
+    debug!(count = ids.len(), "stored messages written");
+    Ok(Some(SentBatch { ids, full }))
+}
+
+/// Deletes stored messages that were delivered and counts them.
+pub(super) async fn delivered(ctx: &ClientContext, ids: Vec<i64>) {
+    let count = ids.len() as u64;
+    if let Err(e) = ctx.store.delete_messages(ids).await {
+        // They were delivered; if they stay, the client gets them again next time, which is
+        // better than deleting before the write.
+        crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "failed to delete delivered messages");
+    }
+    ctx.metrics.messages_delivered_from_store.inc_by(count);
 }
 
 /// The pushed-message frame for `message`, under a fresh random nonce; `None` only for

@@ -12,13 +12,16 @@
 //! # Invariants
 //! - A session is in the router from just before its stored messages are sent until it ends,
 //!   so live messages queue in its channel while the backlog goes out.
-//! - Stored messages are deleted only after they were written to the socket.
+//! - A message counts as delivered (its SURB-ack forwarded, its stored copy deleted) only once
+//!   the client's pong to the ping after it arrives (`confirmation`; or once written, with
+//!   `client_delivery_confirmation = false`).
 //! - When a session ends, for any reason, it unregisters first and then hands every message
-//!   still queued for it (and one whose write failed) back to the router's store path, so
-//!   nothing accepted is lost and no SURB-ack is sent for a message that was not delivered.
+//!   still queued or unconfirmed (and one whose write failed) back to the router's store path,
+//!   so nothing accepted is lost and no SURB-ack is sent for a message that was not delivered.
 
 mod authenticate;
 mod bandwidth;
+mod confirmation;
 mod delivery;
 mod fresh;
 mod listener;
@@ -87,6 +90,12 @@ pub struct ClientLimits {
     pub message_retrieval_limit: usize,
     /// Bandwidth granted per `claimFreeTestnetBandwidth`.
     pub free_bandwidth_per_claim: i64,
+    /// Messages count as delivered only once the client's pong confirms them.
+    pub delivery_confirmation: bool,
+    /// How long a batch may wait for its confirmation.
+    pub delivery_confirmation_timeout: Duration,
+    /// Unconfirmed batches one session may have.
+    pub max_unconfirmed_batches: usize,
 }
 
 impl ClientLimits {
@@ -103,6 +112,9 @@ impl ClientLimits {
             maximum_auth_request_timestamp_skew: d.maximum_auth_request_timestamp_skew,
             message_retrieval_limit: d.message_retrieval_limit.get(),
             free_bandwidth_per_claim: d.free_bandwidth_per_claim,
+            delivery_confirmation: d.client_delivery_confirmation,
+            delivery_confirmation_timeout: d.client_delivery_confirmation_timeout,
+            max_unconfirmed_batches: d.client_max_unconfirmed_batches.get(),
         }
     }
 }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::bandwidth::ClientBandwidth;
+use super::confirmation::{Confirmed, Unconfirmed};
 use super::delivery::{self, DeliveryError};
 use super::socket::{ClientSocket, WriteError};
 use super::{ClientContext, STORAGE_ERROR};
@@ -109,6 +110,11 @@ pub(super) struct Session {
     registration: Registration,
     queues: SessionQueues,
     probe: Option<PendingProbe>,
+    /// Batches waiting for the client's pong; `None` with confirmation off.
+    unconfirmed: Option<Unconfirmed>,
+    /// Stored messages were left unsent for lack of room in `unconfirmed`: send them once a
+    /// pong makes room.
+    stored_waiting: bool,
 }
 
 /// A liveness Ping we sent and the prober waiting for its answer.
@@ -126,6 +132,7 @@ pub(super) enum End {
     Store(String),
     Replaced,
     Unresponsive,
+    Unconfirmed,
     Shutdown,
 }
 
@@ -138,6 +145,9 @@ impl fmt::Display for End {
             Self::Store(e) => write!(f, "the store failed: {e}"),
             Self::Replaced => f.write_str("a newer connection of the client replaced this one"),
             Self::Unresponsive => f.write_str("the client did not answer a liveness ping"),
+            Self::Unconfirmed => {
+                f.write_str("the client did not confirm the messages written to it in time")
+            }
             Self::Shutdown => f.write_str("the gateway is shutting down"),
         }
     }
@@ -168,6 +178,13 @@ impl Session {
         registration: Registration,
         queues: SessionQueues,
     ) -> Self {
+        let limits = &ctx.limits;
+        let unconfirmed = limits.delivery_confirmation.then(|| {
+            Unconfirmed::new(
+                limits.max_unconfirmed_batches,
+                limits.delivery_confirmation_timeout,
+            )
+        });
         Self {
             socket,
             ctx,
@@ -177,7 +194,14 @@ impl Session {
             registration,
             queues,
             probe: None,
+            unconfirmed,
+            stored_waiting: false,
         }
+    }
+
+    /// Whether another batch may be written now (room for its confirmation).
+    fn may_send(&self) -> bool {
+        self.unconfirmed.as_ref().is_none_or(Unconfirmed::has_room)
     }
 
     /// Sends everything stored for the client, then the register/authenticate `response`.
@@ -202,9 +226,13 @@ impl Session {
         let mut liveness_open = true;
         loop {
             let probe_deadline = self.probe.as_ref().map(|p| p.deadline);
+            let confirmation_deadline = self.unconfirmed.as_ref().and_then(Unconfirmed::deadline);
+            let may_send = self.may_send();
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return End::Shutdown,
-                delivery = self.queues.deliveries.recv() => match delivery {
+                // While the client has the most batches unconfirmed it may, new messages wait
+                // in the queue (and, when that is full, the router stores them).
+                delivery = self.queues.deliveries.recv(), if may_send => match delivery {
                     Some(delivery) => self.push(delivery).await,
                     // The router dropped our queue: another connection of the client took over.
                     None => return End::Replaced,
@@ -216,7 +244,7 @@ impl Session {
                         Ok(())
                     }
                 },
-                _ = self.queues.stored.notified() => match self.deliver_stored(shutdown).await {
+                _ = self.queues.stored.notified(), if may_send => match self.deliver_stored(shutdown).await {
                     // The messages stay stored for the next notification or connection.
                     Err(End::Store(e)) => {
                         crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "could not read the client's stored messages");
@@ -229,6 +257,9 @@ impl Session {
                         let _ = probe.reply.send(false);
                     }
                     return End::Unresponsive;
+                }
+                _ = tokio::time::sleep_until(confirmation_deadline.unwrap_or_else(Instant::now)), if confirmation_deadline.is_some() => {
+                    return End::Unconfirmed;
                 }
                 message = self.socket.next() => match message {
                     None | Some(Ok(Message::Close(_))) => return End::ClientClosed,
@@ -246,10 +277,7 @@ impl Session {
         let response = match message {
             Message::Text(text) => self.handle_text(&text).await,
             Message::Binary(frame) => self.handle_binary(&frame).await,
-            Message::Pong(payload) => {
-                self.pong(&payload);
-                return Ok(());
-            }
+            Message::Pong(payload) => return self.pong(&payload).await,
             // Pings are answered by the websocket layer.
             Message::Ping(_) | Message::Close(_) | Message::Frame(_) => return Ok(()),
         };
@@ -258,9 +286,10 @@ impl Session {
     }
 
     /// Writes a live message and whatever is queued behind it (up to [`PUSH_BATCH`] messages
-    /// and about [`PUSH_BATCH_BYTES`]) with one flush, then forwards their acks. Under load the
-    /// queue holds several messages, and writing them together costs one socket write per few
-    /// frames instead of one per frame.
+    /// and about [`PUSH_BATCH_BYTES`]) with one flush, then, with confirmation on, a Ping: the
+    /// batch waits in `unconfirmed` for its Pong before its acks leave. Under load the queue
+    /// holds several messages, and writing them together costs one socket write per few frames
+    /// instead of one per frame.
     /// If the write fails they all go back to the store and the session ends: a message the
     /// client may already have received can reach it twice, never zero times.
     async fn push(&mut self, first: Box<Delivery>) -> Result<(), End> {
@@ -286,10 +315,19 @@ impl Session {
                 None => self.ctx.router.store_then_ack(self.client, *delivery).await,
             }
         }
-        match self.socket.send_binaries(frames).await {
+        let ping = self.unconfirmed.is_some().then(delivery::random_bytes::<8>);
+        match self.socket.send_binaries(frames, ping).await {
             Ok(()) => {
-                for delivery in sealed {
-                    self.ctx.router.pushed(delivery.ack);
+                match (&mut self.unconfirmed, ping) {
+                    (Some(unconfirmed), Some(payload)) => {
+                        let sealed = sealed.into_iter().map(|d| *d).collect();
+                        unconfirmed.sent(payload, sealed, Vec::new());
+                    }
+                    _ => {
+                        for delivery in sealed {
+                            self.ctx.router.pushed(delivery.ack);
+                        }
+                    }
                 }
                 Ok(())
             }
@@ -302,15 +340,66 @@ impl Session {
         }
     }
 
+    /// Sends what is stored for the client, batch by batch, while there is room for their
+    /// confirmations (the rest when a pong makes room), and stops early between batches when
+    /// `shutdown` fires. Fetching resumes after the last stored message still unconfirmed, so
+    /// none is sent twice in one session.
     async fn deliver_stored(&mut self, shutdown: &CancellationToken) -> Result<(), End> {
-        delivery::send_stored(
-            &mut self.socket,
-            &self.key,
-            self.client,
-            &self.ctx,
-            shutdown,
-        )
-        .await?;
+        let mut after = self
+            .unconfirmed
+            .as_ref()
+            .and_then(Unconfirmed::last_stored_id);
+        loop {
+            if !self.may_send() {
+                self.stored_waiting = true;
+                return Ok(());
+            }
+            self.stored_waiting = false;
+            let ping = self.unconfirmed.is_some().then(delivery::random_bytes::<8>);
+            let sent = delivery::send_stored_batch(
+                &mut self.socket,
+                &self.key,
+                self.client,
+                &self.ctx,
+                after,
+                ping,
+            )
+            .await?;
+            let Some(sent) = sent else {
+                return Ok(());
+            };
+            after = sent.ids.last().copied();
+            match (&mut self.unconfirmed, ping) {
+                (Some(unconfirmed), Some(payload)) => {
+                    unconfirmed.sent(payload, Vec::new(), sent.ids);
+                }
+                _ => delivery::delivered(&self.ctx, sent.ids).await,
+            }
+            if !sent.full || shutdown.is_cancelled() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A Pong: the answer to a liveness probe, or the confirmation of batches we wrote.
+    async fn pong(&mut self, payload: &[u8]) -> Result<(), End> {
+        if self.probe.as_ref().is_some_and(|p| p.payload == payload) {
+            if let Some(probe) = self.probe.take() {
+                let _ = probe.reply.send(true);
+            }
+            return Ok(());
+        }
+        let Some(confirmed) = self.unconfirmed.as_mut().and_then(|u| u.pong(payload)) else {
+            return Ok(());
+        };
+        delivered(&self.ctx, confirmed).await;
+        if self.stored_waiting {
+            // The pong made room: send what waited (a store failure leaves it stored).
+            return match self.deliver_stored(&CancellationToken::new()).await {
+                Err(End::Store(_)) => Ok(()),
+                other => other,
+            };
+        }
         Ok(())
     }
 
@@ -334,16 +423,9 @@ impl Session {
         Ok(())
     }
 
-    fn pong(&mut self, payload: &[u8]) {
-        if self.probe.as_ref().is_some_and(|p| p.payload == payload) {
-            if let Some(probe) = self.probe.take() {
-                let _ = probe.reply.send(true);
-            }
-        }
-    }
-
-    /// Ends the session: unregisters, gives every message still queued back to the store
-    /// (their acks follow once committed), saves the bandwidth, closes the socket.
+    /// Ends the session: unregisters, gives every message unconfirmed or still queued back to
+    /// the store (their acks follow once committed; unconfirmed stored ones stay stored),
+    /// saves the bandwidth, closes the socket.
     pub(super) async fn finish(self, end: End) {
         let Self {
             socket,
@@ -353,14 +435,46 @@ impl Session {
             registration,
             queues,
             probe,
+            unconfirmed,
             ..
         } = self;
         debug!(reason = %end, "session ended");
         if let Some(probe) = probe {
             let _ = probe.reply.send(false);
         }
+        // The oldest first: unconfirmed messages were received before the queued ones.
+        let unconfirmed = unconfirmed
+            .map(Unconfirmed::into_pushed)
+            .unwrap_or_default();
+        if !unconfirmed.is_empty() {
+            ctx.metrics
+                .messages_unconfirmed_returned
+                .inc_by(unconfirmed.len() as u64);
+            debug!(
+                count = unconfirmed.len(),
+                "unconfirmed messages handed back to the store"
+            );
+        }
+        for delivery in unconfirmed {
+            ctx.router.store_then_ack(client, delivery).await;
+        }
         queues.give_back(registration, &ctx.router, client).await;
         bandwidth.persist(&ctx.store).await;
         socket.close().await;
+    }
+}
+
+/// Confirmed batches are delivered: acks leave, stored copies go.
+async fn delivered(ctx: &ClientContext, confirmed: Confirmed) {
+    for latency in confirmed.latencies {
+        ctx.metrics
+            .client_delivery_confirmation_seconds
+            .observe(latency.as_secs_f64());
+    }
+    for delivery in confirmed.pushed {
+        ctx.router.pushed(delivery.ack);
+    }
+    if !confirmed.stored.is_empty() {
+        delivery::delivered(ctx, confirmed.stored).await;
     }
 }

@@ -47,10 +47,19 @@ impl ClientSocket {
         self.send(Message::text(response.to_text())).await
     }
 
-    /// Sends binary frames in order with one flush at the end; each frame has its own timeout.
-    pub(super) async fn send_binaries(&mut self, frames: Vec<Vec<u8>>) -> Result<(), WriteError> {
+    /// Sends binary frames in order, then a Ping carrying `ping` if given, with one flush at
+    /// the end; each frame has its own timeout.
+    pub(super) async fn send_binaries(
+        &mut self,
+        frames: Vec<Vec<u8>>,
+        ping: Option<[u8; 8]>,
+    ) -> Result<(), WriteError> {
         for frame in frames {
             self.bounded(|ws| ws.feed(Message::binary(frame))).await?;
+        }
+        if let Some(payload) = ping {
+            self.bounded(|ws| ws.feed(Message::Ping(payload.to_vec().into())))
+                .await?;
         }
         self.bounded(|ws| ws.flush()).await
     }
