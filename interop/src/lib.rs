@@ -13,6 +13,7 @@
 //! * [`client`] — the real `GatewayClient`, wired for tests.
 //! * [`metrics`] — scraping and reading the Prometheus text format.
 //! * [`store`] — reading the gateway's message store.
+//! * [`nym_api`] — a stand-in nym-api serving key-rotation information on wall-clock epochs.
 
 pub mod ack_sink;
 pub mod client;
@@ -20,6 +21,7 @@ pub mod gateway;
 pub mod keys;
 pub mod metrics;
 pub mod mix;
+pub mod nym_api;
 pub mod packets;
 pub mod store;
 

@@ -76,12 +76,23 @@ pub fn gateway_node(keys: &GatewayKeys, mix_host: SocketAddr, clients_port: u16)
 
 /// A route provider over `nodes`, every one of them an entry and exit gateway.
 pub fn route_provider(nodes: &[RoutingNode]) -> NymRouteProvider {
+    route_provider_with(NymTopologyMetadata::default(), nodes)
+}
+
+/// As [`route_provider`], for a topology fetched during key rotation `rotation_id`: packets
+/// built with it carry that rotation's parity, as a client's do.
+pub fn route_provider_at(rotation_id: u32, nodes: &[RoutingNode]) -> NymRouteProvider {
+    let metadata = NymTopologyMetadata::new(rotation_id, 0, std::time::SystemTime::now());
+    route_provider_with(metadata, nodes)
+}
+
+fn route_provider_with(metadata: NymTopologyMetadata, nodes: &[RoutingNode]) -> NymRouteProvider {
     let mut rewarded = CachedEpochRewardedSet::default();
     for node in nodes {
         rewarded.entry_gateways.insert(node.node_id);
         rewarded.exit_gateways.insert(node.node_id);
     }
-    let topology = NymTopology::new(NymTopologyMetadata::default(), rewarded, nodes.to_vec());
+    let topology = NymTopology::new(metadata, rewarded, nodes.to_vec());
     NymRouteProvider::new(Arc::new(topology), true)
 }
 
