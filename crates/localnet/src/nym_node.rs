@@ -91,6 +91,17 @@ pub fn prepare(bin: &Path, dir: &Path, role: Role, api_url: &str) -> anyhow::Res
     let home = dir.join("nym-node").join(&id);
     let state_file = home.join("localnet-node.json");
     let ports: Ports = if state_file.exists() {
+        // An earlier run's node: its config may name an earlier directory address, which
+        // `node-details` would ask (`run` is told the address on its command line).
+        let config_file = node_dir(&home, &id).join("config").join("config.toml");
+        let config = fs::read_to_string(&config_file)
+            .with_context(|| format!("failed to read {config_file:?}"))?;
+        let updated = set_nym_api_url(&config, api_url)
+            .with_context(|| format!("unexpected nym-node config {config_file:?}"))?;
+        if updated != config {
+            fs::write(&config_file, updated)
+                .with_context(|| format!("failed to write {config_file:?}"))?;
+        }
         serde_json::from_slice(&fs::read(&state_file)?)
             .with_context(|| format!("failed to read {state_file:?}"))?
     } else {
@@ -218,6 +229,38 @@ pub fn edit_config(config: &str, lp_control: &str, lp_data: &str) -> anyhow::Res
     Ok(out)
 }
 
+/// `config` with `[mixnet] nym_api_urls` (a TOML array, possibly over several lines) set to
+/// `api_url` alone.
+pub fn set_nym_api_url(config: &str, api_url: &str) -> anyhow::Result<String> {
+    let mut section = "";
+    let mut in_array = false;
+    let mut replaced = false;
+    let mut out = String::with_capacity(config.len());
+    for line in config.lines() {
+        let trimmed = line.trim();
+        if in_array {
+            in_array = !trimmed.starts_with(']');
+            continue;
+        }
+        if trimmed.starts_with('[') {
+            section = trimmed;
+        }
+        let key = trimmed.split('=').next().unwrap_or_default().trim();
+        if section == "[mixnet]" && key == "nym_api_urls" {
+            out.push_str(&format!("nym_api_urls = ['{api_url}']\n"));
+            in_array = !trimmed.ends_with(']');
+            replaced = true;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !replaced || in_array {
+        bail!("its [mixnet] section has no complete nym_api_urls");
+    }
+    Ok(out)
+}
+
 fn node_details(bin: &Path, home: &Path, id: &str) -> anyhow::Result<NodeDetails> {
     let output = run(
         bin,
@@ -285,6 +328,26 @@ mod tests {
             edit_config("[lp]\n", "a", "b").is_err(),
             "no listeners to move"
         );
+    }
+
+    #[test]
+    fn a_reused_node_is_told_the_new_directory_address() {
+        let config =
+            "[mixnet]\nbind_address = 'x'\nnym_api_urls = [\n'http://127.0.0.1:1/',\n]\n\n\
+            nyxd_urls = [\n    'http://127.0.0.1:1/',\n]\n[http]\nbind_address = 'y'\n";
+        let updated = set_nym_api_url(config, "http://127.0.0.1:2/").unwrap();
+        assert_eq!(
+            updated,
+            "[mixnet]\nbind_address = 'x'\nnym_api_urls = ['http://127.0.0.1:2/']\n\n\
+             nyxd_urls = [\n    'http://127.0.0.1:1/',\n]\n[http]\nbind_address = 'y'\n"
+        );
+        // One line already, and idempotent.
+        assert_eq!(
+            set_nym_api_url(&updated, "http://127.0.0.1:2/").unwrap(),
+            updated
+        );
+        assert!(set_nym_api_url("[mixnet]\nnym_api_urls = [\n'a',\n", "b").is_err());
+        assert!(set_nym_api_url("[http]\nnym_api_urls = []\n", "b").is_err());
     }
 
     #[test]
