@@ -153,9 +153,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         _ = terminate.recv() => Err(anyhow::anyhow!("terminated during start-up")),
     };
     if let Err(e) = started {
+        stop_all(running).await;
         shutdown.cancel();
         let _ = api_task.await;
-        stop_all(running).await;
         return Err(e);
     }
 
