@@ -1,69 +1,85 @@
-//! The nym-api endpoints a Nym client reads its topology from, answered from the four local
-//! nodes: the skimmed node lists (all, active mixnodes, entry and exit gateways, v1 and v2), the
-//! rewarded set (who is on which layer) and the key-rotation info. Every answer is JSON, which the
-//! client reads whatever encoding it asked for.
+//! The nym-api endpoints of the local network, over HTTP: what a Nym client reads its topology
+//! from (skimmed node lists v1/v2, rewarded set, key-rotation info) and what a nym-node asks at
+//! start and while it runs (semi-skimmed list, refresh-described, described nodes, nodes by
+//! address, the upgrade-mode attestation). Answers are JSON whatever encoding was asked for;
+//! nym's clients read JSON either way. Errors are nym-api's: a status and a plain-text message.
 //!
-//! Epochs are one hour from the moment the directory started, key rotations last 24 epochs, and
-//! every node has performance 1, so no client filters any of them out.
+//! A background task reads every node's self-description periodically (see [`refresher`]), so
+//! the lists follow the nodes' key rotations.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::nodes::{Node, Role};
+use crate::directory::{Directory, ListLayout, NodeKind, RefreshRefused};
 
-/// Length of an epoch.
-pub const EPOCH_DURATION: Duration = Duration::from_secs(3600);
-/// Epochs a key rotation lasts.
-pub const ROTATION_EPOCHS: u32 = 24;
+/// Where the upgrade-mode attestation is served (the path of mainnet's URL); it answers `null`:
+/// no upgrade mode.
+pub const UPGRADE_MODE_ATTESTATION_PATH: &str = "/.wellknown/upgrade-mode/attestation.json";
 
-/// A request the directory answers, parsed from its path.
+/// A request the directory answers, parsed from its method and path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
-    /// `/v1/epoch/key-rotation-info`
+    /// `GET /v1/epoch/key-rotation-info`
     KeyRotationInfo,
-    /// `/v1/nym-nodes/rewarded-set`
+    /// `GET /v1/nym-nodes/rewarded-set`
     RewardedSet,
-    /// `/v{1,2}/unstable/nym-nodes/skimmed[/...]`: nodes of a kind, in the v1 or v2 layout.
-    Skimmed {
+    /// `GET /v{1,2}/unstable/nym-nodes/{skimmed,semi-skimmed}[/...]`
+    Nodes {
         /// Which nodes.
         kind: NodeKind,
-        /// The v2 layout (with metadata) or the v1 one.
-        v2: bool,
+        /// v1 or v2 layout.
+        layout: ListLayout,
+        /// Semi-skimmed (with the Noise key) rather than skimmed.
+        semi: bool,
     },
-}
-
-/// Which nodes a skimmed list holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeKind {
-    /// Every node.
-    All,
-    /// The mix relays.
-    Mixnodes,
-    /// The gateway.
-    Gateways,
+    /// `GET /v1/nym-nodes/described`
+    Described,
+    /// `POST /v1/nym-nodes/refresh-described`
+    RefreshDescribed,
+    /// `POST /v1/unstable/nym-nodes/by-addresses`
+    ByAddresses,
+    /// `GET` [`UPGRADE_MODE_ATTESTATION_PATH`]
+    UpgradeModeAttestation,
 }
 
 impl Endpoint {
-    /// The endpoint at `path`, if it is one we serve.
-    pub fn from_path(path: &str) -> Option<Self> {
+    /// The endpoint at `method` `path`, if it is one we serve.
+    pub fn from_request(method: &Method, path: &str) -> Option<Self> {
         let segments: Vec<&str> = path
             .trim_matches('/')
             .split('/')
             .filter(|s| !s.is_empty())
             .collect();
+        if *method == Method::POST {
+            return match segments.as_slice() {
+                ["v1", "nym-nodes", "refresh-described"] => Some(Self::RefreshDescribed),
+                ["v1", "unstable", "nym-nodes", "by-addresses"] => Some(Self::ByAddresses),
+                _ => None,
+            };
+        }
+        if *method != Method::GET {
+            return None;
+        }
         match segments.as_slice() {
             ["v1", "epoch", "key-rotation-info"] => Some(Self::KeyRotationInfo),
             ["v1", "nym-nodes", "rewarded-set"] => Some(Self::RewardedSet),
-            [version @ ("v1" | "v2"), "unstable", "nym-nodes", "skimmed", rest @ ..] => {
+            ["v1", "nym-nodes", "described"] => Some(Self::Described),
+            [".wellknown", "upgrade-mode", "attestation.json"] => {
+                Some(Self::UpgradeModeAttestation)
+            }
+            [version @ ("v1" | "v2"), "unstable", "nym-nodes", list @ ("skimmed" | "semi-skimmed"), rest @ ..] =>
+            {
                 let kind = match rest {
                     [] => NodeKind::All,
                     ["mixnodes", "active" | "all"] => NodeKind::Mixnodes,
@@ -71,170 +87,104 @@ impl Endpoint {
                     | ["entry-gateways" | "exit-gateways", "all"] => NodeKind::Gateways,
                     _ => return None,
                 };
-                Some(Self::Skimmed {
-                    kind,
-                    v2: *version == "v2",
-                })
+                let semi = *list == "semi-skimmed";
+                // nym-api's semi-skimmed list has no per-kind variants.
+                if semi && kind != NodeKind::All {
+                    return None;
+                }
+                let layout = if *version == "v2" {
+                    ListLayout::V2
+                } else {
+                    ListLayout::V1
+                };
+                Some(Self::Nodes { kind, layout, semi })
             }
             _ => None,
         }
     }
 }
 
-/// The directory's data: the nodes and when epoch 0 began.
-#[derive(Debug, Clone)]
-pub struct Directory {
-    nodes: Vec<Node>,
-    genesis: SystemTime,
+/// `NodeRefreshBody`: the signature is nym's `ed25519::Signature` serde form, a byte array.
+#[derive(Debug, Deserialize)]
+struct RefreshBody {
+    node_identity: String,
+    request_timestamp: i64,
+    signature: Vec<u8>,
 }
 
-/// The epoch at some moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Epoch {
-    id: u32,
-    start: SystemTime,
-    rotation_id: u32,
+/// `NodesByAddressesRequestBody`.
+#[derive(Debug, Deserialize)]
+struct ByAddressesBody {
+    addresses: Vec<IpAddr>,
 }
 
-fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string()
-}
-
-impl Directory {
-    /// A directory of `nodes` whose epoch 0 begins at `genesis`.
-    pub fn new(nodes: Vec<Node>, genesis: SystemTime) -> Self {
-        Self { nodes, genesis }
-    }
-
-    fn epoch(&self, now: SystemTime) -> Epoch {
-        let elapsed = now.duration_since(self.genesis).unwrap_or_default();
-        let id = u32::try_from(elapsed.as_secs() / EPOCH_DURATION.as_secs()).unwrap_or(u32::MAX);
-        Epoch {
-            id,
-            start: self.genesis + EPOCH_DURATION * id,
-            rotation_id: id / ROTATION_EPOCHS,
+/// The answer to `endpoint` with request `body` and query `page` at `now`.
+pub async fn answer(
+    directory: &Directory,
+    endpoint: Endpoint,
+    page: u32,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<Value, (StatusCode, String)> {
+    let bad = |e: serde_json::Error| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+    Ok(match endpoint {
+        Endpoint::KeyRotationInfo => directory.key_rotation_info(now),
+        Endpoint::RewardedSet => directory.rewarded_set(now),
+        Endpoint::Nodes { kind, layout, semi } => {
+            directory.node_list(kind, layout, semi, page, now)
         }
-    }
-
-    /// The answer to `endpoint` (`page` as asked) at `now`.
-    pub fn answer(&self, endpoint: Endpoint, page: u32, now: SystemTime) -> Value {
-        match endpoint {
-            Endpoint::KeyRotationInfo => self.key_rotation_info(now),
-            Endpoint::RewardedSet => self.rewarded_set(now),
-            Endpoint::Skimmed { kind, v2 } => self.skimmed(kind, v2, page, now),
+        Endpoint::Described => directory.described_nodes(page),
+        Endpoint::UpgradeModeAttestation => Value::Null,
+        Endpoint::ByAddresses => {
+            let body: ByAddressesBody = serde_json::from_slice(body).map_err(bad)?;
+            if body.addresses.len() > 100 {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "requested too many addresses".into(),
+                ));
+            }
+            directory.by_addresses(&body.addresses)
         }
-    }
-
-    /// `KeyRotationInfoResponse`.
-    fn key_rotation_info(&self, now: SystemTime) -> Value {
-        let epoch = self.epoch(now);
-        let starting = epoch.rotation_id * ROTATION_EPOCHS;
-        json!({
-            "key_rotation_state": { "validity_epochs": ROTATION_EPOCHS, "initial_epoch_id": 0 },
-            "current_absolute_epoch_id": epoch.id,
-            "current_epoch_start": rfc3339(epoch.start),
-            "epoch_duration": { "secs": EPOCH_DURATION.as_secs(), "nanos": 0 },
-            "progress": {
-                "current_key_rotation_id": epoch.rotation_id,
-                "current_rotation_starting_epoch": starting,
-                "current_rotation_ending_epoch": starting + ROTATION_EPOCHS - 1,
-            },
-        })
-    }
-
-    fn ids(&self, wanted: impl Fn(Role) -> bool) -> Vec<u32> {
-        self.nodes
-            .iter()
-            .filter(|n| wanted(n.role))
-            .map(|n| n.node_id)
-            .collect()
-    }
-
-    /// `RewardedSetResponse`: the gateway is the entry, each relay its layer.
-    fn rewarded_set(&self, now: SystemTime) -> Value {
-        json!({
-            "epoch_id": self.epoch(now).id,
-            "entry_gateways": self.ids(|r| r == Role::Gateway),
-            "exit_gateways": [],
-            "layer1": self.ids(|r| r == Role::Mix(1)),
-            "layer2": self.ids(|r| r == Role::Mix(2)),
-            "layer3": self.ids(|r| r == Role::Mix(3)),
-            "standby": [],
-        })
-    }
-
-    /// `PaginatedCachedNodesResponseV2<SkimmedNodeV1>` (or its V1 form): every node on page 0.
-    fn skimmed(&self, kind: NodeKind, v2: bool, page: u32, now: SystemTime) -> Value {
-        let data: Vec<Value> = if page == 0 {
-            self.nodes
-                .iter()
-                .filter(|n| match kind {
-                    NodeKind::All => true,
-                    NodeKind::Mixnodes => matches!(n.role, Role::Mix(_)),
-                    NodeKind::Gateways => n.role == Role::Gateway,
-                })
-                .map(skimmed_node)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let total = if page == 0 {
-            data.len()
-        } else {
-            self.skimmed(kind, v2, 0, now)["nodes"]["data"]
-                .as_array()
-                .map_or(0, Vec::len)
-        };
-        let nodes = json!({
-            "pagination": { "total": total, "page": page, "size": data.len() },
-            "data": data,
-        });
-        let epoch = self.epoch(now);
-        if v2 {
-            json!({
-                "metadata": {
-                    "status": null,
-                    "absolute_epoch_id": epoch.id,
-                    "rotation_id": epoch.rotation_id,
-                    "refreshed_at": rfc3339(now),
-                },
-                "nodes": nodes,
-            })
-        } else {
-            json!({ "status": null, "refreshed_at": rfc3339(now), "nodes": nodes })
+        Endpoint::RefreshDescribed => {
+            let body: RefreshBody = serde_json::from_slice(body).map_err(bad)?;
+            let identity = body.node_identity;
+            directory
+                .forced_refresh(&identity, body.request_timestamp, &body.signature, now)
+                .await
+                .map_err(|refused| refused_status(refused, &identity))?;
+            // nym-api answers `Json(())`.
+            Value::Null
         }
-    }
-}
-
-/// `SkimmedNodeV1`.
-fn skimmed_node(node: &Node) -> Value {
-    let (role, supported, entry) = match node.role {
-        Role::Mix(layer) => (
-            json!({ "Mixnode": { "layer": layer } }),
-            json!({ "mixnode": true, "entry": false, "exit_nr": false, "exit_ipr": false }),
-            Value::Null,
-        ),
-        Role::Gateway => (
-            json!("EntryGateway"),
-            json!({ "mixnode": false, "entry": true, "exit_nr": false, "exit_ipr": false }),
-            json!({ "hostname": null, "ws_port": node.clients_address.port(), "wss_port": null }),
-        ),
-    };
-    json!({
-        "node_id": node.node_id,
-        "ed25519_identity_pubkey": node.identity_key,
-        "ip_addresses": [node.mix_address.ip()],
-        "mix_port": node.mix_address.port(),
-        "x25519_sphinx_pubkey": node.sphinx_key,
-        "role": role,
-        "supported_roles": supported,
-        "entry": entry,
-        "performance": "1",
     })
 }
 
+/// nym-api's status and message for a refused refresh.
+fn refused_status(refused: RefreshRefused, identity: &str) -> (StatusCode, String) {
+    match refused {
+        RefreshRefused::UnknownNode => (
+            StatusCode::NOT_FOUND,
+            format!("node with identity {identity} does not seem to exist"),
+        ),
+        RefreshRefused::BadSignature => {
+            (StatusCode::UNAUTHORIZED, "invalid request signature".into())
+        }
+        RefreshRefused::Stale => (StatusCode::BAD_REQUEST, "the request is stale".into()),
+        RefreshRefused::TooSoon => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "already refreshed node in the last minute".into(),
+        ),
+        RefreshRefused::Unprocessable(why) => {
+            eprintln!("nym-api: refreshing node {identity} failed: {why}");
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "failed to refresh node description".into(),
+            )
+        }
+    }
+}
+
 /// The `page` query parameter (0 when absent or unreadable).
-fn page(uri: &Uri) -> u32 {
+pub fn page(uri: &Uri) -> u32 {
     uri.query()
         .into_iter()
         .flat_map(|q| q.split('&'))
@@ -243,18 +193,19 @@ fn page(uri: &Uri) -> u32 {
         .unwrap_or(0)
 }
 
-async fn handle(State(directory): State<Arc<Directory>>, method: Method, uri: Uri) -> Response {
-    let endpoint = (method == Method::GET)
-        .then(|| Endpoint::from_path(uri.path()))
-        .flatten();
-    match endpoint {
-        Some(endpoint) => {
-            Json(directory.answer(endpoint, page(&uri), SystemTime::now())).into_response()
-        }
-        None => {
-            eprintln!("nym-api: no such endpoint: {method} {uri}");
-            (StatusCode::NOT_FOUND, "not served by nym-localnet").into_response()
-        }
+async fn handle(
+    State(directory): State<Arc<Directory>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let Some(endpoint) = Endpoint::from_request(&method, uri.path()) else {
+        eprintln!("nym-api: no such endpoint: {method} {uri}");
+        return (StatusCode::NOT_FOUND, "not served by nym-localnet").into_response();
+    };
+    match answer(&directory, endpoint, page(&uri), &body, SystemTime::now()).await {
+        Ok(value) => Json(value).into_response(),
+        Err(error) => error.into_response(),
     }
 }
 
@@ -266,16 +217,45 @@ pub async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Serves the directory on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, directory: Directory, shutdown: CancellationToken) {
-    let app = axum::Router::new()
-        .fallback(handle)
-        .with_state(Arc::new(directory));
+/// Serves `directory` on `listener` until `shutdown`.
+pub async fn serve(listener: TcpListener, directory: Arc<Directory>, shutdown: CancellationToken) {
+    let app = axum::Router::new().fallback(handle).with_state(directory);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;
     if let Err(e) = result {
-        eprintln!("nym-api stopped: {e}");
+        eprintln!("nym-api: stopped: {e}");
+    }
+}
+
+/// How often the directory reads the nodes' self-descriptions: often enough that a key
+/// pre-announced at the start of an epoch is listed well before that epoch ends (nym-api
+/// refreshes before every rotation for the same reason), between 1 s and a minute.
+pub fn refresh_interval(epoch: Duration) -> Duration {
+    (epoch / 8).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// Refreshes every node's self-description every `interval` until `shutdown`, telling of a
+/// node's failure when it starts and when it ends (not at every attempt).
+pub async fn refresher(directory: Arc<Directory>, interval: Duration, shutdown: CancellationToken) {
+    let mut failing: Vec<String> = Vec::new();
+    loop {
+        let failed = directory.refresh_all().await;
+        for (id, error) in &failed {
+            if !failing.contains(id) {
+                eprintln!("nym-api: cannot describe node {id}: {error:#}");
+            }
+        }
+        for id in &failing {
+            if !failed.iter().any(|(f, _)| f == id) {
+                eprintln!("nym-api: node {id} is described again");
+            }
+        }
+        failing = failed.into_iter().map(|(id, _)| id).collect();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
     }
 }
 

@@ -1,35 +1,53 @@
 //! `nym-localnet`: a complete Nym mixnet on one machine, for client developers and for our own
-//! end-to-end tests. It runs our `nym-gateway` four times on 127.0.0.1 — the clients' gateway and
-//! three mix relays (layers 1, 2, 3, each a gateway with the relay role on) — and serves the
-//! nym-api endpoints a client builds its topology from, so a client needs nothing but that
-//! address.
+//! end-to-end tests. It runs our `nym-gateway` as the clients' gateway and three mix nodes
+//! (layers 1, 2, 3) on 127.0.0.1 — by default ours too (a gateway with the relay role on), with
+//! `--nym-node-bin` Nym's own `nym-node` — and serves the nym-api endpoints clients and nodes
+//! need, so a client needs nothing but that address. Like nym-api, the directory reads every
+//! node's self-description and lists the sphinx key of the current key rotation; epochs and
+//! rotations can be short (`--epoch-seconds`, `--rotation-epochs`), so keys really rotate.
 //!
 //! # Layout
 //! - [`cli`]: the command line.
-//! - [`nodes`]: the nodes' config, keys and store, written with the gateway's own code.
+//! - [`clock`]: epochs and key rotations.
+//! - [`nodes`]: our nodes' config, keys and store, written with the gateway's own code.
+//! - [`nym_node`]: real nym-node mix nodes, initialised offline.
 //! - [`processes`]: starting, watching and stopping the node processes.
-//! - [`api`]: the nym-api endpoints (topology, rewarded set, key-rotation info).
+//! - [`described`]: reading and checking a node's self-description.
+//! - [`directory`]: what the nym-api knows and answers.
+//! - [`api`]: the nym-api endpoints over HTTP, and the periodic refresh of descriptions.
+//! - [`http`]: the small HTTP client the refresh uses.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod cli;
+pub mod clock;
+pub mod described;
+pub mod directory;
+pub mod http;
 pub mod nodes;
+pub mod nym_node;
 pub mod processes;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context as _};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::nodes::{Node, Role};
+use crate::clock::Clock;
+use crate::directory::Directory;
+use crate::nodes::{Implementation, Node, Role};
 use crate::processes::NodeProcess;
 
 /// File in the directory describing the running nodes (JSON), for scripts and tests.
 pub const DESCRIPTION_FILE: &str = "localnet.json";
+/// File in the directory holding the start of epoch 0 (Unix seconds), so that a reused directory
+/// continues its epochs and key rotations instead of starting them again.
+const GENESIS_FILE: &str = "genesis";
 
 /// What [`run`] needs.
 #[derive(Debug, Clone)]
@@ -38,8 +56,14 @@ pub struct Options {
     pub dir: Option<PathBuf>,
     /// The gateway binary; `None` for `nym-gateway` next to this program.
     pub gateway_bin: Option<PathBuf>,
+    /// nym-node's binary: when given, the mix nodes are nym-nodes.
+    pub nym_node_bin: Option<PathBuf>,
     /// Address of the nym-api endpoints.
     pub api_address: SocketAddr,
+    /// Length of an epoch.
+    pub epoch: Duration,
+    /// Epochs per key rotation.
+    pub rotation_epochs: u32,
 }
 
 /// Runs the local mixnet until SIGINT or SIGTERM, then stops every node.
@@ -48,6 +72,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt()).context("failed to handle SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
     let bin = gateway_binary(options.gateway_bin)?;
+    let nym_node_bin = match options.nym_node_bin {
+        Some(path) if !path.is_file() => bail!("the nym-node binary {path:?} does not exist"),
+        Some(path) => Some(path.canonicalize()?),
+        None => None,
+    };
     let (dir, _temporary) = match options.dir {
         Some(dir) => {
             std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {dir:?}"))?;
@@ -61,24 +90,57 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             (temp.path().canonicalize()?, Some(temp))
         }
     };
-    // Creating a store blocks (it runs its own small runtime): off the async workers.
-    let nodes = {
-        let dir = dir.clone();
+
+    // The directory serves before any node is prepared: nym-node asks it for the key rotation
+    // while it initialises, and our nodes' configs name its address.
+    let clock = Clock::new(genesis(&dir)?, options.epoch, options.rotation_epochs);
+    let directory = Arc::new(Directory::new(clock));
+    let listener = api::bind(options.api_address).await?;
+    let api_url = format!("http://{}/", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let api_task = tokio::spawn(api::serve(listener, directory.clone(), shutdown.clone()));
+
+    // Creating a store and initialising a nym-node block: off the async workers.
+    let prepared = {
+        let (dir, api_url, nym_node_bin) = (dir.clone(), api_url.clone(), nym_node_bin.clone());
         tokio::task::spawn_blocking(move || {
             Role::ALL
                 .iter()
-                .map(|role| nodes::prepare(&dir, *role))
+                .map(|role| match (&nym_node_bin, role) {
+                    (Some(nym_node), Role::Mix(_)) => {
+                        nym_node::prepare(nym_node, &dir, *role, &api_url)
+                    }
+                    _ => nodes::prepare(&dir, *role, &api_url),
+                })
                 .collect::<anyhow::Result<Vec<Node>>>()
         })
-        .await??
+        .await
+        .context("preparing the nodes panicked")
+        .and_then(|nodes| nodes)
     };
-    let listener = api::bind(options.api_address).await?;
-    let api_url = format!("http://{}/", listener.local_addr()?);
+    let nodes = match prepared {
+        Ok(nodes) => nodes,
+        Err(e) => {
+            shutdown.cancel();
+            let _ = api_task.await;
+            return Err(e);
+        }
+    };
+    directory.set_nodes(nodes.clone());
 
     let mut running: Vec<NodeProcess> = Vec::new();
     let started = async {
         for node in &nodes {
-            running.push(processes::spawn(&bin, &dir, node)?);
+            let (program, args) = match (node.implementation, &nym_node_bin) {
+                (Implementation::NymNode, Some(nym_node)) => {
+                    (nym_node, nym_node::run_args(node, &api_url))
+                }
+                _ => (
+                    &bin,
+                    vec!["run".to_owned(), "--id".to_owned(), node.id.clone()],
+                ),
+            };
+            running.push(processes::spawn(node, program, &args)?);
         }
         for process in &mut running {
             process.wait_ready().await?;
@@ -92,14 +154,18 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     };
     if let Err(e) = started {
         stop_all(running).await;
+        shutdown.cancel();
+        let _ = api_task.await;
         return Err(e);
     }
 
-    let shutdown = CancellationToken::new();
-    let directory = api::Directory::new(nodes.clone(), SystemTime::now());
-    let api_task = tokio::spawn(api::serve(listener, directory, shutdown.clone()));
+    let refresher = tokio::spawn(api::refresher(
+        directory.clone(),
+        api::refresh_interval(clock.epoch),
+        shutdown.clone(),
+    ));
     write_description(&dir, &api_url, &nodes)?;
-    print!("{}", banner(&dir, &api_url, &nodes));
+    print!("{}", banner(&dir, &api_url, &nodes, clock));
 
     let reason = tokio::select! {
         _ = interrupt.recv() => None,
@@ -107,9 +173,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         crashed = first_exit(&mut running) => Some(crashed),
     };
     println!("nym-localnet: stopping the nodes...");
-    shutdown.cancel();
-    let _ = api_task.await;
+    // The directory stays up while the nodes stop: nym-node still asks it things on its way out.
     let clean = stop_all(running).await;
+    shutdown.cancel();
+    let _ = refresher.await;
+    let _ = api_task.await;
     if let Some(crashed) = reason {
         bail!("{crashed}");
     }
@@ -118,6 +186,25 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     }
     println!("nym-localnet: stopped");
     Ok(())
+}
+
+/// The start of epoch 0: read from `dir` if an earlier run left it, else now (and kept).
+fn genesis(dir: &Path) -> anyhow::Result<SystemTime> {
+    let path = dir.join(GENESIS_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let secs: u64 = text
+            .trim()
+            .parse()
+            .with_context(|| format!("{path:?} does not hold Unix seconds"))?;
+        return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+    }
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_secs();
+    std::fs::write(&path, format!("{now}\n"))
+        .with_context(|| format!("failed to write {path:?}"))?;
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(now))
 }
 
 /// `nym-gateway` next to this program, unless given.
@@ -186,7 +273,7 @@ fn write_description(dir: &Path, api_url: &str, nodes: &[Node]) -> anyhow::Resul
 }
 
 /// What is printed once everything runs.
-fn banner(dir: &Path, api_url: &str, nodes: &[Node]) -> String {
+fn banner(dir: &Path, api_url: &str, nodes: &[Node], clock: Clock) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "nym-localnet: a local Nym mixnet is running\n");
     let _ = writeln!(out, "  nym-api      {api_url}");
@@ -195,14 +282,23 @@ fn banner(dir: &Path, api_url: &str, nodes: &[Node]) -> String {
             Role::Gateway => format!("clients ws://{}", node.clients_address),
             Role::Mix(_) => format!("mix {}", node.mix_address),
         };
+        let http = match node.implementation {
+            Implementation::NymGateway => format!("metrics http://{}/metrics", node.http_address),
+            Implementation::NymNode => format!("nym-node http://{}/api/v1", node.http_address),
+        };
         let _ = writeln!(
             out,
-            "  {:<12} {}  {reach}  metrics http://{}/metrics",
+            "  {:<12} {}  {reach}  {http}",
             node.role.label(),
             node.identity_key,
-            node.http_address
         );
     }
+    let _ = writeln!(
+        out,
+        "\nEpochs last {} s, key rotations {} epochs.",
+        clock.epoch.as_secs_f64(),
+        clock.rotation_epochs
+    );
     let _ = writeln!(
         out,
         "\nPoint a nym-sdk client at it (MixnetClientBuilder::network_details):\n    \

@@ -1,7 +1,8 @@
-//! The four nodes of the local mixnet and their files: each is an ordinary `nym-gateway`
-//! directory (`<dir>/.nym/gateways/<id>/`), written with the gateway's own config and key code,
-//! so `nym-gateway run --id <id>` with `HOME=<dir>` runs it. Existing directories are kept as they
-//! are: the same `--dir` brings back the same keys and ports.
+//! The four nodes of the local mixnet and their files. Ours are ordinary `nym-gateway`
+//! directories (`<dir>/.nym/gateways/<id>/`), written with the gateway's own config and key code,
+//! so `nym-gateway run --id <id>` with `HOME=<dir>` runs it; real nym-nodes are prepared by
+//! [`crate::nym_node`]. Existing directories are kept as they are: the same `--dir` brings back
+//! the same keys and ports (only the nym-api address is rewritten when it changed).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::num::NonZeroU64;
@@ -11,7 +12,9 @@ use anyhow::Context as _;
 use nym_gateway::config::{self, Config};
 use nym_gateway::keys::NodeKeys;
 use nym_gateway::network::Network;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::described::{SphinxKey, LEGACY_ROTATION_ID};
 
 /// Every node listens here.
 pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -20,7 +23,7 @@ pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const LOCAL_REPLAY_FILTER_CAPACITY: NonZeroU64 = NonZeroU64::new(2_000_000).unwrap();
 
 /// What a node does in the mixnet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The clients' gateway (entry and exit); relays nothing.
@@ -58,29 +61,55 @@ impl Role {
     }
 }
 
+/// Which program runs a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Implementation {
+    /// Our `nym-gateway` (a mix node is our gateway with the relay role on).
+    NymGateway,
+    /// Nym's own `nym-node`.
+    NymNode,
+}
+
 /// A prepared node: what the directory announces and where its files are.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Node {
     /// What it does.
     pub role: Role,
+    /// Which program runs it.
+    pub implementation: Implementation,
     /// Its gateway id.
     pub id: String,
     /// Its node id in the directory.
     pub node_id: u32,
     /// bs58 ed25519 identity key.
     pub identity_key: String,
-    /// bs58 x25519 sphinx key.
+    /// bs58 x25519 sphinx key, as read from its files when it was prepared.
     pub sphinx_key: String,
+    /// The rotation of that key ([`LEGACY_ROTATION_ID`] for a key that never rotates).
+    pub sphinx_rotation_id: u32,
     /// The mix port's address.
     pub mix_address: SocketAddr,
-    /// The client websocket's address.
+    /// The client websocket's address (a nym-node mix node has one but serves no clients).
     pub clients_address: SocketAddr,
-    /// The HTTP API (`/health`, `/metrics`).
+    /// The HTTP API (the self-described `/api/v1/...`; ours also `/health`, `/metrics`).
     pub http_address: SocketAddr,
     /// `config.toml`.
     pub config_file: PathBuf,
+    /// The node's `HOME`.
+    pub home: PathBuf,
     /// Where the node's output goes.
     pub log_file: PathBuf,
+}
+
+impl Node {
+    /// The sphinx key read when the node was prepared, with its rotation.
+    pub fn sphinx_key(&self) -> SphinxKey {
+        SphinxKey {
+            rotation_id: self.sphinx_rotation_id,
+            public_key: self.sphinx_key.clone(),
+        }
+    }
 }
 
 /// `<dir>/.nym/gateways`: the gateways' root when `HOME=<dir>`.
@@ -88,29 +117,38 @@ pub fn root(dir: &Path) -> PathBuf {
     dir.join(".nym").join("gateways")
 }
 
-/// Creates the node's config, keys and store unless they exist, and describes it.
-pub fn prepare(dir: &Path, role: Role) -> anyhow::Result<Node> {
+/// Creates our node's config, keys and store unless they exist, and describes it. Its
+/// nym-api is `api_url` (the directory), for key-rotation info.
+pub fn prepare(dir: &Path, role: Role, api_url: &str) -> anyhow::Result<Node> {
     let id = role.id();
     let root = root(dir);
     let config_file = config::config_path(&root, &id);
-    let config = if config_file.exists() {
+    let mut config = if config_file.exists() {
         Config::load(&config_file)
             .with_context(|| format!("failed to load the existing node {id}"))?
     } else {
         create(&root, &id, role)?
     };
+    let api_urls = Some(vec![api_url.to_owned()]);
+    if config.gateway.nym_api_urls != api_urls {
+        config.gateway.nym_api_urls = api_urls;
+        config.save(&config_file)?;
+    }
     let keys = NodeKeys::load(&config.key_paths())
         .with_context(|| format!("failed to load the keys of node {id}"))?;
     let g = &config.gateway;
     Ok(Node {
         role,
+        implementation: Implementation::NymGateway,
         node_id: role.node_id(),
         identity_key: keys.identity_public_bs58(),
         sphinx_key: keys.sphinx_public_bs58(),
+        sphinx_rotation_id: LEGACY_ROTATION_ID,
         mix_address: SocketAddr::new(LOOPBACK, g.mix_port),
         clients_address: SocketAddr::new(LOOPBACK, g.clients_port),
         http_address: g.http_api_address,
         config_file,
+        home: dir.to_path_buf(),
         log_file: dir.join("logs").join(format!("{id}.log")),
         id,
     })
@@ -147,10 +185,10 @@ fn create(root: &Path, id: &str, role: Role) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Three loopback ports that were free a moment ago (held together so they differ).
-fn free_ports() -> anyhow::Result<[u16; 3]> {
-    let listeners = [(); 3].map(|()| TcpListener::bind(SocketAddr::new(LOOPBACK, 0)));
-    let mut ports = [0; 3];
+/// `N` loopback TCP ports that were free a moment ago (held together so they differ).
+pub fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    let listeners = [(); N].map(|()| TcpListener::bind(SocketAddr::new(LOOPBACK, 0)));
+    let mut ports = [0; N];
     for (port, listener) in ports.iter_mut().zip(listeners) {
         *port = listener
             .and_then(|l| l.local_addr())
@@ -167,8 +205,9 @@ mod tests {
     #[test]
     fn nodes_are_created_once_and_then_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let mix = prepare(dir.path(), Role::Mix(2)).unwrap();
-        let again = prepare(dir.path(), Role::Mix(2)).unwrap();
+        let api = "http://127.0.0.1:8099/";
+        let mix = prepare(dir.path(), Role::Mix(2), api).unwrap();
+        let again = prepare(dir.path(), Role::Mix(2), api).unwrap();
         assert_eq!(mix.identity_key, again.identity_key);
         assert_eq!(mix.sphinx_key, again.sphinx_key);
         assert_eq!(mix.mix_address, again.mix_address);
@@ -179,7 +218,18 @@ mod tests {
         let config = Config::load(&mix.config_file).unwrap();
         assert!(config.debug.forward_hop_processing, "relays relay");
         assert!(config.gateway.validator_api_urls.is_empty());
-        let gateway = prepare(dir.path(), Role::Gateway).unwrap();
+        assert_eq!(
+            config.nym_api_urls(),
+            [api],
+            "key rotation follows the directory"
+        );
+        assert_eq!(mix.sphinx_rotation_id, LEGACY_ROTATION_ID);
+        // Another run's directory elsewhere: the same node, told the new address.
+        let moved = prepare(dir.path(), Role::Mix(2), "http://127.0.0.1:9000/").unwrap();
+        assert_eq!(moved.identity_key, mix.identity_key);
+        let config = Config::load(&mix.config_file).unwrap();
+        assert_eq!(config.nym_api_urls(), ["http://127.0.0.1:9000/"]);
+        let gateway = prepare(dir.path(), Role::Gateway, api).unwrap();
         let config = Config::load(&gateway.config_file).unwrap();
         assert!(!config.debug.forward_hop_processing, "the gateway does not");
         assert_ne!(gateway.identity_key, mix.identity_key);

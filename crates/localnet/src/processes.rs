@@ -1,4 +1,5 @@
-//! The node processes: `nym-gateway run --id <id>` with `HOME=<dir>`, output to a log file.
+//! The node processes (`nym-gateway run --id <id>` or `nym-node run ...`, with the node's
+//! `HOME`), output to a log file.
 //! `nym-localnet` stops them with SIGTERM (SIGKILL if one does not exit in time). They stay in
 //! its process group, so a Ctrl-C or a closed terminal reaches them too and each shuts down
 //! cleanly on its own; only a SIGKILL of `nym-localnet` itself leaves them running.
@@ -14,12 +15,12 @@ use anyhow::{bail, Context as _};
 use rustix::process::{kill_process, Pid, Signal};
 use tokio::process::{Child, Command};
 
-use crate::nodes::Node;
+use crate::nodes::{Implementation, Node};
 
 /// How long a node may take to open its ports.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a node may take to exit after SIGTERM (the gateway's own stages take up to 10 s
-/// each).
+/// each; nym-node forces its exit after 10-13 s).
 const STOP_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// A running node.
@@ -29,8 +30,8 @@ pub struct NodeProcess {
     child: Child,
 }
 
-/// Starts `node` with the gateway binary `bin`, its home `dir`.
-pub fn spawn(bin: &Path, dir: &Path, node: &Node) -> anyhow::Result<NodeProcess> {
+/// Starts `node`: `program args` with the node's home.
+pub fn spawn(node: &Node, program: &Path, args: &[String]) -> anyhow::Result<NodeProcess> {
     if let Some(logs) = node.log_file.parent() {
         fs::create_dir_all(logs).with_context(|| format!("failed to create {logs:?}"))?;
     }
@@ -39,15 +40,17 @@ pub fn spawn(bin: &Path, dir: &Path, node: &Node) -> anyhow::Result<NodeProcess>
         .append(true)
         .open(&node.log_file)
         .with_context(|| format!("failed to open the log file {:?}", node.log_file))?;
-    let child = Command::new(bin)
-        .args(["run", "--id", &node.id])
-        .env("HOME", dir)
+    let child = Command::new(program)
+        .args(args)
+        .env("HOME", &node.home)
+        // Plain logs in the file (nym-node colours them otherwise).
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("failed to start {bin:?} for node {}", node.id))?;
+        .with_context(|| format!("failed to start {program:?} for node {}", node.id))?;
     Ok(NodeProcess {
         node: node.clone(),
         child,
@@ -57,7 +60,8 @@ pub fn spawn(bin: &Path, dir: &Path, node: &Node) -> anyhow::Result<NodeProcess>
 impl NodeProcess {
     /// Waits until the node's HTTP API accepts connections: the gateway binds it after its mix
     /// and client listeners, so all three are up then. (Probing the client port itself would be
-    /// counted as a failed client connection.)
+    /// counted as a failed client connection.) A nym-node may bind its HTTP API first, so its
+    /// mix port is probed too.
     pub async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
         let n = &self.node;
@@ -69,7 +73,9 @@ impl NodeProcess {
                     log_tail(&n.log_file, 30)
                 );
             }
-            if accepts(n.http_address).await {
+            if accepts(n.http_address).await
+                && (n.implementation == Implementation::NymGateway || accepts(n.mix_address).await)
+            {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {

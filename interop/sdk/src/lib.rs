@@ -1,9 +1,10 @@
-//! Harness for the end-to-end test: runs `nym-localnet` (our gateway and three mix relays on
+//! Harness for the end-to-end tests: runs `nym-localnet` (our gateway and three mix nodes on
 //! loopback, plus their nym-api endpoints), reads the nodes' Prometheus metrics, and fetches the
 //! directory's JSON.
 //!
 //! Binaries: `$NYM_LOCALNET_BIN`, else `<repo>/target/debug/nym-localnet`; the gateway binary is
-//! `$NYM_GATEWAY_BIN`, else the `nym-gateway` next to `nym-localnet`.
+//! `$NYM_GATEWAY_BIN`, else the `nym-gateway` next to `nym-localnet`; nym-node (for the mix
+//! nodes, when a test asks for it) is `$NYM_NODE_BIN`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,6 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+
+pub mod clients;
 use rustix::process::{kill_process, Pid, Signal};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -29,11 +32,28 @@ fn repo_binary(env: &str, name: &str) -> PathBuf {
     }
 }
 
+/// The nym-node binary named by `$NYM_NODE_BIN`, or how to get one.
+pub fn nym_node_bin() -> anyhow::Result<PathBuf> {
+    match std::env::var_os("NYM_NODE_BIN") {
+        Some(path) if Path::new(&path).is_file() => Ok(PathBuf::from(path)),
+        Some(path) => bail!("NYM_NODE_BIN names {path:?}, which is not a file"),
+        None => bail!(
+            "this test runs Nym's nym-node 1.31.0 as the mix nodes: set NYM_NODE_BIN to it. \
+             From the repository root, with DIR any directory:\n    \
+             gunzip -c ../shared/peers/nym-node/nym-node-1.31.0-x86_64-linux-gnu.gz > DIR/nym-node \
+             && chmod +x DIR/nym-node\nthen NYM_NODE_BIN=DIR/nym-node (see \
+             ../shared/peers/nym-node/README.md)"
+        ),
+    }
+}
+
 /// A node as `localnet.json` describes it.
 #[derive(Debug, Clone)]
 pub struct Node {
     /// `gateway` or `mix`.
     pub kind: String,
+    /// `nym-gateway` or `nym-node`.
+    pub implementation: String,
     /// Mix layer (relays only).
     pub layer: Option<u64>,
     /// bs58 identity key.
@@ -58,6 +78,11 @@ pub struct Localnet {
 impl Localnet {
     /// Starts `nym-localnet` in a fresh directory and waits until it says it runs.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`start`](Self::start) with more `nym-localnet` arguments.
+    pub async fn start_with(args: &[std::ffi::OsString]) -> anyhow::Result<Self> {
         let bin = repo_binary("NYM_LOCALNET_BIN", "nym-localnet");
         if !bin.is_file() {
             bail!(
@@ -70,6 +95,7 @@ impl Localnet {
         command
             .args(["--api-address", "127.0.0.1:0", "--dir"])
             .arg(dir.path())
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -105,6 +131,8 @@ impl Localnet {
         let api_url = match tokio::time::timeout(STARTUP_TIMEOUT, api_rx.recv()).await {
             Ok(Some(url)) => url,
             _ => {
+                // Give it a moment to print why it stopped, if it did.
+                tokio::time::sleep(Duration::from_millis(500)).await;
                 terminate(&child);
                 bail!(
                     "nym-localnet did not come up within {STARTUP_TIMEOUT:?}\n{}",
@@ -125,6 +153,10 @@ impl Localnet {
                 };
                 Ok(Node {
                     kind,
+                    implementation: n["implementation"]
+                        .as_str()
+                        .context("implementation")?
+                        .to_owned(),
                     layer,
                     identity_key: n["identity_key"].as_str().context("identity")?.to_owned(),
                     http_address: n["http_address"].as_str().context("http")?.parse()?,
@@ -206,6 +238,25 @@ fn terminate(child: &Child) -> bool {
     match child.id().and_then(|id| Pid::from_raw(id as i32)) {
         Some(pid) => kill_process(pid, Signal::TERM).is_ok(),
         None => false,
+    }
+}
+
+impl Localnet {
+    /// `host:port` of the directory.
+    pub fn api_address(&self) -> anyhow::Result<SocketAddr> {
+        let url = self.api_url.trim_end_matches('/');
+        let host = url
+            .strip_prefix("http://")
+            .context("the nym-api URL is not http")?;
+        Ok(host.parse()?)
+    }
+
+    /// `GET <nym-api><path>` as JSON.
+    pub async fn api_get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let body = http_get(self.api_address()?, path)
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        serde_json::from_str(&body).with_context(|| format!("GET {path}: not JSON"))
     }
 }
 

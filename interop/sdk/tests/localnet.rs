@@ -14,22 +14,18 @@
 //! Loopback only, bounded in time; on failure the error carries nym-localnet's output and the
 //! tail of every node's log.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context as _};
+use anyhow::{ensure, Context as _};
+use gateway_interop_sdk::clients::{self, messages, receive_exactly, send_all};
 use gateway_interop_sdk::{client_statistic, http_get, metrics, mix_drops, value, Localnet};
 use nym_api_requests::models::{KeyRotationInfoResponse, RewardedSetResponse};
 use nym_api_requests::nym_nodes::{PaginatedCachedNodesResponseV2, SkimmedNodeV1};
-use nym_sdk::mixnet::{
-    IncludedSurbs, MixnetClient, MixnetClientBuilder, MixnetMessageSender, Recipient, StoragePaths,
-};
-use nym_sdk::{DebugConfig, NymNetworkDetails, ValidatorDetails};
+use nym_sdk::mixnet::MixnetClient;
+use nym_sdk::DebugConfig;
 
 /// The whole test.
 const TEST_TIMEOUT: Duration = Duration::from_secs(600);
-/// Waiting for a batch of messages.
-const RECEIVE_TIMEOUT: Duration = Duration::from_secs(180);
 /// Added to each packet's wait for its SURB-ack (see `connect`).
 const ACK_WAIT_ADDITION: Duration = Duration::from_secs(30);
 /// Message sizes in bytes: one packet, a few, many (> 100 KiB).
@@ -211,95 +207,14 @@ async fn directory_speaks_the_clients_types(localnet: &Localnet) -> anyhow::Resu
     Ok(())
 }
 
-/// A client with on-disk storage in `dir`, knowing only the nym-api address; defaults otherwise
-/// (mix hops, cover traffic, SURB-acks all on).
-///
-/// nym-sdk 1.21.6 reads `nym_api_urls` for the topology and key-rotation info but looks up
-/// gateways for its first registration through the validator endpoints' `api_url` only, so the
-/// address goes in both places (no nyxd is contacted with credentials off, the default).
+/// A client with the one setting this test changes: how long a sent packet waits for its
+/// SURB-ack before it is sent again (default 1.5 s plus 1.5 times the route's delays). On a
+/// shared CI machine running six debug-built processes an ack can be late without being lost;
+/// with 30 s, a retransmission means an ack that never came back, not a slow machine.
 async fn connect(localnet: &Localnet, dir: &std::path::Path) -> anyhow::Result<MixnetClient> {
-    let api = localnet.api_url.as_str();
-    let network = NymNetworkDetails::new_empty()
-        .with_nym_api_urls(vec![url::Url::parse(api)?])
-        .with_validator_endpoint(ValidatorDetails::new(api, Some(api), None));
-    // The one setting changed: how long a sent packet waits for its SURB-ack before it is sent
-    // again (default 1.5 s plus 1.5 times the route's delays). On a shared CI machine running six
-    // debug-built processes an ack can be late without being lost; with 30 s, a retransmission
-    // means an ack that never came back, not a slow machine.
     let mut debug = DebugConfig::default();
     debug.acknowledgements.ack_wait_addition = ACK_WAIT_ADDITION;
-    let client = MixnetClientBuilder::new_with_default_storage(StoragePaths::new_from_dir(dir)?)
-        .await?
-        .network_details(network)
-        .debug_config(debug)
-        .build()?
-        .connect_to_mixnet()
-        .await?;
-    Ok(client)
-}
-
-/// Distinct messages of the given sizes, each starting with a label.
-fn messages(label: &str, sizes: &[usize]) -> Vec<Vec<u8>> {
-    sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &size)| {
-            let mut message = format!("{label} #{i} ({size} bytes)|").into_bytes();
-            let mut x = (size as u32).wrapping_mul(2_654_435_761) ^ i as u32;
-            while message.len() < size {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                message.push(x as u8);
-            }
-            message.truncate(size);
-            message
-        })
-        .collect()
-}
-
-async fn send_all(from: &MixnetClient, to: Recipient, messages: &[Vec<u8>]) -> anyhow::Result<()> {
-    for message in messages {
-        from.send_message(to, message, IncludedSurbs::none())
-            .await
-            .context("sending")?;
-    }
-    Ok(())
-}
-
-/// Receives until exactly `expected` (in any order) has arrived; anything else is an error.
-async fn receive_exactly(client: &mut MixnetClient, expected: &[Vec<u8>]) -> anyhow::Result<()> {
-    let mut missing: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
-    for message in expected {
-        *missing.entry(message.clone()).or_default() += 1;
-    }
-    let deadline = tokio::time::Instant::now() + RECEIVE_TIMEOUT;
-    while !missing.is_empty() {
-        let batch = tokio::time::timeout_at(deadline, client.wait_for_messages())
-            .await
-            .with_context(|| {
-                format!(
-                    "{} of {} messages did not arrive within {RECEIVE_TIMEOUT:?}",
-                    missing.values().sum::<usize>(),
-                    expected.len()
-                )
-            })?
-            .context("the client stopped")?;
-        for received in batch {
-            let Some(count) = missing.get_mut(&received.message) else {
-                bail!(
-                    "unexpected message of {} bytes: {:?}",
-                    received.message.len(),
-                    String::from_utf8_lossy(&received.message[..received.message.len().min(40)])
-                );
-            };
-            *count -= 1;
-            if *count == 0 {
-                missing.remove(&received.message);
-            }
-        }
-    }
-    Ok(())
+    clients::connect(localnet, dir, debug).await
 }
 
 /// Waits until the gateway's count of stored packets reached `at_least` and stopped growing;

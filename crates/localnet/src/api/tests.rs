@@ -1,70 +1,101 @@
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::time::Duration;
 
 use super::*;
-
-fn node(role: Role, port: u16) -> Node {
-    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    Node {
-        role,
-        id: role.id(),
-        node_id: role.node_id(),
-        identity_key: format!("identity{port}"),
-        sphinx_key: format!("sphinx{port}"),
-        mix_address: SocketAddr::new(ip, port),
-        clients_address: SocketAddr::new(ip, port + 1),
-        http_address: SocketAddr::new(ip, port + 2),
-        config_file: PathBuf::new(),
-        log_file: PathBuf::new(),
-    }
-}
-
-fn directory(genesis: SystemTime) -> Directory {
-    let nodes = Role::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, role)| node(*role, 10_000 + 10 * i as u16))
-        .collect();
-    Directory::new(nodes, genesis)
-}
+use crate::clock::Clock;
 
 #[test]
-fn the_client_paths_parse_and_others_do_not() {
-    let skimmed = |kind, v2| Some(Endpoint::Skimmed { kind, v2 });
+fn the_client_and_node_paths_parse_and_others_do_not() {
+    let get = Method::GET;
+    let post = Method::POST;
+    let nodes = |kind, layout, semi| Some(Endpoint::Nodes { kind, layout, semi });
+    let (v1, v2) = (ListLayout::V1, ListLayout::V2);
     let cases = [
         (
+            &get,
             "/v1/epoch/key-rotation-info",
             Some(Endpoint::KeyRotationInfo),
         ),
-        ("/v1/nym-nodes/rewarded-set", Some(Endpoint::RewardedSet)),
         (
+            &get,
+            "/v1/nym-nodes/rewarded-set",
+            Some(Endpoint::RewardedSet),
+        ),
+        (
+            &get,
             "/v2/unstable/nym-nodes/skimmed",
-            skimmed(NodeKind::All, true),
+            nodes(NodeKind::All, v2, false),
         ),
         (
+            &get,
             "/v2/unstable/nym-nodes/skimmed/mixnodes/active",
-            skimmed(NodeKind::Mixnodes, true),
+            nodes(NodeKind::Mixnodes, v2, false),
         ),
         (
+            &get,
             "/v1/unstable/nym-nodes/skimmed/mixnodes/all",
-            skimmed(NodeKind::Mixnodes, false),
+            nodes(NodeKind::Mixnodes, v1, false),
         ),
         (
+            &get,
             "/v2/unstable/nym-nodes/skimmed/entry-gateways",
-            skimmed(NodeKind::Gateways, true),
+            nodes(NodeKind::Gateways, v2, false),
         ),
         (
+            &get,
             "/v1/unstable/nym-nodes/skimmed/exit-gateways/all",
-            skimmed(NodeKind::Gateways, false),
+            nodes(NodeKind::Gateways, v1, false),
         ),
-        ("//v1/nym-nodes/rewarded-set/", Some(Endpoint::RewardedSet)),
-        ("/v3/unstable/nym-nodes/skimmed", None),
-        ("/v2/unstable/nym-nodes/skimmed/mixnodes", None),
-        ("/v1/epoch", None),
-        ("/", None),
+        (
+            &get,
+            "/v2/unstable/nym-nodes/semi-skimmed",
+            nodes(NodeKind::All, v2, true),
+        ),
+        (
+            &get,
+            "/v1/unstable/nym-nodes/semi-skimmed",
+            nodes(NodeKind::All, v1, true),
+        ),
+        (&get, "/v1/nym-nodes/described", Some(Endpoint::Described)),
+        (
+            &get,
+            UPGRADE_MODE_ATTESTATION_PATH,
+            Some(Endpoint::UpgradeModeAttestation),
+        ),
+        (
+            &post,
+            "/v1/nym-nodes/refresh-described",
+            Some(Endpoint::RefreshDescribed),
+        ),
+        (
+            &post,
+            "/v1/unstable/nym-nodes/by-addresses",
+            Some(Endpoint::ByAddresses),
+        ),
+        (
+            &get,
+            "//v1/nym-nodes/rewarded-set/",
+            Some(Endpoint::RewardedSet),
+        ),
+        // Wrong method, unknown or partial paths.
+        (&post, "/v1/nym-nodes/rewarded-set", None),
+        (&get, "/v1/nym-nodes/refresh-described", None),
+        (&Method::PUT, "/v1/nym-nodes/described", None),
+        (
+            &get,
+            "/v2/unstable/nym-nodes/semi-skimmed/mixnodes/active",
+            None,
+        ),
+        (&get, "/v3/unstable/nym-nodes/skimmed", None),
+        (&get, "/v2/unstable/nym-nodes/skimmed/mixnodes", None),
+        (&get, "/v1/epoch", None),
+        (&get, "/", None),
     ];
-    for (path, want) in cases {
-        assert_eq!(Endpoint::from_path(path), want, "{path}");
+    for (method, path, want) in cases {
+        assert_eq!(
+            Endpoint::from_request(method, path),
+            want,
+            "{method} {path}"
+        );
     }
 }
 
@@ -78,112 +109,83 @@ fn the_page_parameter_is_read() {
 }
 
 #[test]
-fn epochs_and_rotations_follow_the_clock() {
-    let genesis = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let d = directory(genesis);
-    let at = |secs| genesis + Duration::from_secs(secs);
-
-    let info = d.answer(Endpoint::KeyRotationInfo, 0, at(10));
-    assert_eq!(info["current_absolute_epoch_id"], 0);
-    assert_eq!(info["current_epoch_start"], "2023-11-14T22:13:20Z");
-    assert_eq!(info["epoch_duration"], json!({"secs": 3600, "nanos": 0}));
-    assert_eq!(info["key_rotation_state"]["validity_epochs"], 24);
-    assert_eq!(info["progress"]["current_rotation_ending_epoch"], 23);
-
-    // 25 hours later: epoch 25, the second rotation.
-    let info = d.answer(Endpoint::KeyRotationInfo, 0, at(25 * 3600 + 5));
-    assert_eq!(info["current_absolute_epoch_id"], 25);
-    assert_eq!(info["current_epoch_start"], "2023-11-15T23:13:20Z");
-    assert_eq!(info["progress"]["current_key_rotation_id"], 1);
-    assert_eq!(info["progress"]["current_rotation_starting_epoch"], 24);
-    assert_eq!(info["progress"]["current_rotation_ending_epoch"], 47);
-
-    // The lists and the rewarded set name the same epoch.
-    let set = d.answer(Endpoint::RewardedSet, 0, at(25 * 3600 + 5));
-    assert_eq!(set["epoch_id"], 25);
-    let all = d.answer(
-        Endpoint::Skimmed {
-            kind: NodeKind::All,
-            v2: true,
-        },
-        0,
-        at(25 * 3600 + 5),
+fn refreshes_come_between_one_second_and_a_minute_and_several_per_epoch() {
+    assert_eq!(
+        refresh_interval(Duration::from_secs(40)),
+        Duration::from_secs(5)
     );
-    assert_eq!(all["metadata"]["absolute_epoch_id"], 25);
-    assert_eq!(all["metadata"]["rotation_id"], 1);
+    assert_eq!(
+        refresh_interval(Duration::from_secs(3600)),
+        Duration::from_secs(60)
+    );
+    assert_eq!(
+        refresh_interval(Duration::from_secs(2)),
+        Duration::from_secs(1)
+    );
 }
 
-#[test]
-fn the_rewarded_set_puts_each_node_in_its_place() {
-    let d = directory(SystemTime::now());
-    let set = d.answer(Endpoint::RewardedSet, 0, SystemTime::now());
-    assert_eq!(set["entry_gateways"], json!([4]));
-    assert_eq!(set["exit_gateways"], json!([]));
-    assert_eq!(set["layer1"], json!([1]));
-    assert_eq!(set["layer2"], json!([2]));
-    assert_eq!(set["layer3"], json!([3]));
-    assert_eq!(set["standby"], json!([]));
+fn empty_directory() -> Directory {
+    Directory::new(Clock::new(SystemTime::now(), Duration::from_secs(60), 2))
 }
 
-#[test]
-fn skimmed_nodes_carry_what_a_route_needs() {
+#[tokio::test]
+async fn bad_bodies_get_nym_apis_errors_not_a_crash() {
+    let d = empty_directory();
     let now = SystemTime::now();
-    let d = directory(now);
-    let mixes = d.answer(
-        Endpoint::Skimmed {
-            kind: NodeKind::Mixnodes,
-            v2: true,
-        },
-        0,
-        now,
+    let ask = |endpoint, body: &'static [u8]| answer(&d, endpoint, 0, body, now);
+    for body in [&b""[..], b"{", b"[]", b"{\"addresses\": [\"not an ip\"]}"] {
+        let (status, _) = ask(Endpoint::ByAddresses, body).await.unwrap_err();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let many = format!(
+        "{{\"addresses\": [{}]}}",
+        vec!["\"127.0.0.1\""; 101].join(",")
     );
-    let data = mixes["nodes"]["data"].as_array().unwrap();
-    assert_eq!(data.len(), 3);
-    assert_eq!(
-        mixes["nodes"]["pagination"],
-        json!({"total": 3, "page": 0, "size": 3})
-    );
-    assert_eq!(
-        data[0],
-        json!({
-            "node_id": 1,
-            "ed25519_identity_pubkey": "identity10000",
-            "ip_addresses": ["127.0.0.1"],
-            "mix_port": 10000,
-            "x25519_sphinx_pubkey": "sphinx10000",
-            "role": {"Mixnode": {"layer": 1}},
-            "supported_roles": {"mixnode": true, "entry": false, "exit_nr": false, "exit_ipr": false},
-            "entry": null,
-            "performance": "1",
-        })
-    );
+    let (status, _) = answer(&d, Endpoint::ByAddresses, 0, many.as_bytes(), now)
+        .await
+        .unwrap_err();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    let gateways = d.answer(
-        Endpoint::Skimmed {
-            kind: NodeKind::Gateways,
-            v2: false,
-        },
-        0,
-        now,
-    );
-    assert!(gateways["status"].is_null());
-    let gateway = &gateways["nodes"]["data"][0];
-    assert_eq!(gateway["role"], "EntryGateway");
-    assert_eq!(gateway["supported_roles"]["entry"], true);
-    assert_eq!(
-        gateway["entry"],
-        json!({"hostname": null, "ws_port": 10031, "wss_port": null})
-    );
+    let (status, _) = ask(Endpoint::RefreshDescribed, b"{\"node_identity\": 5}")
+        .await
+        .unwrap_err();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let unknown = b"{\"node_identity\": \"x\", \"request_timestamp\": 1, \"signature\": [1, 2]}";
+    let (status, message) = ask(Endpoint::RefreshDescribed, unknown).await.unwrap_err();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(message.contains("does not seem to exist"), "{message}");
+}
 
-    // Everything is on page 0; a later page is empty but reports the same total.
-    let page1 = d.answer(
-        Endpoint::Skimmed {
-            kind: NodeKind::All,
-            v2: true,
-        },
-        1,
-        now,
-    );
-    assert_eq!(page1["nodes"]["data"], json!([]));
-    assert_eq!(page1["nodes"]["pagination"]["total"], 4);
+#[tokio::test]
+async fn the_upgrade_mode_attestation_is_null_and_served_over_http() {
+    let d = Arc::new(empty_directory());
+    let attestation = answer(
+        &d,
+        Endpoint::UpgradeModeAttestation,
+        0,
+        b"",
+        SystemTime::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(attestation, Value::Null);
+
+    let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(serve(listener, d, shutdown.clone()));
+    let timeout = Duration::from_secs(5);
+    let body = crate::http::get(address, UPGRADE_MODE_ATTESTATION_PATH, timeout)
+        .await
+        .unwrap();
+    assert_eq!(body, b"null");
+    let info = crate::http::get(address, "/v1/epoch/key-rotation-info", timeout)
+        .await
+        .unwrap();
+    let info: Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(info["key_rotation_state"]["validity_epochs"], 2);
+    let missing = crate::http::get(address, "/v1/nope", timeout).await;
+    assert!(format!("{:#}", missing.unwrap_err()).contains("404"));
+    shutdown.cancel();
+    server.await.unwrap();
 }

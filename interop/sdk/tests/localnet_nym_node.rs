@@ -1,0 +1,360 @@
+//! Two real nym-sdk 1.21.6 clients talk through our gateway and three real nym-node 1.31.0 mix
+//! nodes (`nym-localnet --nym-node-bin`), across a sphinx key rotation:
+//!
+//! 1. The directory's answers parse into nym-api's own types, every node (nym-node and ours) is
+//!    described, and the key each list announces is the one nym-api's own
+//!    `NymNodeDescriptionV1::current_sphinx_key` picks from that description.
+//! 2. Messages go both ways through 3-hop routes (layer 1, 2, 3 nym-nodes, then our gateway).
+//! 3. The key rotation advances (40 s epochs, 2 per rotation): the directory's
+//!    key-rotation-info says so, every nym-node's signed host information now carries a key of
+//!    the new rotation, and the lists announce those keys. (Our gateway is checked the same way
+//!    once it rotates; while it announces a static key, rotation id u32::MAX, that key stays.)
+//! 4. With topologies refreshed every few seconds, messages go both ways again on the new keys.
+//! 5. Every message arrived, a SURB-ack came back for every real packet, and no packet was
+//!    retransmitted.
+//!
+//! # Running it
+//! It needs nym-node: `NYM_NODE_BIN` names the binary (the failure message says how to unpack
+//! it from `../shared/peers/nym-node/`). Because of that it is `#[ignore]`d: a plain
+//! `cargo nextest run` reports it as skipped, never as passed. CI sets `NYM_NODE_BIN` and runs it
+//! with `cargo nextest run --run-ignored only`; run that way without `NYM_NODE_BIN`, it fails
+//! and prints how to get the binary.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{ensure, Context as _};
+use gateway_interop_sdk::clients::{self, messages, receive_exactly, send_all};
+use gateway_interop_sdk::{client_statistic, http_get, nym_node_bin, Localnet};
+use nym_api_requests::models::described::v1::NymNodeDescriptionV1;
+use nym_api_requests::models::{KeyRotationInfoResponse, RewardedSetResponse};
+use nym_api_requests::nym_nodes::{
+    NodesByAddressesResponse, PaginatedCachedNodesResponseV2, SemiSkimmedNodeV1, SkimmedNodeV1,
+};
+use nym_api_requests::pagination::PaginatedResponse;
+use nym_sdk::mixnet::MixnetClient;
+use nym_sdk::DebugConfig;
+
+/// The whole test.
+const TEST_TIMEOUT: Duration = Duration::from_secs(600);
+/// Epoch length: nym-localnet's minimum with nym-node (its rotation steps need 30 s of notice).
+const EPOCH_SECONDS: u64 = 40;
+/// Epochs per key rotation: the fewest nym-node keeps up with. A rotation lasts 80 s.
+const ROTATION_EPOCHS: u32 = 2;
+/// How often the clients fetch the topology (default 5 min): well within an epoch, so they
+/// learn the new keys while nym-node still holds the old ones (one epoch of overlap).
+const TOPOLOGY_REFRESH: Duration = Duration::from_secs(4);
+/// Added to each packet's wait for its SURB-ack, as in the other localnet test: a late ack on a
+/// busy machine must not read as a lost one.
+const ACK_WAIT_ADDITION: Duration = Duration::from_secs(30);
+/// Message sizes: one packet, a few, many.
+const SIZES: [usize; 3] = [1, 1_500, 30_000];
+
+#[ignore = "needs nym-node: set NYM_NODE_BIN and run with --run-ignored (see the module docs)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sdk_clients_through_nym_node_mix_nodes_across_a_key_rotation() -> anyhow::Result<()> {
+    let nym_node = nym_node_bin()?;
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let localnet = Localnet::start_with(&[
+        "--nym-node-bin".into(),
+        nym_node.into_os_string(),
+        "--epoch-seconds".into(),
+        EPOCH_SECONDS.to_string().into(),
+        "--rotation-epochs".into(),
+        ROTATION_EPOCHS.to_string().into(),
+    ])
+    .await?;
+    let result = tokio::time::timeout(TEST_TIMEOUT, scenario(&localnet))
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the test did not finish within {TEST_TIMEOUT:?}"
+            ))
+        });
+    match result {
+        Ok(()) => {
+            localnet.stop().await?;
+            Ok(())
+        }
+        Err(err) => Err(localnet.explain(err)),
+    }
+}
+
+async fn scenario(localnet: &Localnet) -> anyhow::Result<()> {
+    for layer in 1..=3 {
+        ensure!(
+            localnet.mix(layer).implementation == "nym-node",
+            "mix layer {layer} is not a nym-node"
+        );
+    }
+    ensure!(localnet.gateway().implementation == "nym-gateway");
+    let before = wait_until_described(localnet).await?;
+    eprintln!("rotation {}: {:?}", before.rotation, before.keys);
+
+    let storage = tempfile::Builder::new().prefix("sdk-clients-").tempdir()?;
+    let mut alice = connect(localnet, &storage.path().join("alice")).await?;
+    let mut bob = connect(localnet, &storage.path().join("bob")).await?;
+    let gateway = &localnet.gateway().identity_key;
+    ensure!(
+        alice.nym_address().gateway().to_base58_string() == *gateway,
+        "alice chose a gateway that is not ours"
+    );
+    exchange(&mut alice, &mut bob, "before the rotation").await?;
+
+    let after = wait_for_rotation(localnet, before.rotation).await?;
+    eprintln!("rotation {}: {:?}", after.rotation, after.keys);
+    for layer in 1..=3 {
+        let id = &localnet.mix(layer).identity_key;
+        ensure!(
+            after.keys[id] != before.keys[id],
+            "mix layer {layer} is listed with the same key in rotations {} and {}",
+            before.rotation,
+            after.rotation
+        );
+    }
+    // Let both clients fetch the new topology.
+    tokio::time::sleep(TOPOLOGY_REFRESH * 3).await;
+    exchange(&mut alice, &mut bob, "after the rotation").await?;
+
+    let (real_sent, real_acks) = wait_for_every_ack().await;
+    let retransmissions = client_statistic("retransmissions_queued");
+    eprintln!(
+        "clients: {real_sent} real packets sent, {real_acks} acks for them, \
+         {retransmissions} retransmissions"
+    );
+    alice.disconnect().await;
+    bob.disconnect().await;
+    ensure!(
+        real_sent > 0.0,
+        "the clients' packet statistics are not recorded"
+    );
+    ensure!(
+        retransmissions == 0.0,
+        "{retransmissions} packets were retransmitted: SURB-acks were lost or late"
+    );
+    Ok(())
+}
+
+/// Waits (up to a minute) until the clients hold an ack for every real packet they sent (no
+/// message asks for reply SURBs, so each real packet is a fragment with its own SURB-ack);
+/// returns both counts.
+async fn wait_for_every_ack() -> (f64, f64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let sent = client_statistic("real_packets_sent");
+        let acks = client_statistic("real_acks_received");
+        if acks >= sent || tokio::time::Instant::now() >= deadline {
+            return (sent, acks);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A client that refreshes its topology every [`TOPOLOGY_REFRESH`].
+async fn connect(localnet: &Localnet, dir: &std::path::Path) -> anyhow::Result<MixnetClient> {
+    let mut debug = DebugConfig::default();
+    debug.acknowledgements.ack_wait_addition = ACK_WAIT_ADDITION;
+    debug.topology.topology_refresh_rate = TOPOLOGY_REFRESH;
+    clients::connect(localnet, dir, debug)
+        .await
+        .with_context(|| format!("connecting the client in {dir:?}"))
+}
+
+/// Messages of every size both ways, each arriving exactly once.
+async fn exchange(
+    alice: &mut MixnetClient,
+    bob: &mut MixnetClient,
+    when: &str,
+) -> anyhow::Result<()> {
+    let to_bob = messages(&format!("alice->bob {when}"), &SIZES);
+    let to_alice = messages(&format!("bob->alice {when}"), &SIZES);
+    send_all(alice, *bob.nym_address(), &to_bob).await?;
+    send_all(bob, *alice.nym_address(), &to_alice).await?;
+    receive_exactly(bob, &to_bob)
+        .await
+        .with_context(|| format!("bob receives {when}"))?;
+    receive_exactly(alice, &to_alice)
+        .await
+        .with_context(|| format!("alice receives {when}"))?;
+    eprintln!("both directions delivered {when}");
+    Ok(())
+}
+
+/// What the directory announces at one moment, checked against nym-api's own types.
+struct Listing {
+    /// The current key rotation.
+    rotation: u32,
+    /// Each node's announced sphinx key, by identity.
+    keys: BTreeMap<String, String>,
+}
+
+/// Reads the directory, checking that each answer parses into nym-api's types, that every node
+/// is described, and that each listed key is the one nym-api would pick from the description.
+/// `Ok(None)` while some node is not described yet or the answers straddle an epoch change.
+async fn listing(localnet: &Localnet) -> anyhow::Result<Option<Listing>> {
+    let api = localnet.api_address()?;
+    let get = |path: &'static str| async move {
+        http_get(api, path)
+            .await
+            .with_context(|| format!("GET {path}"))
+    };
+    let rotation: KeyRotationInfoResponse =
+        serde_json::from_str(&get("/v1/epoch/key-rotation-info").await?)?;
+    let rewarded: RewardedSetResponse =
+        serde_json::from_str(&get("/v1/nym-nodes/rewarded-set").await?)?;
+    let semi: PaginatedCachedNodesResponseV2<SemiSkimmedNodeV1> =
+        serde_json::from_str(&get("/v2/unstable/nym-nodes/semi-skimmed?page=0").await?)?;
+    let skimmed: PaginatedCachedNodesResponseV2<SkimmedNodeV1> =
+        serde_json::from_str(&get("/v2/unstable/nym-nodes/skimmed").await?)?;
+    let described: PaginatedResponse<NymNodeDescriptionV1> =
+        serde_json::from_str(&get("/v1/nym-nodes/described").await?)?;
+    let current = rotation.progress.current_key_rotation_id;
+    let epoch = rotation.details.current_absolute_epoch_id;
+    if [
+        rewarded.epoch_id,
+        semi.metadata.absolute_epoch_id,
+        skimmed.metadata.absolute_epoch_id,
+    ]
+    .iter()
+    .any(|e| *e != epoch)
+        || semi.metadata.rotation_id != current
+    {
+        return Ok(None);
+    }
+    ensure!(
+        semi.nodes.data.len() == 4,
+        "the semi-skimmed list has not 4 nodes"
+    );
+    if described.data.len() < 4 {
+        return Ok(None);
+    }
+    let mut keys = BTreeMap::new();
+    for node in &semi.nodes.data {
+        let basic = &node.basic;
+        ensure!(
+            node.x25519_noise_versioned_key.is_none(),
+            "node {} is listed with a Noise key",
+            basic.node_id
+        );
+        let description = described
+            .data
+            .iter()
+            .find(|d| d.node_id == basic.node_id)
+            .with_context(|| format!("node {} is not described", basic.node_id))?;
+        ensure!(description.ed25519_identity_key() == basic.ed25519_identity_pubkey);
+        let picked = description.current_sphinx_key(current);
+        ensure!(
+            picked == basic.x25519_sphinx_pubkey,
+            "node {} is listed with {} but nym-api would pick {} in rotation {current}",
+            basic.node_id,
+            basic.x25519_sphinx_pubkey.to_base58_string(),
+            picked.to_base58_string()
+        );
+        let in_skimmed = skimmed
+            .nodes
+            .data
+            .iter()
+            .find(|n| n.node_id == basic.node_id)
+            .context("the skimmed and semi-skimmed lists differ")?;
+        ensure!(in_skimmed.x25519_sphinx_pubkey == basic.x25519_sphinx_pubkey);
+        keys.insert(
+            basic.ed25519_identity_pubkey.to_base58_string(),
+            basic.x25519_sphinx_pubkey.to_base58_string(),
+        );
+    }
+    Ok(Some(Listing {
+        rotation: current,
+        keys,
+    }))
+}
+
+/// Waits until every node is described (nym-node registers itself, the refresh reads the rest),
+/// and checks the node-address lookup nym-node makes.
+async fn wait_until_described(localnet: &Localnet) -> anyhow::Result<Listing> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let listing = loop {
+        if let Some(listing) = listing(localnet).await? {
+            break listing;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the directory did not describe every node within a minute"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let by_address = post_json(
+        localnet,
+        "/v1/unstable/nym-nodes/by-addresses",
+        r#"{"addresses": ["127.0.0.1", "192.0.2.1"]}"#,
+    )
+    .await?;
+    let by_address: NodesByAddressesResponse = serde_json::from_str(&by_address)?;
+    ensure!(by_address.existence[&"127.0.0.1".parse()?].is_some());
+    ensure!(by_address.existence[&"192.0.2.1".parse()?].is_none());
+    Ok(listing)
+}
+
+/// Waits for the rotation after `rotation`, until every nym-node's own host information carries
+/// a key of it (our gateway's too, unless it announces a static key) and the lists announce
+/// them.
+async fn wait_for_rotation(localnet: &Localnet, rotation: u32) -> anyhow::Result<Listing> {
+    let rotation_length = Duration::from_secs(EPOCH_SECONDS * u64::from(ROTATION_EPOCHS));
+    let deadline = tokio::time::Instant::now() + rotation_length + Duration::from_secs(60);
+    loop {
+        if let Some(listing) = listing(localnet).await? {
+            if listing.rotation > rotation && nodes_rotated(localnet, listing.rotation).await? {
+                return Ok(listing);
+            }
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no key rotation after rotation {rotation} within {:?}",
+            rotation_length + Duration::from_secs(60)
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Whether each node's own `host-information` announces a key of `rotation` (a static key,
+/// rotation id u32::MAX, counts for our gateway only).
+async fn nodes_rotated(localnet: &Localnet, rotation: u32) -> anyhow::Result<bool> {
+    for node in &localnet.nodes {
+        let info = http_get(node.http_address, "/api/v1/host-information").await?;
+        let info: serde_json::Value = serde_json::from_str(&info)?;
+        let primary = info["data"]["keys"]["primary_x25519_sphinx_key"]["rotation_id"]
+            .as_u64()
+            .context("host information without a primary sphinx key")?;
+        let static_key = primary == u64::from(u32::MAX);
+        ensure!(
+            !(static_key && node.implementation == "nym-node"),
+            "a nym-node announced a static key"
+        );
+        if !static_key && primary != u64::from(rotation) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The body of `POST <nym-api><path>` with a JSON `body`.
+async fn post_json(localnet: &Localnet, path: &str, body: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = localnet.api_address()?;
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response.split_once("\r\n\r\n").context("no header end")?;
+    ensure!(head.starts_with("HTTP/1.1 200"), "POST {path}: {head}");
+    Ok(body.to_owned())
+}
