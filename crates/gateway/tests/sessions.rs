@@ -494,7 +494,11 @@ async fn shutdown_ends_a_session_and_a_message_queued_behind_it_is_stored() {
 }
 
 fn delivery(message: Vec<u8>) -> Delivery {
-    Delivery { message, ack: None }
+    Delivery {
+        message,
+        ack: None,
+        unwrapped_at: std::time::Instant::now(),
+    }
 }
 
 fn forward_packet(hop: &NextHop) -> MixPacket {

@@ -289,7 +289,7 @@ impl Session {
         match self.socket.send_binaries(frames).await {
             Ok(()) => {
                 for delivery in sealed {
-                    self.ctx.router.pushed(delivery.ack);
+                    self.ctx.router.pushed(*delivery);
                 }
                 Ok(())
             }
