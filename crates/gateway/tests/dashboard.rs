@@ -129,10 +129,16 @@ async fn the_page_is_public_and_holds_no_secret_while_its_data_needs_the_token()
     let (status, head, page) = get(node.http, "/dashboard", None).await;
     assert_eq!(status, 200, "{head}");
     assert!(head.contains("text/html"), "{head}");
-    assert!(head.contains("content-security-policy: default-src 'none'"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
     assert!(page.contains("/dashboard/data"));
     assert!(!page.contains(TOKEN), "the page must not carry the token");
-    assert!(!page.contains(&node.keys.2), "the page must not carry the node's data");
+    assert!(
+        !page.contains(&node.keys.2),
+        "the page must not carry the node's data"
+    );
 
     let (status, head, _) = get(node.http, "/", None).await;
     assert_eq!(status, 307, "{head}");
@@ -145,7 +151,8 @@ async fn the_page_is_public_and_holds_no_secret_while_its_data_needs_the_token()
         Some(TOKEN.to_owned()),
         Some(format!("Basic {TOKEN}")),
     ] {
-        let (status, head, body) = get(node.http, "/dashboard/data", authorization.as_deref()).await;
+        let (status, head, body) =
+            get(node.http, "/dashboard/data", authorization.as_deref()).await;
         assert_eq!(status, 401, "{authorization:?}: {head}");
         assert!(!body.contains(&node.keys.2), "{body}");
     }
@@ -154,7 +161,10 @@ async fn the_page_is_public_and_holds_no_secret_while_its_data_needs_the_token()
     assert_eq!(status, 200, "{head}");
     assert!(head.contains("cache-control: no-store"), "{head}");
     let data: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(data["host"]["data"]["keys"]["ed25519_identity"], node.keys.2);
+    assert_eq!(
+        data["host"]["data"]["keys"]["ed25519_identity"],
+        node.keys.2
+    );
     assert_eq!(
         data["host"]["data"]["keys"]["primary_x25519_sphinx_key"]["public_key"],
         bs58::encode(node.keys.1).into_string()
@@ -368,7 +378,13 @@ async fn the_page_in_a_real_browser_shows_the_numbers_move_with_the_traffic() {
     assert_eq!(text_of(&after, "pushed-total"), "5");
     assert_eq!(text_of(&after, "stored-total"), "3");
     assert_eq!(text_of(&after, "store-messages"), "3");
-    assert_ne!(text_of(&after, "unwrap-latency"), "");
+    for latency in ["unwrap-latency", "delivery-latency"] {
+        let shown = text_of(&after, latency);
+        assert!(
+            shown.ends_with('s') && shown != "–",
+            "#{latency}: {shown:?}"
+        );
+    }
     assert!(after.contains("a warning the page must show"), "{after}");
     assert!(after.contains("dashboard_test"));
     let samples: usize = text_of(&after, "samples").parse().unwrap();
