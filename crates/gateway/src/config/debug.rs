@@ -292,6 +292,15 @@ pub enum EgressFraming {
 }
 
 impl Tuning {
+    /// Samples the dashboard's history keeps: `dashboard_history / dashboard_sample_interval`,
+    /// at least one.
+    pub fn dashboard_samples(&self) -> usize {
+        let interval = self.dashboard_sample_interval.as_millis().max(1);
+        usize::try_from(self.dashboard_history.as_millis() / interval)
+            .unwrap_or(usize::MAX)
+            .max(1)
+    }
+
     /// Rejects values that make no sense: the checks of single keys, then those of two keys.
     /// (Zero limits cannot be written: their `NonZero*` types refuse 0 when the file is read.)
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -324,17 +333,6 @@ impl Tuning {
             });
         }
         Ok(())
-    }
-}
-
-impl Tuning {
-    /// Samples the dashboard's history keeps: `dashboard_history / dashboard_sample_interval`,
-    /// at least one.
-    pub fn dashboard_samples(&self) -> usize {
-        let interval = self.dashboard_sample_interval.as_millis().max(1);
-        usize::try_from(self.dashboard_history.as_millis() / interval)
-            .unwrap_or(usize::MAX)
-            .max(1)
     }
 }
 
