@@ -1,5 +1,5 @@
 //! The HTTP API (default 127.0.0.1:8080): `/health`, `/metrics` (Prometheus text),
-//! `/api/v1/node-details`, the operator's [`dashboard`](super::dashboard) (`/` leads there),
+//! `/api/v1/node-details`, the operator's [`dashboard`] (`/` leads there),
 //! and the public self-described API nym-api polls (bodies in [`super::described`]).
 
 use std::sync::Arc;
