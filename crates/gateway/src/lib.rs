@@ -12,9 +12,10 @@
 //! - [`bonding`]: bonding with today's wallet (`bonding-information`, `sign --contract-msg`).
 //! - [`build_info`]: what `--version` prints.
 //! - [`fd_limit`]: the open-file limit checked against the connection caps at start.
-//! - [`node`]: the running gateway (listeners, router, store, egress).
+//! - [`node`]: the running gateway (listeners, router, store, egress, the HTTP API and its
+//!   dashboard).
 //! - [`storage`]: opening the SQLite store from the config.
-//! - [`logging`]: log output.
+//! - [`logging`]: log output, and the latest warnings kept for the dashboard.
 #![forbid(unsafe_code)]
 
 pub mod bonding;

@@ -1,7 +1,13 @@
 //! Logging to stderr with `tracing`. `RUST_LOG` filters (default `info`, chatty dependencies at
-//! `warn`); `NYM_GATEWAY_LOG_FORMAT=json` switches to one JSON object per line.
+//! `warn`); `NYM_GATEWAY_LOG_FORMAT=json` switches to one JSON object per line. Warnings and
+//! errors are also kept in memory for the dashboard ([`recent`]), whatever `RUST_LOG` says.
 
-use tracing_subscriber::EnvFilter;
+pub mod recent;
+
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 const DEFAULT_FILTER: &str =
     "info,hyper=warn,tokio_tungstenite=warn,tungstenite=warn,mio=warn,rusqlite=warn";
@@ -12,14 +18,17 @@ pub fn init() {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let json =
         std::env::var("NYM_GATEWAY_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // Each layer has its own filter: the dashboard's copy of warnings does not depend on
+    // RUST_LOG, and its WARN filter keeps debug call sites as cheap as RUST_LOG makes them.
+    let registry =
+        tracing_subscriber::registry().with(recent::layer().with_filter(LevelFilter::WARN));
     let result = if json {
-        builder.json().try_init()
+        registry.with(stderr.json().with_filter(filter)).try_init()
     } else {
-        builder.try_init()
+        registry.with(stderr.with_filter(filter)).try_init()
     };
     // A second initialisation (tests) keeps the first subscriber.
     let _ = result;

@@ -492,7 +492,11 @@ async fn shutdown_ends_a_session_and_a_message_queued_behind_it_is_stored() {
 }
 
 fn delivery(message: Vec<u8>) -> Delivery {
-    Delivery { message, ack: None }
+    Delivery {
+        message,
+        ack: None,
+        unwrapped_at: std::time::Instant::now(),
+    }
 }
 
 fn forward_packet(hop: &NextHop) -> MixPacket {
@@ -528,6 +532,7 @@ fn delivery_acked_to(message: Vec<u8>, hop: &NextHop) -> Delivery {
     Delivery {
         message,
         ack: Some(forward_packet(hop)),
+        unwrapped_at: std::time::Instant::now(),
     }
 }
 

@@ -219,7 +219,7 @@ mod tests {
         assert!(config.debug.forward_hop_processing, "relays relay");
         assert!(config.gateway.validator_api_urls.is_empty());
         assert_eq!(
-            config.nym_api_urls(),
+            nym_gateway::node::rotation::followed_apis(&config),
             [api],
             "key rotation follows the directory"
         );
@@ -228,7 +228,10 @@ mod tests {
         let moved = prepare(dir.path(), Role::Mix(2), "http://127.0.0.1:9000/").unwrap();
         assert_eq!(moved.identity_key, mix.identity_key);
         let config = Config::load(&mix.config_file).unwrap();
-        assert_eq!(config.nym_api_urls(), ["http://127.0.0.1:9000/"]);
+        assert_eq!(
+            nym_gateway::node::rotation::followed_apis(&config),
+            ["http://127.0.0.1:9000/"]
+        );
         let gateway = prepare(dir.path(), Role::Gateway, api).unwrap();
         let config = Config::load(&gateway.config_file).unwrap();
         assert!(!config.debug.forward_hop_processing, "the gateway does not");

@@ -17,6 +17,10 @@ use super::ConfigError;
 /// keeps the sizing arithmetic meaningful.
 const MAX_REPLAY_FILTER_BYTES: u64 = 1 << 40;
 
+/// Most samples the dashboard's history may keep (a day at one a second, ~35 MB): its memory
+/// is bounded by config, and this keeps that bound reasonable.
+const MAX_DASHBOARD_SAMPLES: usize = 86_400;
+
 /// Declares the `[debug]` keys. Each entry, in the order config.toml lists them:
 ///
 /// ```text
@@ -257,6 +261,25 @@ tuning_keys! {
     ///
     /// The default holds at most about 24 MB of regular packets.
     forward_queue_capacity: NonZeroUsize = nonzero(10_000);
+    /// How often the dashboard's history takes a sample of the metrics.
+    #[serde(with = "humantime_serde")]
+    dashboard_sample_interval: Duration = Duration::from_secs(2), check not_zero;
+    /// How far back the dashboard's charts go; its history keeps this divided by the sample interval.
+    ///
+    /// Each sample takes about 8 bytes per series shown (about 50): the default keeps 450
+    /// samples, under 200 KiB.
+    #[serde(with = "humantime_serde")]
+    dashboard_history: Duration = Duration::from_secs(15 * 60);
+    /// How often the dashboard's samples re-read the store's totals (a scan of its message index).
+    ///
+    /// Counting the stored messages and their bytes reads every row header of the message
+    /// table; `/metrics` scrapes read them too, and a sample shows the last totals read.
+    #[serde(with = "humantime_serde")]
+    dashboard_store_interval: Duration = Duration::from_secs(10);
+    /// The latest warnings and errors the dashboard shows (0 = none are kept).
+    dashboard_warnings: usize = 50;
+    /// Longest text kept of one of those warnings, in bytes.
+    dashboard_warning_bytes: NonZeroUsize = nonzero(512);
 }
 
 /// Which code unwraps Sphinx packets.
@@ -280,6 +303,15 @@ pub enum EgressFraming {
 }
 
 impl Tuning {
+    /// Samples the dashboard's history keeps: `dashboard_history / dashboard_sample_interval`,
+    /// at least one.
+    pub fn dashboard_samples(&self) -> usize {
+        let interval = self.dashboard_sample_interval.as_millis().max(1);
+        usize::try_from(self.dashboard_history.as_millis() / interval)
+            .unwrap_or(usize::MAX)
+            .max(1)
+    }
+
     /// Rejects values that make no sense: the checks of single keys, then those of two keys.
     /// (Zero limits cannot be written: their `NonZero*` types refuse 0 when the file is read.)
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -292,6 +324,16 @@ impl Tuning {
                     "the replay filter would take up to {} bytes at replay_filter_false_positive_rate {}; at most {MAX_REPLAY_FILTER_BYTES} are allowed",
                     replay.max_bytes(),
                     self.replay_filter_false_positive_rate,
+                ),
+            });
+        }
+        if self.dashboard_samples() > MAX_DASHBOARD_SAMPLES {
+            return Err(ConfigError::Invalid {
+                key: "dashboard_history",
+                reason: format!(
+                    "keeps {} samples at dashboard_sample_interval {}; at most {MAX_DASHBOARD_SAMPLES} are allowed",
+                    self.dashboard_samples(),
+                    humantime::format_duration(self.dashboard_sample_interval),
                 ),
             });
         }

@@ -137,7 +137,7 @@ wallet_address = {wallet_address}
         http_api_address = string(&g.http_api_address.to_string()),
         http_api_token = match &g.http_api_token {
             Some(token) => format!(
-                "# Bearer token required by /metrics and /api/v1/node-details.\nhttp_api_token = {}\n\n",
+                "# Bearer token required by /metrics, /api/v1/node-details and /dashboard/data.\nhttp_api_token = {}\n\n",
                 string(token)
             ),
             None => String::new(),

@@ -311,3 +311,34 @@ fn replay_filter_keys_load_from_old_configs_and_are_checked() {
         "replay_filter_capacity",
     );
 }
+
+#[test]
+fn the_dashboard_history_is_bounded_by_its_keys() {
+    use std::time::Duration;
+    let mut config = sample();
+    assert_eq!(config.debug.dashboard_samples(), 450);
+    config.debug.dashboard_history = Duration::from_secs(24 * 3600);
+    config.debug.dashboard_sample_interval = Duration::from_secs(1);
+    assert_eq!(config.debug.dashboard_samples(), 86_400);
+    config.validate().unwrap();
+    config.debug.dashboard_sample_interval = Duration::from_millis(100);
+    assert!(matches!(
+        config.validate(),
+        Err(ConfigError::Invalid {
+            key: "dashboard_history",
+            ..
+        })
+    ));
+    config.debug.dashboard_sample_interval = Duration::ZERO;
+    assert!(matches!(
+        config.validate(),
+        Err(ConfigError::Invalid {
+            key: "dashboard_sample_interval",
+            ..
+        })
+    ));
+    // Less history than one interval still keeps the latest sample.
+    config.debug.dashboard_sample_interval = Duration::from_secs(10);
+    config.debug.dashboard_history = Duration::ZERO;
+    assert_eq!(config.debug.dashboard_samples(), 1);
+}

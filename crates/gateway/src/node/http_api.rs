@@ -1,19 +1,20 @@
 //! The HTTP API (default 127.0.0.1:8080): `/health`, `/metrics` (Prometheus text),
-//! `/api/v1/node-details`, and the public self-described API nym-api polls (bodies in
-//! [`super::described`]).
+//! `/api/v1/node-details`, the operator's [`dashboard`] (`/` leads there),
+//! and the public self-described API nym-api polls (bodies in [`super::described`]).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::get;
 use axum::{Json, Router as HttpRouter};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::dashboard::{self, Dashboard};
 use super::described::{Described, NodeHealth};
 use super::metrics::Metrics;
 use crate::node_details::NodeDetails;
@@ -24,6 +25,7 @@ struct ApiState {
     store: gateway_store::Store,
     details: Arc<NodeDetails>,
     described: Arc<Described>,
+    dashboard: Dashboard,
     started: Instant,
     token: Option<Arc<str>>,
 }
@@ -66,10 +68,13 @@ pub struct ApiContent {
     pub details: NodeDetails,
     /// The self-described API.
     pub described: Described,
+    /// The dashboard's history.
+    pub dashboard: Dashboard,
 }
 
 /// Serves the API on `listener` until `shutdown`. The self-described routes are public, like
-/// nym-node's; `/metrics` and `/api/v1/node-details` need `token` if one is set.
+/// nym-node's, and so is the dashboard's page (which holds no data); `/metrics`,
+/// `/api/v1/node-details` and `/dashboard/data` need `token` if one is set.
 pub async fn serve(
     listener: TcpListener,
     metrics: Metrics,
@@ -82,6 +87,7 @@ pub async fn serve(
         store: content.store,
         details: Arc::new(content.details),
         described: Arc::new(content.described),
+        dashboard: content.dashboard,
         started: Instant::now(),
         token: token.map(Into::into),
     };
@@ -90,6 +96,9 @@ pub async fn serve(
             .route("/health", get(health))
             .route("/metrics", get(metrics_text))
             .route("/api/v1/node-details", get(node_details))
+            .route("/", get(|| async { Redirect::temporary("/dashboard") }))
+            .route("/dashboard", get(dashboard_page))
+            .route("/dashboard/data", get(dashboard_data))
             .route("/api/v1/health", get(described_health))
             .route(
                 "/api/v1/build-information",
@@ -145,19 +154,7 @@ async fn metrics_text(
         return unauthorised();
     }
     // Store totals are read at scrape time: they are not on any hot path.
-    match state.store.stats().await {
-        Ok(stats) => {
-            state
-                .metrics
-                .store_messages
-                .set(i64::try_from(stats.messages).unwrap_or(i64::MAX));
-            state
-                .metrics
-                .store_message_bytes
-                .set(i64::try_from(stats.message_bytes).unwrap_or(i64::MAX));
-        }
-        Err(e) => warn!(error = %e, "could not read store totals for /metrics"),
-    }
+    state.metrics.read_store_totals(&state.store).await;
     (
         StatusCode::OK,
         [(
@@ -177,4 +174,41 @@ async fn node_details(
         return unauthorised();
     }
     Json(state.details.as_ref().clone()).into_response()
+}
+
+/// The page may run only its own inline script and style and talk only to this origin; it is
+/// never framed, and no referrer (which could carry the URL's fragment) leaves it.
+const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+async fn dashboard_page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, DASHBOARD_CSP),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        Html(dashboard::PAGE),
+    )
+}
+
+async fn dashboard_data(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> axum::response::Response {
+    if !state.authorised(&headers) {
+        return unauthorised();
+    }
+    // `?since=<ms>`: the page asks only for the rows it does not have yet.
+    let since = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("since="))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(0);
+    let data = state
+        .dashboard
+        .data(&state.described, state.started.elapsed().as_secs(), since);
+    ([(header::CACHE_CONTROL, "no-store")], Json(data)).into_response()
 }

@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use tracing::warn;
 
 /// Counts one open thing (a connection) on a gauge while it lives: the gauge goes up when the
 /// guard is made and down when it is dropped, on every path out, a panic's included.
@@ -208,6 +209,9 @@ metrics! {
     replay_filter_generation_capacity: Gauge = Gauge::default(), "Packets the current generation of the replay filter last used is sized for";
     /// Time to unwrap one final-hop packet, in seconds.
     unwrap_seconds: Histogram = Histogram::new([25e-6, 50e-6, 75e-6, 100e-6, 150e-6, 250e-6, 500e-6, 1e-3, 5e-3]), "Time to unwrap one Sphinx packet, in seconds";
+    /// Time from a message's unwrap until it was written to its client's socket or committed
+    /// to the store (when its SURB-ack may leave), in seconds.
+    delivery_seconds: Histogram = Histogram::new([1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]), "Time from unwrap to written to the client or committed to the store, in seconds";
 }
 
 impl Default for Metrics {
@@ -236,6 +240,19 @@ impl Metrics {
             .set(gauge(filter.allocated_bytes()));
         self.replay_filter_generation_capacity
             .set(gauge(filter.generation_capacity()));
+    }
+
+    /// Reads the store's totals into `store_messages` and `store_message_bytes`. Not on any hot
+    /// path: it scans the message table (see `Store::stats`).
+    pub async fn read_store_totals(&self, store: &gateway_store::Store) {
+        match store.stats().await {
+            Ok(stats) => {
+                let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+                self.store_messages.set(gauge(stats.messages));
+                self.store_message_bytes.set(gauge(stats.message_bytes));
+            }
+            Err(e) => warn!(error = %e, "could not read the store's totals for the metrics"),
+        }
     }
 
     /// Counts a dropped egress packet.

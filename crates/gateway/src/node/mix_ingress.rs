@@ -307,6 +307,7 @@ fn dispatch(
             let delivery = Delivery {
                 message: final_hop.message,
                 ack: final_hop.ack,
+                unwrapped_at: now.into_std(),
             };
             Some((ClientAddress::from_bytes(final_hop.destination), delivery))
         }

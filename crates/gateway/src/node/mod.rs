@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod cpu_pool;
+pub mod dashboard;
 pub mod described;
 pub mod egress;
 pub mod http_api;

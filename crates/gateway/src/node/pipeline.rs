@@ -10,7 +10,8 @@
 //! 6. [`mix_ingress`](super::mix_ingress) on the mix port;
 //! 7. [`client`](super::client) sessions on the client port;
 //! 8. [`http_api`](super::http_api);
-//! 9. background jobs: [`statistics`](super::statistics) and the stale-message cleaner.
+//! 9. background jobs: [`statistics`](super::statistics), the stale-message cleaner and the
+//!    [`dashboard`](super::dashboard)'s sampler.
 //!
 //! # Stop order
 //! Background jobs end. Ingress drains: listeners stop accepting, sessions stop reading,
@@ -34,6 +35,8 @@ use tracing::{info, warn};
 
 use super::client::{self, ClientContext, ClientLimits};
 use super::cpu_pool::CpuPool;
+use super::dashboard::history::{History, Sampler};
+use super::dashboard::Dashboard;
 use super::described::{self, Described, ServedPorts};
 use super::egress::{Egress, EgressConfig};
 use super::http_api::{self, ApiContent};
@@ -112,6 +115,8 @@ impl Pipeline {
         listeners: Listeners,
     ) -> anyhow::Result<Self> {
         let d = &config.debug;
+        crate::logging::recent::recent_warnings()
+            .configure(d.dashboard_warnings, d.dashboard_warning_bytes.get());
         let ports = ServedPorts {
             mix: listeners.mix_address()?.port(),
             clients: listeners.clients_address()?.port(),
@@ -172,13 +177,29 @@ impl Pipeline {
 
         let http = Stage::new("the HTTP API did not stop in time");
         let announce_ips = described::announce_ips(&config.gateway.announce_address).await;
+        let dashboard = Dashboard {
+            history: History::new(d.dashboard_samples()),
+            interval_ms: u64::try_from(d.dashboard_sample_interval.as_millis()).unwrap_or(u64::MAX),
+            capacity: d.dashboard_samples(),
+        };
         let content = ApiContent {
             store: store.clone(),
             details,
             described: Described::new(config, keys, announce_ips, ports, replay.ring.clone()),
+            dashboard: dashboard.clone(),
         };
         serve_http(config, listeners.http, &metrics, content, &http);
         let mut background = start_background(config, keys, &router, &store, &http.shutdown);
+        background.push(tokio::spawn(
+            Sampler {
+                metrics: metrics.clone(),
+                store: store.clone(),
+                history: dashboard.history,
+                interval: d.dashboard_sample_interval,
+                store_interval: d.dashboard_store_interval,
+            }
+            .run(),
+        ));
         if let Some(rotation) = replay.controller(config, keys) {
             background.push(tokio::spawn(rotation.run(http.shutdown.child_token())));
         }
@@ -293,6 +314,7 @@ fn serve_http(
         .local_addr()
         .map_or_else(|_| g.http_api_address.to_string(), |a| a.to_string());
     info!("HTTP API (health, metrics, self-described api/v1) on http://{address}");
+    info!("dashboard on http://{address}/dashboard");
     stage.tasks.spawn(http_api::serve(
         listener,
         metrics.clone(),

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use gateway_protocol::mix_packet::MixPacket;
 use gateway_store::{ClientAddress, Store, StoreError, UnixTime};
@@ -32,6 +33,8 @@ pub struct Delivery {
     pub message: Vec<u8>,
     /// The SURB-ack to send back into the mixnet, if the packet carried one.
     pub ack: Option<MixPacket>,
+    /// When the packet was unwrapped: the start of its `delivery_seconds`.
+    pub unwrapped_at: Instant,
 }
 
 /// A liveness probe: the session pings its client and answers whether a pong came back.
@@ -183,7 +186,11 @@ impl Router {
     /// Stores a message and forwards its ack once committed. A refused message (quota, store
     /// failure) is counted and logged, and its ack is *not* sent, so the sender retransmits.
     pub async fn store_then_ack(&self, client: ClientAddress, delivery: Delivery) {
-        let Delivery { message, ack } = delivery;
+        let Delivery {
+            message,
+            ack,
+            unwrapped_at,
+        } = delivery;
         let pending = match self
             .shared
             .store
@@ -200,7 +207,11 @@ impl Router {
         self.shared.tasks.spawn(async move {
             match pending.committed().await {
                 Ok(_) => {
-                    router.shared.metrics.messages_stored.inc();
+                    let metrics = &router.shared.metrics;
+                    metrics.messages_stored.inc();
+                    metrics
+                        .delivery_seconds
+                        .observe(unwrapped_at.elapsed().as_secs_f64());
                     if let Some(ack) = ack {
                         router.forward_ack(&ack);
                     }
@@ -231,9 +242,13 @@ impl Router {
     }
 
     /// A session wrote a live message to its client's socket: count it, forward the ack.
-    pub fn pushed(&self, ack: Option<MixPacket>) {
-        self.shared.metrics.messages_pushed.inc();
-        if let Some(ack) = ack {
+    pub fn pushed(&self, delivery: Delivery) {
+        let metrics = &self.shared.metrics;
+        metrics.messages_pushed.inc();
+        metrics
+            .delivery_seconds
+            .observe(delivery.unwrapped_at.elapsed().as_secs_f64());
+        if let Some(ack) = delivery.ack {
             self.forward_ack(&ack);
         }
     }

@@ -114,6 +114,7 @@ mod tests {
         Delivery {
             message: vec![byte],
             ack: None,
+            unwrapped_at: std::time::Instant::now(),
         }
     }
 

@@ -325,7 +325,7 @@ impl Session {
                     }
                     _ => {
                         for delivery in sealed {
-                            self.ctx.router.pushed(delivery.ack);
+                            self.ctx.router.pushed(*delivery);
                         }
                     }
                 }
@@ -472,7 +472,7 @@ async fn delivered(ctx: &ClientContext, confirmed: Confirmed) {
             .observe(latency.as_secs_f64());
     }
     for delivery in confirmed.pushed {
-        ctx.router.pushed(delivery.ack);
+        ctx.router.pushed(delivery);
     }
     if !confirmed.stored.is_empty() {
         delivery::delivered(ctx, confirmed.stored).await;
