@@ -283,7 +283,10 @@ fn banner(dir: &Path, api_url: &str, nodes: &[Node], clock: Clock) -> String {
             Role::Mix(_) => format!("mix {}", node.mix_address),
         };
         let http = match node.implementation {
-            Implementation::NymGateway => format!("metrics http://{}/metrics", node.http_address),
+            Implementation::NymGateway => format!(
+                "dashboard http://{0}/dashboard  metrics http://{0}/metrics",
+                node.http_address
+            ),
             Implementation::NymNode => format!("nym-node http://{}/api/v1", node.http_address),
         };
         let _ = writeln!(
@@ -311,4 +314,29 @@ fn banner(dir: &Path, api_url: &str, nodes: &[Node], clock: Clock) -> String {
         dir.display()
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_names_each_gateways_dashboard() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = "http://127.0.0.1:9/";
+        let nodes = vec![
+            nodes::prepare(dir.path(), Role::Gateway, api).unwrap(),
+            nodes::prepare(dir.path(), Role::Mix(1), api).unwrap(),
+        ];
+        let clock = clock::Clock {
+            genesis: SystemTime::now(),
+            epoch: Duration::from_secs(60),
+            rotation_epochs: 2,
+        };
+        let text = banner(dir.path(), api, &nodes, clock);
+        for node in &nodes {
+            let url = format!("dashboard http://{}/dashboard", node.http_address);
+            assert!(text.contains(&url), "{url} missing from:\n{text}");
+        }
+    }
 }
