@@ -6,9 +6,9 @@
 //!    `NymNodeDescriptionV1::current_sphinx_key` picks from that description.
 //! 2. Messages go both ways through 3-hop routes (layer 1, 2, 3 nym-nodes, then our gateway).
 //! 3. The key rotation advances (40 s epochs, 2 per rotation): the directory's
-//!    key-rotation-info says so, every nym-node's signed host information now carries a key of
-//!    the new rotation, and the lists announce those keys. (Our gateway is checked the same way
-//!    once it rotates; while it announces a static key, rotation id u32::MAX, that key stays.)
+//!    key-rotation-info says so, every node's signed host information (each nym-node's and our
+//!    gateway's, which follows the directory's rotation) now carries a key of the new rotation,
+//!    and the lists announce those keys.
 //! 4. With topologies refreshed every few seconds, messages go both ways again on the new keys.
 //! 5. Every message arrived, a SURB-ack came back for every real packet, and no packet was
 //!    retransmitted.
@@ -299,9 +299,8 @@ async fn wait_until_described(localnet: &Localnet) -> anyhow::Result<Listing> {
     Ok(listing)
 }
 
-/// Waits for the rotation after `rotation`, until every nym-node's own host information carries
-/// a key of it (our gateway's too, unless it announces a static key) and the lists announce
-/// them.
+/// Waits for the rotation after `rotation`, until every node's own host information (our
+/// gateway's too) carries a key of it and the lists announce them.
 async fn wait_for_rotation(localnet: &Localnet, rotation: u32) -> anyhow::Result<Listing> {
     let rotation_length = Duration::from_secs(EPOCH_SECONDS * u64::from(ROTATION_EPOCHS));
     let deadline = tokio::time::Instant::now() + rotation_length + Duration::from_secs(60);
@@ -320,8 +319,8 @@ async fn wait_for_rotation(localnet: &Localnet, rotation: u32) -> anyhow::Result
     }
 }
 
-/// Whether each node's own `host-information` announces a key of `rotation` (a static key,
-/// rotation id u32::MAX, counts for our gateway only).
+/// Whether each node's own `host-information` announces a key of `rotation`. A static key
+/// (rotation id u32::MAX) is an error: every node follows the directory's rotation.
 async fn nodes_rotated(localnet: &Localnet, rotation: u32) -> anyhow::Result<bool> {
     for node in &localnet.nodes {
         let info = http_get(node.http_address, "/api/v1/host-information").await?;
@@ -329,12 +328,14 @@ async fn nodes_rotated(localnet: &Localnet, rotation: u32) -> anyhow::Result<boo
         let primary = info["data"]["keys"]["primary_x25519_sphinx_key"]["rotation_id"]
             .as_u64()
             .context("host information without a primary sphinx key")?;
-        let static_key = primary == u64::from(u32::MAX);
         ensure!(
-            !(static_key && node.implementation == "nym-node"),
-            "a nym-node announced a static key"
+            primary != u64::from(u32::MAX),
+            "{} {} ({}) announced a static key",
+            node.kind,
+            node.identity_key,
+            node.implementation
         );
-        if !static_key && primary != u64::from(rotation) {
+        if primary != u64::from(rotation) {
             return Ok(false);
         }
     }
