@@ -84,6 +84,7 @@ impl Sessions {
                 identity: Arc::new(identity),
                 limits: Arc::new(limits),
                 connection_limit: Arc::new(Semaphore::new(16)),
+                address_limit: nym_gateway::node::address_limit::AddressLimit::unlimited(),
             },
             shutdown: CancellationToken::new(),
             _dir: dir,

@@ -104,6 +104,12 @@ tuning_keys! {
     maximum_client_connections: NonZeroUsize = nonzero(8192);
     /// Open mix connections; more are refused.
     maximum_mix_connections: NonZeroUsize = nonzero(4096);
+    /// Open mix connections from one address (an IPv6 /64 counts as one); more are closed at once.
+    maximum_mix_connections_per_address: NonZeroUsize = nonzero(32);
+    /// Open client connections from one address (an IPv6 /64 counts as one); more are refused.
+    maximum_client_connections_per_address: NonZeroUsize = nonzero(256);
+    /// Whether the per-address limits also count loopback (off: a local TLS proxy, the load generator and nym-localnet connect from it).
+    per_address_limits_include_loopback: bool = false;
     /// A mix frame must arrive in full within this of its first byte, or the connection is closed.
     #[serde(with = "humantime_serde")]
     mix_frame_timeout: Duration = Duration::from_secs(30);

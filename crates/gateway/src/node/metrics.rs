@@ -80,6 +80,7 @@ label_values! {
     /// Why the gateway closed (or refused) a mix connection.
     MixClose("reason") {
         ConnectionLimit => "connection_limit",
+        AddressLimit => "address_limit",
         CodecError => "codec_error",
         IdleTimeout => "idle_timeout",
         FrameTimeout => "frame_timeout",
@@ -101,6 +102,7 @@ label_values! {
     /// Why a client connection was refused or closed before authentication.
     ClientRejection("reason") {
         ConnectionLimit => "connection_limit",
+        AddressLimit => "address_limit",
         WebsocketUpgrade => "websocket_upgrade",
         InitialTimeout => "initial_timeout",
         PreAuthenticationTimeout => "pre_authentication_timeout",

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
+use super::address_limit::AddressLimit;
 use super::cpu_pool::{CpuPool, JobResult};
 use super::metrics::{GaugeGuard, Metrics, MixClose, MixDrop};
 use super::relay::Relay;
@@ -56,6 +57,8 @@ pub struct MixIngress {
     pub metrics: Metrics,
     /// Open connections allowed.
     pub connection_limit: Arc<Semaphore>,
+    /// Open connections allowed per source address.
+    pub address_limit: AddressLimit,
     /// Packets one connection may have in unwrapping.
     pub max_in_flight: usize,
     /// Reads completing at most this many frames, with nothing of the connection in the pool,
@@ -88,12 +91,20 @@ impl MixIngress {
                 debug!(%peer, "mix connection refused: limit reached");
                 continue;
             };
+            let Some(slot) = self.address_limit.try_acquire(peer.ip()) else {
+                metrics
+                    .mix_connections_closed
+                    .get_or_create(&MixClose::AddressLimit)
+                    .inc();
+                debug!(%peer, "mix connection refused: its address holds the most allowed");
+                continue;
+            };
             let ingress = self.clone();
             let shutdown = shutdown.clone();
             tasks.spawn(async move {
                 let _open = GaugeGuard::hold(&ingress.metrics.mix_connections_active);
                 ingress.handle(stream, peer, shutdown).await;
-                drop(permit);
+                drop((permit, slot));
             });
         }
         info!("mix listener stopped");

@@ -12,6 +12,7 @@
 //! processed, messages still queued for sessions go to the store, pending commits finish,
 //! egress flushes what it can, the store commits and closes) and returns.
 
+pub mod address_limit;
 pub mod client;
 pub mod cpu_pool;
 pub mod dashboard;

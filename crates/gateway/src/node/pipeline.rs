@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use super::address_limit::AddressLimit;
 use super::client::{self, ClientContext, ClientLimits};
 use super::cpu_pool::CpuPool;
 use super::dashboard::history::{History, Sampler};
@@ -155,6 +156,10 @@ impl Pipeline {
             router: router.clone(),
             metrics: metrics.clone(),
             connection_limit: Arc::new(Semaphore::new(d.maximum_mix_connections.get())),
+            address_limit: AddressLimit::new(
+                d.maximum_mix_connections_per_address.get(),
+                d.per_address_limits_include_loopback,
+            ),
             max_in_flight: d.mix_connection_max_in_flight.get(),
             inline_max_frames: d.unwrap_inline_max_frames,
             frame_timeout: d.mix_frame_timeout,
@@ -172,6 +177,10 @@ impl Pipeline {
             identity: Arc::new(keys.identity.clone()),
             limits: Arc::new(ClientLimits::from_config(d)),
             connection_limit: Arc::new(Semaphore::new(d.maximum_client_connections.get())),
+            address_limit: AddressLimit::new(
+                d.maximum_client_connections_per_address.get(),
+                d.per_address_limits_include_loopback,
+            ),
         };
         serve_clients(&clients, listeners.clients, &ingress)?;
 

@@ -39,13 +39,18 @@ pub(super) async fn run(
             debug!(%peer, "client connection refused: connection limit reached");
             continue;
         };
+        let Some(slot) = ctx.address_limit.try_acquire(peer.ip()) else {
+            ctx.reject(ClientRejection::AddressLimit);
+            debug!(%peer, "client connection refused: its address holds the most allowed");
+            continue;
+        };
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         let span = info_span!("client", %peer, client = tracing::field::Empty);
         let _ = stream.set_nodelay(true);
         let connection = async move {
             handle(Box::new(stream), ctx, shutdown).await;
-            drop(permit);
+            drop((permit, slot));
         };
         tasks.spawn(connection.instrument(span));
     }

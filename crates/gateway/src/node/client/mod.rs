@@ -137,6 +137,8 @@ pub struct ClientContext {
     /// One permit per open client connection (`maximum_client_connections`), shared by all
     /// client listeners (IPv4 and IPv6).
     pub connection_limit: Arc<Semaphore>,
+    /// Open client connections per source address (`maximum_client_connections_per_address`).
+    pub address_limit: super::address_limit::AddressLimit,
 }
 
 impl ClientContext {
