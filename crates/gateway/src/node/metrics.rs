@@ -156,6 +156,8 @@ metrics! {
     mix_connections_closed: Family<MixClose, Counter> = Family::default(), "Mix connections closed by the gateway, by reason";
     /// Open mix connections.
     mix_connections_active: Gauge = Gauge::default(), "Open mix connections";
+    /// Mix connections with unwrap jobs waiting for a thread (they take turns).
+    unwrap_connections_waiting: Gauge = Gauge::default(), "Mix connections with packets waiting for an unwrap thread (served in turn)";
     /// Final-hop packets unwrapped.
     mix_packets_unwrapped: Counter = Counter::default(), "Final-hop packets unwrapped";
     /// Messages written to a connected client's socket as they arrived.

@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
 use super::address_limit::AddressLimit;
-use super::cpu_pool::{CpuPool, JobResult};
+use super::cpu_pool::{CpuPool, JobResult, QueueId};
 use super::metrics::{GaugeGuard, Metrics, MixClose, MixDrop};
 use super::relay::Relay;
 use super::rotation::key_ring::{KeyRing, KeySet, RotationKey};
@@ -40,6 +41,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// per packet were a third of the async workers' time. Each read is split over the workers,
 /// so a single busy connection still keeps every unwrap thread busy.
 const UNWRAP_BATCH: usize = 8;
+
+/// Numbers the connections, for their queues in the unwrap pool.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(0);
 
 /// Unwrap jobs of one connection, oldest first, with the packets each holds.
 type InFlight = VecDeque<(usize, oneshot::Receiver<JobResult<Vec<UnwrapOutcome>>>)>;
@@ -112,6 +116,8 @@ impl MixIngress {
 
     async fn handle(&self, mut stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
         let metrics = self.metrics.clone();
+        // This connection's queue in the unwrap pool, where connections take turns.
+        let connection: QueueId = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut in_flight = InFlight::new();
         // Packets in `in_flight`, which `max_in_flight` bounds.
@@ -146,7 +152,7 @@ impl MixIngress {
                         Ok(read) => {
                             let frame_started = buf.len() == read;
                             let buffered = buf.len();
-                            if let Err(reason) = self.decode_available(&mut buf, &mut in_flight, &mut packets_in_flight).await {
+                            if let Err(reason) = self.decode_available(connection, &mut buf, &mut in_flight, &mut packets_in_flight).await {
                                 metrics.mix_connections_closed.get_or_create(&MixClose::CodecError).inc();
                                 debug!(%peer, error = %reason, "mix connection stream corrupted; closing");
                                 open = false;
@@ -186,6 +192,7 @@ impl MixIngress {
     /// Submits every complete frame in `buf` for unwrapping, in order, a few per job.
     async fn decode_available(
         &self,
+        connection: QueueId,
         buf: &mut Vec<u8>,
         in_flight: &mut InFlight,
         packets_in_flight: &mut usize,
@@ -234,7 +241,7 @@ impl MixIngress {
             let work = move || -> Vec<UnwrapOutcome> {
                 job.iter().map(|frame| unwrap(&keys, frame)).collect()
             };
-            match self.pool.submit(packets, work).await {
+            match self.pool.submit(connection, packets, work).await {
                 Ok(rx) => {
                     in_flight.push_back((packets, rx));
                     *packets_in_flight += packets;
@@ -242,6 +249,9 @@ impl MixIngress {
                 Err(_) => metrics.mix_drops(MixDrop::ShuttingDown, packets),
             }
         }
+        metrics
+            .unwrap_connections_waiting
+            .set(i64::try_from(self.pool.queues_waiting()).unwrap_or(i64::MAX));
         result
     }
 
