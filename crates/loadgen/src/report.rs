@@ -284,8 +284,12 @@ impl Report {
             row(
                 "store deliveries via gateway (authenticate drain)",
                 format!(
-                    "{:.0} messages/s ({} to {} clients, {} left)",
-                    drain.deliveries_per_s, drain.delivered, drain.clients, drain.left_in_store
+                    "{:.0} messages/s ({} to {} clients; store empty {:.1} s later, {} left)",
+                    drain.deliveries_per_s,
+                    drain.delivered,
+                    drain.clients,
+                    drain.store_emptied_after_s,
+                    drain.left_in_store
                 ),
             );
         }

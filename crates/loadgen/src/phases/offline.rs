@@ -62,6 +62,9 @@ pub struct DrainFigures {
     pub deliveries_per_s: f64,
     /// Messages still stored afterwards (0 when every delivered message was deleted).
     pub left_in_store: u64,
+    /// From the last response until the store was empty (deletes wait for each batch's pong),
+    /// at most 10 s.
+    pub store_emptied_after_s: f64,
 }
 
 /// Connects every client in `identities`, then has all of them authenticate at once.
@@ -89,13 +92,20 @@ pub async fn drain(ctx: &Context, identities: &[Identity]) -> anyhow::Result<Dra
         delivered += stored.map_err(|_| anyhow::anyhow!("the drain timed out"))??;
         last = last.max(done);
     }
-    // The last batch is deleted right after it was written; give the store a moment.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let left = ctx.target.metrics().await?.sum(STORE_GAUGE);
+    // A batch is deleted once the client's pong confirms it (or right after it was written,
+    // with confirmation off): wait, boundedly, for the store to empty.
+    let mut left = ctx.target.metrics().await?.sum(STORE_GAUGE);
+    let settle = Instant::now();
+    while left > 0.0 && settle.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = ctx.target.metrics().await?.sum(STORE_GAUGE);
+    }
+
     Ok(DrainFigures {
         clients: identities.len(),
         delivered,
         deliveries_per_s: per_second(delivered, last - start),
         left_in_store: left.max(0.0) as u64,
+        store_emptied_after_s: settle.elapsed().as_secs_f64(),
     })
 }
