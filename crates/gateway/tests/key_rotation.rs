@@ -1,5 +1,5 @@
 //! Sphinx key rotation against a nym-api served by the test (real HTTP, wall-clock epochs of
-//! two seconds, rotations of two epochs), with whole nodes started in-process: the keys a node
+//! three seconds, rotations of two epochs), with whole nodes started in-process: the keys a node
 //! announces in its signed host-information, which packets it accepts across the boundaries,
 //! what it keeps on disk across a restart, and what an unreachable, garbage, stuck or jumping
 //! nym-api does to it (nothing that stops it or loses a packet it could open).
@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use util::in_process::{http_get, loopback_config};
 
-const EPOCH: Duration = Duration::from_secs(2);
+const EPOCH: Duration = Duration::from_secs(3);
 const VALIDITY: u32 = 2;
 
 /// What the test's nym-api answers.
