@@ -1,5 +1,5 @@
 //! Sphinx key rotation as Nym's own crates see it. The gateway follows a stand-in nym-api whose
-//! epochs last two seconds (rotations: two epochs), starting at rotation 1: clients mark
+//! epochs last three seconds (rotations: two epochs), starting at rotation 1: clients mark
 //! rotation 0 (and the static key's u32::MAX) as unknown, so odd and even begin at 1. At each checkpoint the test reads the keys
 //! the gateway announces (host-information, parsed and its signature verified with
 //! `nym-node-requests` 2.0.0), builds packets with `nym-sphinx` 2.0.0's `MessagePreparer` over a
@@ -24,7 +24,7 @@ use nym_node_requests::api::v1::node::models::{SignedHostInformation, SphinxKey}
 use nym_sphinx::params::{PacketSize, SphinxKeyRotation};
 use std::time::Duration;
 
-const EPOCH: Duration = Duration::from_secs(2);
+const EPOCH: Duration = Duration::from_secs(3);
 const VALIDITY: u32 = 2;
 const LIMIT: Duration = Duration::from_secs(120);
 const WAIT: Duration = Duration::from_secs(10);
