@@ -9,18 +9,10 @@ use std::time::Duration;
 
 use nym_gateway::keys::NodeKeys;
 use nym_gateway::network::Network;
-use nym_gateway::node::{self, Listeners};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
-use util::in_process::{http_get, loopback_config};
+use util::in_process::{loopback_config, RunningNode};
 use util::ws_client::WsClient;
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
-}
 
 /// Whether the gateway closes `stream` within a second (it reads EOF or a reset).
 async fn closed_by_gateway(stream: &mut TcpStream) -> bool {
@@ -34,24 +26,13 @@ async fn closed_by_gateway(stream: &mut TcpStream) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_holds_at_most_its_share_of_each_port() {
     let dir = tempfile::tempdir().unwrap();
-    let network = Network::mainnet();
-    let mut config = loopback_config("per-address", dir.path(), &network);
+    let mut config = loopback_config("per-address", dir.path(), &Network::mainnet());
     config.debug.maximum_mix_connections_per_address = NonZeroUsize::new(2).unwrap();
     config.debug.maximum_client_connections_per_address = NonZeroUsize::new(2).unwrap();
     // The test's connections all come from loopback.
     config.debug.per_address_limits_include_loopback = true;
-    let listeners = Listeners::bind(&config).await.unwrap();
-    let mix = listeners.mix_address().unwrap();
-    let clients = listeners.clients_address().unwrap();
-    let http = listeners.http_address().unwrap();
-    let shutdown = CancellationToken::new();
-    let node = tokio::spawn(node::run(
-        config,
-        NodeKeys::generate().unwrap(),
-        network,
-        listeners,
-        shutdown.clone(),
-    ));
+    let node = RunningNode::start(&config, NodeKeys::generate().unwrap()).await;
+    let (mix, clients) = (node.mix, node.clients);
 
     // Mix port: two connections stay open, the third is closed at once.
     let mut first = TcpStream::connect(mix).await.unwrap();
@@ -83,48 +64,31 @@ async fn one_address_holds_at_most_its_share_of_each_port() {
         ));
     }
 
-    let (_, text) = http_get(http, "/metrics").await;
     assert_eq!(
-        metric(
-            &text,
-            "gateway_mix_connections_closed_total{reason=\"address_limit\"}"
-        ),
+        node.metric("gateway_mix_connections_closed_total{reason=\"address_limit\"}")
+            .await,
         1.0
     );
     assert_eq!(
-        metric(
-            &text,
-            "gateway_client_connections_rejected_total{reason=\"address_limit\"}"
-        ),
+        node.metric("gateway_client_connections_rejected_total{reason=\"address_limit\"}")
+            .await,
         1.0
     );
-    shutdown.cancel();
-    node.await.unwrap().unwrap();
+    node.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loopback_is_not_limited_by_default() {
     let dir = tempfile::tempdir().unwrap();
-    let network = Network::mainnet();
-    let mut config = loopback_config("loopback-free", dir.path(), &network);
+    let mut config = loopback_config("loopback-free", dir.path(), &Network::mainnet());
     config.debug.maximum_mix_connections_per_address = NonZeroUsize::new(1).unwrap();
-    let listeners = Listeners::bind(&config).await.unwrap();
-    let mix = listeners.mix_address().unwrap();
-    let shutdown = CancellationToken::new();
-    let node = tokio::spawn(node::run(
-        config,
-        NodeKeys::generate().unwrap(),
-        network,
-        listeners,
-        shutdown.clone(),
-    ));
+    let node = RunningNode::start(&config, NodeKeys::generate().unwrap()).await;
     let mut streams = Vec::new();
     for _ in 0..4 {
-        streams.push(TcpStream::connect(mix).await.unwrap());
+        streams.push(TcpStream::connect(node.mix).await.unwrap());
     }
     for stream in &mut streams {
         assert!(!closed_by_gateway(stream).await);
     }
-    shutdown.cancel();
-    node.await.unwrap().unwrap();
+    node.stop().await;
 }

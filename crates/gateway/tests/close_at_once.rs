@@ -5,60 +5,27 @@
 
 mod util;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use gateway_protocol::test_support::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
 use nym_gateway::keys::NodeKeys;
 use nym_gateway::network::Network;
-use nym_gateway::node::{self, Listeners};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
-use util::in_process::{http_get, loopback_config};
+use util::in_process::{discarding_sink, http_get, loopback_config, metric, RunningNode};
 
 /// Packets per burst: several times what one connection may have in unwrapping at once.
 const BURST: usize = 1_000;
 
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
-}
-
-/// A listener that takes SURB-acks and discards them.
-async fn ack_sink() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut stream, &mut tokio::io::sink()).await;
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_written_then_closed_at_once_is_processed_in_full() {
     let dir = tempfile::tempdir().unwrap();
-    let network = Network::mainnet();
-    let config = loopback_config("close-at-once", dir.path(), &network);
+    let config = loopback_config("close-at-once", dir.path(), &Network::mainnet());
     let keys = NodeKeys::generate().unwrap();
     let sphinx_key = x25519_dalek::PublicKey::from(&keys.sphinx).to_bytes();
-    let listeners = Listeners::bind(&config).await.unwrap();
-    let mix = listeners.mix_address().unwrap();
-    let http = listeners.http_address().unwrap();
-    let shutdown = CancellationToken::new();
-    let node = tokio::spawn(node::run(
-        config,
-        keys,
-        network,
-        listeners,
-        shutdown.clone(),
-    ));
-    let acks = ack_sink().await;
+    let node = RunningNode::start(&config, keys).await;
+    let (mix, http) = (node.mix, node.http);
+    let acks = discarding_sink().await;
 
     // Built before connecting, so the whole burst goes out in as few writes as the kernel takes.
     let mut burst = Vec::new();
@@ -103,6 +70,5 @@ async fn a_burst_written_then_closed_at_once_is_processed_in_full() {
         },
         "nothing dropped:\n{text}"
     );
-    shutdown.cancel();
-    node.await.unwrap().unwrap();
+    node.stop().await;
 }

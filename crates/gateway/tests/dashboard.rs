@@ -12,13 +12,10 @@ use gateway_protocol::test_support::sphinx::{final_hop_packet, v7_frame, ACK_PAC
 use nym_gateway::config::Config;
 use nym_gateway::keys::NodeKeys;
 use nym_gateway::network::Network;
-use nym_gateway::node::{self, Listeners};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use util::harness::NextHop;
-use util::in_process::loopback_config;
+use util::in_process::{loopback_config, RunningNode};
 use util::ws_client::{random, TestClient, WsClient};
 
 const TOKEN: &str = "dashboard-test-token-5f1c";
@@ -30,15 +27,13 @@ struct Node {
     mix: SocketAddr,
     clients: SocketAddr,
     http: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+    running: RunningNode,
 }
 
 impl Node {
     async fn start(id: &str, tune: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let network = Network::mainnet();
-        let mut config = loopback_config(id, dir.path(), &network);
+        let mut config = loopback_config(id, dir.path(), &Network::mainnet());
         config.gateway.http_api_token = Some(TOKEN.into());
         config.debug.replay_filter_capacity = std::num::NonZeroU64::new(100_000).unwrap();
         config.debug.dashboard_sample_interval = Duration::from_millis(200);
@@ -50,38 +45,19 @@ impl Node {
             x25519_dalek::PublicKey::from(&keys.sphinx).to_bytes(),
             keys.identity_public_bs58(),
         );
-        let listeners = Listeners::bind(&config).await.unwrap();
-        let (mix, clients, http) = (
-            listeners.mix_address().unwrap(),
-            listeners.clients_address().unwrap(),
-            listeners.http_address().unwrap(),
-        );
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(node::run(
-            config,
-            keys,
-            network,
-            listeners,
-            shutdown.clone(),
-        ));
+        let running = RunningNode::start(&config, keys).await;
         Self {
             _dir: dir,
             keys: public,
-            mix,
-            clients,
-            http,
-            shutdown,
-            task,
+            mix: running.mix,
+            clients: running.clients,
+            http: running.http,
+            running,
         }
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("the node stops in time")
-            .unwrap()
-            .unwrap();
+        self.running.stop().await;
     }
 
     /// A message for `client` through the mix port (its SURB-ack goes to `ack_hop`).

@@ -6,13 +6,10 @@ mod util;
 
 use std::net::SocketAddr;
 
-use ed25519_dalek::{Signature, Verifier};
 use nym_gateway::keys::NodeKeys;
 use nym_gateway::network::Network;
-use nym_gateway::node::{self, Listeners};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
-use util::in_process::{http_get, loopback_config};
+use util::in_process::{http_get, loopback_config, verified_host_data, RunningNode};
 
 async fn get_json(addr: SocketAddr, path: &str) -> (String, Value) {
     let (status, body) = http_get(addr, path).await;
@@ -23,8 +20,7 @@ async fn get_json(addr: SocketAddr, path: &str) -> (String, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_node_describes_itself_publicly_with_its_keys_and_config() {
     let dir = tempfile::tempdir().unwrap();
-    let network = Network::mainnet();
-    let mut config = loopback_config("described", dir.path(), &network);
+    let mut config = loopback_config("described", dir.path(), &Network::mainnet());
     config.gateway.announce_address = "127.0.0.1".to_owned();
     config.gateway.http_api_token = Some("s3cret".to_owned());
     config.gateway.accepted_operator_terms_and_conditions = true;
@@ -33,19 +29,9 @@ async fn a_running_node_describes_itself_publicly_with_its_keys_and_config() {
     let identity_bs58 = keys.identity_public_bs58();
     let sphinx_bs58 = keys.sphinx_public_bs58();
 
-    let listeners = Listeners::bind(&config).await.unwrap();
+    let node = RunningNode::start(&config, keys).await;
     // Configured as 0: what is announced must be the ports the kernel chose.
-    let mix_port = listeners.mix_address().unwrap().port();
-    let clients_port = listeners.clients_address().unwrap().port();
-    let http = listeners.http_address().unwrap();
-    let shutdown = CancellationToken::new();
-    let node = tokio::spawn(node::run(
-        config,
-        keys,
-        network,
-        listeners,
-        shutdown.clone(),
-    ));
+    let (mix_port, clients_port, http) = (node.mix.port(), node.clients.port(), node.http);
 
     let (_, health) = get_json(http, "/api/v1/health").await;
     assert_eq!(health["status"], "up");
@@ -62,25 +48,14 @@ async fn a_running_node_describes_itself_publicly_with_its_keys_and_config() {
                "network_requester_enabled": false, "ip_packet_router_enabled": false})
     );
 
-    let (raw, host) = get_json(http, "/api/v1/host-information").await;
+    let (raw, _) = get_json(http, "/api/v1/host-information").await;
     assert_eq!(
-        host["data"],
+        verified_host_data(&raw, &identity),
         json!({"ip_address": ["127.0.0.1"], "hostname": null, "keys": {
             "ed25519_identity": identity_bs58, "x25519_sphinx": sphinx_bs58,
             "primary_x25519_sphinx_key": {"rotation_id": u32::MAX, "public_key": sphinx_bs58},
             "pre_announced_x25519_sphinx_key": null, "x25519_versioned_noise": null}})
     );
-    let data = raw
-        .strip_prefix(r#"{"data":"#)
-        .and_then(|rest| rest.rsplit_once(r#","signature":"#))
-        .unwrap()
-        .0;
-    let signature = bs58::decode(host["signature"].as_str().unwrap())
-        .into_vec()
-        .unwrap();
-    identity
-        .verify(data.as_bytes(), &Signature::from_slice(&signature).unwrap())
-        .unwrap();
 
     let (_, aux) = get_json(http, "/api/v1/auxiliary-details").await;
     assert_eq!(
@@ -98,6 +73,5 @@ async fn a_running_node_describes_itself_publicly_with_its_keys_and_config() {
     let (status, _) = http_get(http, "/metrics").await;
     assert!(status.contains(" 401 "), "{status}");
 
-    shutdown.cancel();
-    node.await.unwrap().unwrap();
+    node.stop().await;
 }

@@ -22,13 +22,12 @@ use gateway_protocol::test_support::sphinx::{final_hop_packet, frame, ACK_PACKET
 use nym_gateway::config::Config;
 use nym_gateway::keys::NodeKeys;
 use nym_gateway::network::Network;
-use nym_gateway::node::{self, Listeners};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use util::in_process::{http_get, loopback_config};
+use util::in_process::{
+    discarding_sink, http_get, loopback_config, verified_host_data, RunningNode,
+};
 
 const EPOCH: Duration = Duration::from_secs(3);
 const VALIDITY: u32 = 2;
@@ -138,78 +137,33 @@ fn config(dir: &std::path::Path, api: &FakeApi) -> Config {
     config
 }
 
-/// Where SURB-acks go: a listener that reads and discards, so egress never waits on it.
-async fn ack_sink() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut stream, &mut tokio::io::sink()).await;
-            });
-        }
-    });
-    addr
-}
-
+/// A node under test and where its SURB-acks go.
 struct Running {
-    mix: SocketAddr,
+    node: RunningNode,
     acks: SocketAddr,
-    http: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
 }
 
 async fn start(config: &Config, keys: &NodeKeys) -> Running {
-    let listeners = Listeners::bind(config).await.unwrap();
-    let mix = listeners.mix_address().unwrap();
-    let http = listeners.http_address().unwrap();
-    let shutdown = CancellationToken::new();
     let keys = NodeKeys {
         identity: keys.identity.clone(),
         sphinx: keys.sphinx.clone(),
     };
-    let task = tokio::spawn(node::run(
-        config.clone(),
-        keys,
-        Network::mainnet(),
-        listeners,
-        shutdown.clone(),
-    ));
     Running {
-        mix,
-        acks: ack_sink().await,
-        http,
-        shutdown,
-        task,
+        node: RunningNode::start(config, keys).await,
+        acks: discarding_sink().await,
     }
 }
 
 impl Running {
     async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("stops in time")
-            .unwrap()
-            .unwrap();
+        self.node.stop().await;
     }
 
     /// host-information's keys, after checking its signature over `data` as served.
     async fn announced(&self, identity: &VerifyingKey) -> Value {
-        let (status, body) = http_get(self.http, "/api/v1/host-information").await;
+        let (status, body) = http_get(self.node.http, "/api/v1/host-information").await;
         assert!(status.contains(" 200 "), "{status} {body}");
-        let (data, signature) = body
-            .strip_prefix(r#"{"data":"#)
-            .and_then(|rest| rest.rsplit_once(r#","signature":""#))
-            .unwrap();
-        let signature = bs58::decode(signature.trim_end_matches("\"}"))
-            .into_vec()
-            .unwrap();
-        identity
-            .verify(data.as_bytes(), &Signature::from_slice(&signature).unwrap())
-            .expect("host-information is signed by the identity key");
-        serde_json::from_str::<Value>(data).unwrap()["keys"].clone()
+        verified_host_data(&body, identity)["keys"].clone()
     }
 
     /// Sends one message for a client that is not connected (so it is stored) in a packet
@@ -223,7 +177,7 @@ impl Running {
     fn framed(&self, sphinx_key: [u8; 32], rotation: KeyRotation, message: &[u8]) -> Vec<u8> {
         let packet = final_hop_packet(
             sphinx_key,
-            self.mix,
+            self.node.mix,
             [0x5a; 32],
             self.acks,
             &[7; ACK_PACKET_LEN],
@@ -237,16 +191,13 @@ impl Running {
     }
 
     async fn send_framed(&self, framed: &[u8]) {
-        let mut peer = TcpStream::connect(self.mix).await.unwrap();
+        let mut peer = TcpStream::connect(self.node.mix).await.unwrap();
         peer.write_all(framed).await.unwrap();
         peer.flush().await.unwrap();
     }
 
     async fn metric(&self, series: &str) -> f64 {
-        let (_, text) = http_get(self.http, "/metrics").await;
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .map_or(0.0, |v| v.trim().parse().unwrap())
+        self.node.metric(series).await
     }
 
     /// Waits until `series` reaches `value` (5 s at most) and returns its last value.
