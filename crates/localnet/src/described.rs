@@ -21,9 +21,9 @@ use crate::http;
 /// How long one node answer may take (nym-api: 5 s).
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The sphinx-key rotation id of a key that never rotates (legacy nodes and, until it rotates,
-/// our gateway): such a key is announced whatever the current rotation.
-pub const LEGACY_ROTATION_ID: u32 = u32::MAX;
+/// The sphinx-key rotation id of a key that never rotates (legacy nodes, and our gateway
+/// until nym-api first answers it): such a key is announced whatever the current rotation.
+pub use nym_gateway::node::rotation::LEGACY_ROTATION_ID;
 
 /// `/api/v1/host-information`: `data` and the identity key's signature over its compact JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -305,9 +305,8 @@ fn refresh_signature_valid(identity: &str, timestamp: i64, signature: &[u8]) -> 
     let Ok(signature) = <[u8; 64]>::try_from(signature) else {
         return false;
     };
-    let mut plaintext = key.to_bytes().to_vec();
-    plaintext.extend_from_slice(&timestamp.to_be_bytes());
-    plaintext.extend_from_slice(b"describe-cache-refresh-request");
+    let plaintext =
+        nym_gateway::node::rotation::nym_api::refresh_plaintext(&key.to_bytes(), timestamp);
     key.verify(&plaintext, &Signature::from_bytes(&signature))
         .is_ok()
 }

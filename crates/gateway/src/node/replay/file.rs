@@ -157,13 +157,12 @@ impl ReplayFile {
 
     /// `replay_filter.rotation_<id>.bin` beside the store: the filter of one rotation's key.
     pub fn for_rotation(store: &std::path::Path, rotation: u32, sphinx_public: [u8; 32]) -> Self {
-        let name = format!("replay_filter.rotation_{rotation}.bin");
-        Self::new(store.with_file_name(name), sphinx_public)
+        Self::new(Self::rotation_path(store, rotation), sphinx_public)
     }
 
-    /// Where the filter is saved.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
+    /// Where [`for_rotation`](Self::for_rotation) saves `rotation`'s filter.
+    pub fn rotation_path(store: &std::path::Path, rotation: u32) -> PathBuf {
+        store.with_file_name(format!("replay_filter.rotation_{rotation}.bin"))
     }
 
     /// Renames the file to `to`'s path (the same key under a new name, when the static key

@@ -112,7 +112,7 @@ pub fn initial_keys(
             info!(rotation = id, "deleting the key of a rotation that is over");
             let _ = files.remove(*id);
             let store = &config.gateway.persistent_storage;
-            let _ = std::fs::remove_file(ReplayFile::for_rotation(store, *id, [0; 32]).path());
+            let _ = std::fs::remove_file(ReplayFile::rotation_path(store, *id));
         } else if ahead {
             warn!(
                 rotation = id,

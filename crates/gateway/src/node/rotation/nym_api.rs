@@ -119,20 +119,29 @@ impl NymApi {
     }
 }
 
+/// What a refresh request's signature covers (nym-api's `NodeRefreshBody::plaintext`): the
+/// identity's bytes ‖ the time in seconds (big-endian i64) ‖ [`REFRESH_CONTEXT`].
+pub fn refresh_plaintext(identity: &[u8; 32], timestamp: i64) -> Vec<u8> {
+    let mut plaintext = identity.to_vec();
+    plaintext.extend_from_slice(&timestamp.to_be_bytes());
+    plaintext.extend_from_slice(REFRESH_CONTEXT);
+    plaintext
+}
+
 /// The refresh request at `now`: the identity, the time in seconds, and the signature over
-/// identity bytes ‖ time (big-endian i64) ‖ [`REFRESH_CONTEXT`].
+/// [`refresh_plaintext`].
 fn refresh_body(identity: &SigningKey, now: SystemTime) -> RefreshBody {
     let public = identity.verifying_key().to_bytes();
     let timestamp = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let mut signed = public.to_vec();
-    signed.extend_from_slice(&timestamp.to_be_bytes());
-    signed.extend_from_slice(REFRESH_CONTEXT);
     RefreshBody {
         node_identity: bs58::encode(public).into_string(),
         request_timestamp: timestamp,
-        signature: identity.sign(&signed).to_bytes().to_vec(),
+        signature: identity
+            .sign(&refresh_plaintext(&public, timestamp))
+            .to_bytes()
+            .to_vec(),
     }
 }
 
