@@ -47,6 +47,16 @@ pub fn nym_node_bin() -> anyhow::Result<PathBuf> {
     }
 }
 
+/// `scenario`'s result, or an error once `limit` has passed.
+pub async fn within(
+    limit: Duration,
+    scenario: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::time::timeout(limit, scenario)
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the test did not finish within {limit:?}")))
+}
+
 /// A node as `localnet.json` describes it.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -207,6 +217,15 @@ impl Localnet {
             }
         }
         err.context(text)
+    }
+
+    /// Ends a test with its `result`: on success stops nym-localnet, which must exit 0; on
+    /// failure returns the error with nym-localnet's output and the nodes' logs.
+    pub async fn finish(self, result: anyhow::Result<()>) -> anyhow::Result<()> {
+        match result {
+            Ok(()) => self.stop().await.map(drop),
+            Err(err) => Err(self.explain(err)),
+        }
     }
 
     /// SIGTERM; nym-localnet stops every node and must exit 0.

@@ -40,20 +40,8 @@ async fn sdk_clients_through_a_local_mixnet() -> anyhow::Result<()> {
             .try_init();
     }
     let localnet = Localnet::start().await?;
-    let result = tokio::time::timeout(TEST_TIMEOUT, scenario(&localnet))
-        .await
-        .unwrap_or_else(|_| {
-            Err(anyhow::anyhow!(
-                "the test did not finish within {TEST_TIMEOUT:?}"
-            ))
-        });
-    match result {
-        Ok(()) => {
-            localnet.stop().await?;
-            Ok(())
-        }
-        Err(err) => Err(localnet.explain(err)),
-    }
+    let result = gateway_interop_sdk::within(TEST_TIMEOUT, scenario(&localnet)).await;
+    localnet.finish(result).await
 }
 
 async fn scenario(localnet: &Localnet) -> anyhow::Result<()> {

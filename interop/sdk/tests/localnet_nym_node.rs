@@ -69,20 +69,8 @@ async fn sdk_clients_through_nym_node_mix_nodes_across_a_key_rotation() -> anyho
         ROTATION_EPOCHS.to_string().into(),
     ])
     .await?;
-    let result = tokio::time::timeout(TEST_TIMEOUT, scenario(&localnet))
-        .await
-        .unwrap_or_else(|_| {
-            Err(anyhow::anyhow!(
-                "the test did not finish within {TEST_TIMEOUT:?}"
-            ))
-        });
-    match result {
-        Ok(()) => {
-            localnet.stop().await?;
-            Ok(())
-        }
-        Err(err) => Err(localnet.explain(err)),
-    }
+    let result = gateway_interop_sdk::within(TEST_TIMEOUT, scenario(&localnet)).await;
+    localnet.finish(result).await
 }
 
 async fn scenario(localnet: &Localnet) -> anyhow::Result<()> {
