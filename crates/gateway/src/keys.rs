@@ -205,6 +205,50 @@ impl NodeKeys {
     }
 }
 
+/// The static key of Noise on the mix port: `private_x25519_noise.pem` and
+/// `public_x25519_noise.pem` beside the sphinx key, made at the first start that needs one
+/// (so gateways set up before Noise get one without a new `init`).
+pub struct NoiseKey {
+    /// The private half.
+    pub secret: StaticSecret,
+    /// The public half, announced in host-information.
+    pub public: [u8; 32],
+}
+
+impl NoiseKey {
+    /// A fresh key from the operating system's random source (not saved).
+    pub fn generate() -> Result<Self, KeyError> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| KeyError::Randomness(e.to_string()))?;
+        let secret = StaticSecret::from(bytes);
+        zeroize::Zeroize::zeroize(&mut bytes);
+        Ok(Self {
+            public: SphinxPublicKey::from(&secret).to_bytes(),
+            secret,
+        })
+    }
+
+    /// The key in `dir`, made and saved first if neither file exists.
+    pub fn load_or_create(dir: &Path) -> Result<Self, KeyError> {
+        let private = dir.join("private_x25519_noise.pem");
+        let public = dir.join("public_x25519_noise.pem");
+        if !private.exists() && !public.exists() {
+            let fresh = Self::generate()?;
+            write_key(&public, SPHINX_PUBLIC_TAG, &fresh.public)?;
+            write_key(&private, SPHINX_PRIVATE_TAG, fresh.secret.as_bytes())?;
+        }
+        let secret = StaticSecret::from(read_key(&private, SPHINX_PRIVATE_TAG)?);
+        let announced = read_key(&public, SPHINX_PUBLIC_TAG)?;
+        if SphinxPublicKey::from(&secret).to_bytes() != announced {
+            return Err(KeyError::Mismatch { private, public });
+        }
+        Ok(Self {
+            secret,
+            public: announced,
+        })
+    }
+}
+
 fn read_key(path: &Path, expected: &'static str) -> Result<[u8; 32], KeyError> {
     let text = fs::read_to_string(path).map_err(|source| KeyError::Io {
         path: path.to_path_buf(),

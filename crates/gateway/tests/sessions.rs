@@ -18,10 +18,12 @@ use futures_util::SinkExt;
 use gateway_protocol::client::{ClientRequest, RequestKind, ServerResponse};
 use gateway_protocol::framing::{FrameVersion, KeyRotation};
 use gateway_protocol::mix_packet::MixPacket;
-use nym_gateway::config::Tuning;
+use nym_gateway::config::{NoiseMode, Tuning};
+use nym_gateway::keys::NoiseKey;
 use nym_gateway::node::client::{serve_connection, ClientContext, ClientLimits};
 use nym_gateway::node::egress::{Egress, EgressConfig};
 use nym_gateway::node::metrics::Metrics;
+use nym_gateway::node::noise::Noise;
 use nym_gateway::node::router::{Delivery, Router};
 use tokio::io::DuplexStream;
 use tokio::sync::Semaphore;
@@ -61,6 +63,11 @@ impl Sessions {
                 idle_timeout: Duration::from_secs(60),
                 frame_version: FrameVersion::V8,
             },
+            Noise::new(
+                NoiseMode::Off,
+                NoiseKey::generate().unwrap(),
+                Duration::from_secs(5),
+            ),
             metrics.clone(),
             CancellationToken::new(),
             TaskTracker::new(),

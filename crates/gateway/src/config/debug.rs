@@ -243,6 +243,19 @@ tuning_keys! {
     /// v8 carries the rotation byte the client (or the previous hop) gave the packet, so the
     /// next hop picks the right sphinx key; v7 drops it and the next hop must guess.
     egress_frame_version: EgressFraming = EgressFraming::V8;
+    /// Noise on the mix port: auto (as nym-node), required (every peer), or off (plain TCP).
+    ///
+    /// auto: the gateway announces a Noise key; peers the directory lists with a Noise key
+    /// must use it, both ways; others may use Noise or plain TCP. required: every connection,
+    /// in and out, uses Noise (next hops without a listed key get nothing). off: no key is
+    /// announced and every connection is plain TCP.
+    mix_noise: NoiseMode = NoiseMode::Auto;
+    /// A Noise handshake on the mix port must complete within this.
+    #[serde(with = "humantime_serde")]
+    noise_handshake_timeout: Duration = Duration::from_secs(5), check not_zero;
+    /// How often the directory's Noise keys are read from nym-api.
+    #[serde(with = "humantime_serde")]
+    noise_directory_refresh_interval: Duration = Duration::from_secs(300), check not_zero;
     /// Threads unwrapping Sphinx packets (0 = one per core).
     unwrap_workers: usize = 0;
     /// Packets waiting for or in unwrapping, over all connections.
@@ -306,6 +319,18 @@ pub enum EgressFraming {
     V7,
     /// `08 size type rotation`: the packet's key rotation travels with it.
     V8,
+}
+
+/// Noise on the mix port (`mix_noise`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseMode {
+    /// As nym-node: Noise with peers that announce a key, plain TCP with the others.
+    Auto,
+    /// Noise with every peer.
+    Required,
+    /// Plain TCP only; no Noise key announced.
+    Off,
 }
 
 impl Tuning {

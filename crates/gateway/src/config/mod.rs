@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use debug::{EgressFraming, FinalHopImplementation, Tuning};
+pub use debug::{EgressFraming, FinalHopImplementation, NoiseMode, Tuning};
 pub use paths::{config_path, gateway_dir, nym_root_directory, GatewayPaths};
 
 use crate::build_info::VERSION;

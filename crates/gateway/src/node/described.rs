@@ -96,8 +96,17 @@ pub struct HostKeys {
     pub primary_x25519_sphinx_key: SphinxKey,
     /// The next rotation's key, from the last epoch of a rotation until its boundary.
     pub pre_announced_x25519_sphinx_key: Option<SphinxKey>,
-    /// A Noise key for the mix port; we do not speak Noise, so always `null`.
-    pub x25519_versioned_noise: Option<()>,
+    /// The Noise key of the mix port; `null` when `mix_noise` is off.
+    pub x25519_versioned_noise: Option<VersionedNoiseKey>,
+}
+
+/// nym-node's `VersionedNoiseKeyV1`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionedNoiseKey {
+    /// The Noise version spoken (1).
+    pub supported_version: u8,
+    /// bs58.
+    pub x25519_pubkey: String,
 }
 
 /// A sphinx key and the rotation it belongs to.
@@ -169,13 +178,15 @@ pub struct Described {
 
 impl Described {
     /// The bodies for `config` and `keys`; `announce_ips` are the announce host's addresses
-    /// (see [`announce_ips`]), `ports` where the node listens, `sphinx` the rotating keys.
+    /// (see [`announce_ips`]), `ports` where the node listens, `sphinx` the rotating keys,
+    /// `noise` the mix port's Noise key if it speaks Noise.
     pub fn new(
         config: &Config,
         keys: &NodeKeys,
         announce_ips: Vec<IpAddr>,
         ports: ServedPorts,
         sphinx: KeyRing,
+        noise: Option<[u8; 32]>,
     ) -> Self {
         let g = &config.gateway;
         let host = g.announce_address.trim();
@@ -192,7 +203,10 @@ impl Described {
                     public_key: String::new(),
                 },
                 pre_announced_x25519_sphinx_key: None,
-                x25519_versioned_noise: None,
+                x25519_versioned_noise: noise.map(|key| VersionedNoiseKey {
+                    supported_version: super::noise::frame::VERSION,
+                    x25519_pubkey: bs58::encode(key).into_string(),
+                }),
             },
         };
         Self {
@@ -364,6 +378,7 @@ mod tests {
             vec!["203.0.113.7".parse().unwrap()],
             ports,
             static_ring([2; 32]),
+            None,
         )
     }
 
@@ -481,8 +496,32 @@ mod tests {
                 clients: 9000,
             },
             static_ring([2; 32]),
+            None,
         );
         assert_eq!(d.host_information().data.hostname, None);
+    }
+
+    #[test]
+    fn a_noise_key_is_announced_as_nym_nodes_versioned_key() {
+        let mut config = Config::new("d", std::path::Path::new("/x"), &Network::mainnet());
+        config.gateway.announce_address = "198.51.100.1".to_owned();
+        let d = Described::new(
+            &config,
+            &fixed_keys(),
+            vec!["198.51.100.1".parse().unwrap()],
+            ServedPorts {
+                mix: 1789,
+                clients: 9000,
+            },
+            static_ring([2; 32]),
+            Some([9; 32]),
+        );
+        let served = json(&d.host_information());
+        let expected = format!(
+            r#""pre_announced_x25519_sphinx_key":null,"x25519_versioned_noise":{{"supported_version":1,"x25519_pubkey":"{}"}}}}}},"signature":"#,
+            bs58::encode([9u8; 32]).into_string()
+        );
+        assert!(served.contains(&expected), "{served}");
     }
 
     #[tokio::test]

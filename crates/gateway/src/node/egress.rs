@@ -11,14 +11,15 @@ use std::time::Duration;
 
 use gateway_protocol::framing::FrameVersion;
 use gateway_protocol::mix_packet::MixPacket;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::metrics::{EgressDrop, GaugeGuard, Metrics};
+use super::metrics::{EgressDrop, GaugeGuard, Metrics, Outcome};
+use super::noise::{self, Noise};
 use crate::logging::{RateLimit, WARNING_PERIOD};
 use crate::warn_rate_limited;
 
@@ -60,6 +61,9 @@ pub enum EgressError {
     /// The packet's length is not a Sphinx packet size (cannot happen for a decoded packet).
     #[error("the packet has no valid Sphinx size")]
     InvalidPacket,
+    /// Noise is required and the directory lists no Noise key for the next hop.
+    #[error("the next hop announces no Noise key and mix_noise is required")]
+    NoNoiseKey,
 }
 
 impl EgressError {
@@ -69,6 +73,7 @@ impl EgressError {
             Self::TooManyConnections => EgressDrop::TooManyConnections,
             Self::ShuttingDown => EgressDrop::ShuttingDown,
             Self::InvalidPacket => EgressDrop::InvalidPacket,
+            Self::NoNoiseKey => EgressDrop::NoNoiseKey,
         }
     }
 }
@@ -82,6 +87,7 @@ pub struct Egress {
 struct Shared {
     config: EgressConfig,
     hops: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
+    noise: Noise,
     metrics: Metrics,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -92,6 +98,7 @@ impl Egress {
     /// what they hold, best effort) and are tracked by `tasks`.
     pub fn new(
         config: EgressConfig,
+        noise: Noise,
         metrics: Metrics,
         shutdown: CancellationToken,
         tasks: TaskTracker,
@@ -100,6 +107,7 @@ impl Egress {
             shared: Arc::new(Shared {
                 config,
                 hops: Mutex::new(HashMap::new()),
+                noise,
                 metrics,
                 shutdown,
                 tasks,
@@ -122,6 +130,9 @@ impl Egress {
         let shared = &self.shared;
         if shared.shutdown.is_cancelled() {
             return Err(EgressError::ShuttingDown);
+        }
+        if shared.noise.egress(packet.next_hop) == noise::Egress::NoKey {
+            return Err(EgressError::NoNoiseKey);
         }
         let mut frame = Vec::with_capacity(packet.packet.len() + 4);
         // The packet's length always maps to a size: MixPacket is only built from valid sizes.
@@ -212,10 +223,45 @@ impl Connection {
                 }
             };
             let _ = stream.set_nodelay(true);
-            backoff = config.initial_backoff;
-            let open = GaugeGuard::hold(&metrics.egress_connections);
-            let outcome = self.write_loop(&mut stream, &mut rx, &mut pending).await;
-            drop(open);
+            let outcome = match self.shared.noise.egress(self.addr) {
+                noise::Egress::Plain => {
+                    backoff = config.initial_backoff;
+                    let _open = GaugeGuard::hold(&metrics.egress_connections);
+                    self.write_loop(&mut stream, &mut rx, &mut pending).await
+                }
+                noise::Egress::Noise(key) => match self.shared.noise.connect(stream, &key).await {
+                    Ok(mut stream) => {
+                        metrics
+                            .noise_handshakes_initiated
+                            .get_or_create(&Outcome::Ok)
+                            .inc();
+                        backoff = config.initial_backoff;
+                        let _open = GaugeGuard::hold(&metrics.egress_connections);
+                        self.write_loop(&mut stream, &mut rx, &mut pending).await
+                    }
+                    Err(e) => {
+                        metrics
+                            .noise_handshakes_initiated
+                            .get_or_create(&Outcome::Failed)
+                            .inc();
+                        metrics.egress_connect_failures.inc();
+                        warn_rate_limited!(NEXT_HOP_FAILURES, next_hop = %self.addr, error = %e, retry_in = ?backoff, "Noise handshake with next hop failed");
+                        if !self.wait_backoff(&mut backoff).await {
+                            break;
+                        }
+                        continue;
+                    }
+                },
+                // The directory dropped the hop's key since the packet was queued.
+                noise::Egress::NoKey => {
+                    metrics.egress_connect_failures.inc();
+                    warn_rate_limited!(NEXT_HOP_FAILURES, next_hop = %self.addr, retry_in = ?backoff, "next hop no longer announces a Noise key and mix_noise is required");
+                    if !self.wait_backoff(&mut backoff).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
             match outcome {
                 WriteOutcome::Finished => break,
                 WriteOutcome::Broken(e) => {
@@ -249,9 +295,9 @@ impl Connection {
         }
     }
 
-    async fn write_loop(
+    async fn write_loop<S: AsyncWrite + Unpin>(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut S,
         rx: &mut mpsc::Receiver<Vec<u8>>,
         pending: &mut Batch,
     ) -> WriteOutcome {
@@ -287,7 +333,12 @@ impl Connection {
                     pending.push(&frame);
                 }
             }
-            if let Err(e) = stream.write_all(&pending.bytes).await {
+            // Flushed: a Noise stream seals into a buffer (plain TCP's flush does nothing).
+            let written = match stream.write_all(&pending.bytes).await {
+                Ok(()) => stream.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
                 // The whole batch is written again after reconnecting: the next hop may see a
                 // packet twice (its replay filter drops it), but none is lost here.
                 return WriteOutcome::Broken(e);

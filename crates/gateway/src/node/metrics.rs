@@ -84,6 +84,9 @@ label_values! {
         CodecError => "codec_error",
         IdleTimeout => "idle_timeout",
         FrameTimeout => "frame_timeout",
+        NoiseRequired => "noise_required",
+        NoiseHandshake => "noise_handshake",
+        NoiseStream => "noise_stream",
     }
 }
 
@@ -95,6 +98,7 @@ label_values! {
         ShuttingDown => "shutting_down",
         InvalidPacket => "invalid_packet",
         Unreachable => "unreachable",
+        NoNoiseKey => "no_noise_key",
     }
 }
 
@@ -154,6 +158,10 @@ metrics! {
     mix_packets_dropped: Family<MixDrop, Counter> = Family::default(), "Mix packets dropped, by reason";
     /// Mix connections closed by us, by reason.
     mix_connections_closed: Family<MixClose, Counter> = Family::default(), "Mix connections closed by the gateway, by reason";
+    /// Noise handshakes on accepted mix connections, by outcome.
+    noise_handshakes_accepted: Family<Outcome, Counter> = Family::default(), "Noise handshakes on accepted mix connections, by outcome";
+    /// Noise handshakes on connections to next hops, by outcome.
+    noise_handshakes_initiated: Family<Outcome, Counter> = Family::default(), "Noise handshakes with next hops, by outcome";
     /// Open mix connections.
     mix_connections_active: Gauge = Gauge::default(), "Open mix connections";
     /// Mix connections with unwrap jobs waiting for a thread (they take turns).

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use gateway_protocol::final_hop::{Hop, UnwrapError, Unwrapped};
 use gateway_protocol::framing::{self, Frame, KeyRotation};
 use gateway_store::ClientAddress;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -27,7 +27,8 @@ use tracing::{debug, info};
 
 use super::address_limit::AddressLimit;
 use super::cpu_pool::{CpuPool, JobResult, QueueId};
-use super::metrics::{GaugeGuard, Metrics, MixClose, MixDrop};
+use super::metrics::{GaugeGuard, Metrics, MixClose, MixDrop, Outcome};
+use super::noise::{self, Noise};
 use super::relay::Relay;
 use super::rotation::key_ring::{KeyRing, KeySet, RotationKey};
 use super::router::{Delivery, Router};
@@ -74,6 +75,8 @@ pub struct MixIngress {
     pub idle_timeout: Duration,
     /// The relay role: where forward hops go; `None` drops them (a pure gateway).
     pub relay: Option<Relay>,
+    /// Whether a connection speaks Noise, and the handshake.
+    pub noise: Noise,
 }
 
 impl MixIngress {
@@ -107,14 +110,79 @@ impl MixIngress {
             let shutdown = shutdown.clone();
             tasks.spawn(async move {
                 let _open = GaugeGuard::hold(&ingress.metrics.mix_connections_active);
-                ingress.handle(stream, peer, shutdown).await;
+                ingress.start(stream, peer, shutdown).await;
                 drop((permit, slot));
             });
         }
         info!("mix listener stopped");
     }
 
-    async fn handle(&self, mut stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+    /// Tells Noise from plain TCP by the first byte, runs the handshake if it is Noise, then
+    /// reads frames until the connection ends.
+    async fn start(&self, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+        let metrics = &self.metrics;
+        let mut first = [0u8; 1];
+        let peeked = tokio::select! {
+            peeked = tokio::time::timeout(self.idle_timeout, stream.peek(&mut first)) => peeked,
+            _ = shutdown.cancelled() => return,
+        };
+        match peeked {
+            Ok(Ok(1..)) => {}
+            // Closed or failed before sending anything.
+            Ok(_) => return,
+            Err(_) => {
+                metrics
+                    .mix_connections_closed
+                    .get_or_create(&MixClose::IdleTimeout)
+                    .inc();
+                debug!(%peer, "mix connection sent nothing in time; closing");
+                return;
+            }
+        }
+        match self.noise.ingress(peer.ip(), first[0]) {
+            noise::Ingress::Plain => self.handle(stream, peer, shutdown).await,
+            noise::Ingress::NoiseRequired => {
+                metrics
+                    .mix_connections_closed
+                    .get_or_create(&MixClose::NoiseRequired)
+                    .inc();
+                debug!(%peer, "mix peer must speak Noise and sent plain TCP; closing");
+            }
+            noise::Ingress::Noise => {
+                let accepted = tokio::select! {
+                    accepted = self.noise.accept(stream) => accepted,
+                    _ = shutdown.cancelled() => return,
+                };
+                match accepted {
+                    Ok(stream) => {
+                        metrics
+                            .noise_handshakes_accepted
+                            .get_or_create(&Outcome::Ok)
+                            .inc();
+                        self.handle(stream, peer, shutdown).await;
+                    }
+                    Err(e) => {
+                        metrics
+                            .noise_handshakes_accepted
+                            .get_or_create(&Outcome::Failed)
+                            .inc();
+                        metrics
+                            .mix_connections_closed
+                            .get_or_create(&MixClose::NoiseHandshake)
+                            .inc();
+                        debug!(%peer, error = %e, "mix connection's Noise handshake failed; closing");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle<S: AsyncRead + Unpin>(
+        &self,
+        mut stream: S,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
         let metrics = self.metrics.clone();
         // This connection's queue in the unwrap pool, where connections take turns.
         let connection: QueueId = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
@@ -169,6 +237,11 @@ impl MixIngress {
                             }
                         }
                         Err(e) => {
+                            // Plain TCP reports only I/O errors; Noise also reports frames
+                            // that do not open (corrupt, forged or out of order).
+                            if e.kind() == std::io::ErrorKind::InvalidData {
+                                metrics.mix_connections_closed.get_or_create(&MixClose::NoiseStream).inc();
+                            }
                             debug!(%peer, error = %e, "mix connection read failed");
                             open = false;
                         }

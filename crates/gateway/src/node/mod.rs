@@ -22,6 +22,7 @@ pub mod http_api;
 mod listeners;
 pub mod metrics;
 pub mod mix_ingress;
+pub mod noise;
 mod pipeline;
 pub mod relay;
 pub mod replay;

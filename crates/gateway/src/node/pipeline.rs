@@ -44,14 +44,15 @@ use super::http_api::{self, ApiContent};
 use super::listeners::Listeners;
 use super::metrics::Metrics;
 use super::mix_ingress::MixIngress;
+use super::noise::{self, Noise};
 use super::relay::{self, RelayHandle};
 use super::rotation::{
     self, controller::Controller, key_files::KeyFiles, key_ring::KeyRing, nym_api::NymApi, KeyMaker,
 };
 use super::router::Router;
 use super::statistics;
-use crate::config::{Config, EgressFraming};
-use crate::keys::NodeKeys;
+use crate::config::{Config, EgressFraming, NoiseMode};
+use crate::keys::{NodeKeys, NoiseKey};
 use crate::node_details::NodeDetails;
 
 /// How long each draining stage may take before the next one starts anyway.
@@ -125,9 +126,14 @@ impl Pipeline {
         let store = open_store(config).await?;
         let metrics = Metrics::new();
 
+        let noise = Noise::new(
+            d.mix_noise,
+            NoiseKey::load_or_create(rotation::key_dir(config))?,
+            d.noise_handshake_timeout,
+        );
         info!("Starting mix packet forwarder...");
         let egress_stage = Stage::new("outgoing packets could not all be flushed in time");
-        let egress = start_egress(config, &metrics, &egress_stage);
+        let egress = start_egress(config, &noise, &metrics, &egress_stage);
         let commits = TaskTracker::new();
         let router = Router::new(
             store.clone(),
@@ -165,6 +171,7 @@ impl Pipeline {
             frame_timeout: d.mix_frame_timeout,
             idle_timeout: d.mix_connection_idle_timeout,
             relay: relay.as_ref().map(|r| r.relay.clone()),
+            noise: noise.clone(),
         };
         serve_mix(mix, listeners.mix, &ingress)?;
 
@@ -194,7 +201,14 @@ impl Pipeline {
         let content = ApiContent {
             store: store.clone(),
             details,
-            described: Described::new(config, keys, announce_ips, ports, replay.ring.clone()),
+            described: Described::new(
+                config,
+                keys,
+                announce_ips,
+                ports,
+                replay.ring.clone(),
+                noise.announced_key(),
+            ),
             dashboard: dashboard.clone(),
         };
         serve_http(config, listeners.http, &metrics, content, &http);
@@ -209,6 +223,15 @@ impl Pipeline {
             }
             .run(),
         ));
+        let apis = rotation::followed_apis(config);
+        if noise.mode() != NoiseMode::Off && !apis.is_empty() {
+            background.push(tokio::spawn(noise::directory::refresh(
+                noise.clone(),
+                apis.to_vec(),
+                d.nym_api_timeout,
+                d.noise_directory_refresh_interval,
+            )));
+        }
         if let Some(rotation) = replay.controller(config, keys) {
             background.push(tokio::spawn(rotation.run(http.shutdown.child_token())));
         }
@@ -256,7 +279,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .context("failed to initialise gateway storage")
 }
 
-fn start_egress(config: &Config, metrics: &Metrics, stage: &Stage) -> Egress {
+fn start_egress(config: &Config, noise: &Noise, metrics: &Metrics, stage: &Stage) -> Egress {
     let d = &config.debug;
     Egress::new(
         EgressConfig {
@@ -271,6 +294,7 @@ fn start_egress(config: &Config, metrics: &Metrics, stage: &Stage) -> Egress {
                 EgressFraming::V8 => FrameVersion::V8,
             },
         },
+        noise.clone(),
         metrics.clone(),
         stage.shutdown.clone(),
         stage.tasks.clone(),

@@ -4,6 +4,8 @@
 //! and as caps with generous slack, never as speed.
 
 use super::*;
+use crate::config::NoiseMode;
+use crate::keys::NoiseKey;
 use crate::node::metrics::EgressDrop;
 use gateway_protocol::framing::{self, KeyRotation};
 use gateway_protocol::packet_size::PacketSize;
@@ -27,6 +29,15 @@ fn config() -> EgressConfig {
 }
 
 /// An egress with its metrics and the switches that stop it.
+/// Noise off: these tests are about queues and connections, not the link's encryption.
+fn plain_tcp() -> Noise {
+    Noise::new(
+        NoiseMode::Off,
+        NoiseKey::generate().unwrap(),
+        Duration::from_secs(5),
+    )
+}
+
 struct Setup {
     egress: Egress,
     metrics: Metrics,
@@ -39,7 +50,13 @@ impl Setup {
         let metrics = Metrics::new();
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let egress = Egress::new(config, metrics.clone(), shutdown.clone(), tasks.clone());
+        let egress = Egress::new(
+            config,
+            plain_tcp(),
+            metrics.clone(),
+            shutdown.clone(),
+            tasks.clone(),
+        );
         Self {
             egress,
             metrics,

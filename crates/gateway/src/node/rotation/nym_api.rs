@@ -146,7 +146,7 @@ fn refresh_body(identity: &SigningKey, now: SystemTime) -> RefreshBody {
 }
 
 /// `base` and `path` with exactly one slash between them.
-fn join(base: &str, path: &str) -> String {
+pub(crate) fn join(base: &str, path: &str) -> String {
     format!("{}/{path}", base.trim_end_matches('/'))
 }
 
