@@ -202,6 +202,24 @@ impl Directory {
         }
     }
 
+    /// The Noise key listed for `node`: the one it announces, or before it was first described
+    /// the one read from its files when it was prepared. Every node here shares 127.0.0.1 and
+    /// nym-node decides by address whether a peer must speak Noise, so every node has a key
+    /// listed from the start (nym-node reads the list once when it starts).
+    fn noise_key(&self, node: &Node) -> Value {
+        let announced = self
+            .described(node.node_id)
+            .map(|d| d.host.keys.x25519_versioned_noise);
+        match announced {
+            Some(Some(key)) => json!(key),
+            Some(None) => Value::Null,
+            None => match &node.noise_key {
+                Some(key) => json!({ "supported_version": 1, "x25519_pubkey": key }),
+                None => Value::Null,
+            },
+        }
+    }
+
     /// A page of skimmed nodes (`semi`: semi-skimmed, i.e. wrapped with their Noise key).
     pub fn node_list(
         &self,
@@ -223,10 +241,7 @@ impl Directory {
             .map(|n| {
                 let basic = skimmed_node(n, &self.sphinx_key(n, epoch.rotation_id));
                 if semi {
-                    // Never a Noise key, though nym-node has one: nym-node decides by IP
-                    // alone whether a peer must speak Noise, every node here shares
-                    // 127.0.0.1, and our gateway does not speak it.
-                    json!({ "basic": basic, "x25519_noise_versioned_key": null })
+                    json!({ "basic": basic, "x25519_noise_versioned_key": self.noise_key(n) })
                 } else {
                     basic
                 }

@@ -9,9 +9,10 @@ use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use nym_gateway::config::{self, Config};
-use nym_gateway::keys::NodeKeys;
+use nym_gateway::config::{self, Config, NoiseMode};
+use nym_gateway::keys::{NodeKeys, NoiseKey};
 use nym_gateway::network::Network;
+use nym_gateway::node::rotation;
 use serde::{Deserialize, Serialize};
 
 use crate::described::{SphinxKey, LEGACY_ROTATION_ID};
@@ -88,6 +89,8 @@ pub struct Node {
     pub sphinx_key: String,
     /// The rotation of that key ([`LEGACY_ROTATION_ID`] for a key that never rotates).
     pub sphinx_rotation_id: u32,
+    /// bs58 x25519 Noise key of its mix port, as read from its files when it was prepared.
+    pub noise_key: Option<String>,
     /// The mix port's address.
     pub mix_address: SocketAddr,
     /// The client websocket's address (a nym-node mix node has one but serves no clients).
@@ -136,6 +139,10 @@ pub fn prepare(dir: &Path, role: Role, api_url: &str) -> anyhow::Result<Node> {
     }
     let keys = NodeKeys::load(&config.key_paths())
         .with_context(|| format!("failed to load the keys of node {id}"))?;
+    // Made now (the gateway would make it at its first start) so that the directory lists it
+    // from the start: nym-node reads the directory's Noise keys once at start.
+    let noise = NoiseKey::load_or_create(rotation::key_dir(&config))
+        .with_context(|| format!("failed to load the Noise key of node {id}"))?;
     let g = &config.gateway;
     Ok(Node {
         role,
@@ -144,6 +151,8 @@ pub fn prepare(dir: &Path, role: Role, api_url: &str) -> anyhow::Result<Node> {
         identity_key: keys.identity_public_bs58(),
         sphinx_key: keys.sphinx_public_bs58(),
         sphinx_rotation_id: LEGACY_ROTATION_ID,
+        noise_key: (config.debug.mix_noise != NoiseMode::Off)
+            .then(|| bs58::encode(noise.public).into_string()),
         mix_address: SocketAddr::new(LOOPBACK, g.mix_port),
         clients_address: SocketAddr::new(LOOPBACK, g.clients_port),
         http_address: g.http_api_address,

@@ -47,6 +47,8 @@ struct Ports {
 struct NodeDetails {
     ed25519_identity_key: String,
     x25519_primary_sphinx_key: PrimarySphinxKey,
+    /// bs58; nym-node announces it (version 1) in its host-information.
+    x25519_noise_key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +119,7 @@ pub fn prepare(bin: &Path, dir: &Path, role: Role, api_url: &str) -> anyhow::Res
         identity_key: details.ed25519_identity_key,
         sphinx_key: details.x25519_primary_sphinx_key.public_key,
         sphinx_rotation_id: details.x25519_primary_sphinx_key.rotation_id,
+        noise_key: Some(details.x25519_noise_key),
         mix_address: SocketAddr::new(LOOPBACK, ports.mix),
         clients_address: SocketAddr::new(LOOPBACK, ports.websockets),
         http_address: SocketAddr::new(LOOPBACK, ports.http),

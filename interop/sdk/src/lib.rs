@@ -70,6 +70,8 @@ pub struct Node {
     pub identity_key: String,
     /// The HTTP API (metrics).
     pub http_address: SocketAddr,
+    /// Where its output goes.
+    pub log_file: PathBuf,
 }
 
 /// A running `nym-localnet`. Dropping it sends SIGTERM, so nym-localnet still stops its nodes;
@@ -170,6 +172,7 @@ impl Localnet {
                     layer,
                     identity_key: n["identity_key"].as_str().context("identity")?.to_owned(),
                     http_address: n["http_address"].as_str().context("http")?.parse()?,
+                    log_file: n["log_file"].as_str().context("log_file")?.into(),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

@@ -12,6 +12,9 @@
 //! 4. With topologies refreshed every few seconds, messages go both ways again on the new keys.
 //! 5. Every message arrived, a SURB-ack came back for every real packet, and no packet was
 //!    retransmitted.
+//! 6. Every mix link used Noise: the directory lists each node's Noise key, the layer-3
+//!    nym-node connected to our gateway over Noise and our gateway to the layer-1 nym-node, no
+//!    handshake failed, and no nym-node fell back to plain TCP.
 //!
 //! # Running it
 //! It needs nym-node: `NYM_NODE_BIN` names the binary (the failure message says how to unpack
@@ -125,6 +128,56 @@ async fn scenario(localnet: &Localnet) -> anyhow::Result<()> {
         retransmissions == 0.0,
         "{retransmissions} packets were retransmitted: SURB-acks were lost or late"
     );
+    every_link_used_noise(localnet).await
+}
+
+/// Our gateway's Noise handshake counters, and every nym-node's log.
+async fn every_link_used_noise(localnet: &Localnet) -> anyhow::Result<()> {
+    let m = gateway_interop_sdk::metrics(localnet.gateway()).await?;
+    let count = |family: &str, outcome: &str| {
+        gateway_interop_sdk::value(
+            &m,
+            &format!("gateway_{family}_total{{outcome=\"{outcome}\"}}"),
+        )
+    };
+    let accepted = count("noise_handshakes_accepted", "ok");
+    let initiated = count("noise_handshakes_initiated", "ok");
+    let failed = count("noise_handshakes_accepted", "failed")
+        + count("noise_handshakes_initiated", "failed");
+    let plain_refused = gateway_interop_sdk::value(
+        &m,
+        "gateway_mix_connections_closed_total{reason=\"noise_required\"}",
+    );
+    eprintln!(
+        "noise: {accepted} handshakes accepted, {initiated} initiated, {failed} failed, \
+         {plain_refused} plain connections refused"
+    );
+    ensure!(
+        accepted > 0.0,
+        "no nym-node connected to our gateway over Noise"
+    );
+    ensure!(
+        initiated > 0.0,
+        "our gateway reached no nym-node over Noise"
+    );
+    ensure!(failed == 0.0, "{failed} Noise handshakes failed");
+    ensure!(
+        plain_refused == 0.0,
+        "{plain_refused} plain connections came from Noise peers"
+    );
+    for layer in 1..=3 {
+        let log = &localnet.mix(layer).log_file;
+        let text = std::fs::read_to_string(&log).with_context(|| format!("reading {log:?}"))?;
+        ensure!(
+            !text.contains("falling back to TCP"),
+            "mix layer {layer} fell back to plain TCP:\n{}",
+            text.lines()
+                .filter(|l| l.contains("falling back to TCP"))
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
     Ok(())
 }
 
@@ -224,17 +277,25 @@ async fn listing(localnet: &Localnet) -> anyhow::Result<Option<Listing>> {
     let mut keys = BTreeMap::new();
     for node in &semi.nodes.data {
         let basic = &node.basic;
-        ensure!(
-            node.x25519_noise_versioned_key.is_none(),
-            "node {} is listed with a Noise key",
-            basic.node_id
-        );
         let description = described
             .data
             .iter()
             .find(|d| d.node_id == basic.node_id)
             .with_context(|| format!("node {} is not described", basic.node_id))?;
         ensure!(description.ed25519_identity_key() == basic.ed25519_identity_pubkey);
+        // Every node (nym-node and ours) speaks Noise, and is listed with the key it
+        // announces, as nym-api lists it.
+        let announced = description
+            .description
+            .host_information
+            .keys
+            .x25519_versioned_noise;
+        ensure!(
+            announced.is_some() && node.x25519_noise_versioned_key == announced,
+            "node {} is listed with Noise key {:?} but announces {announced:?}",
+            basic.node_id,
+            node.x25519_noise_versioned_key
+        );
         let picked = description.current_sphinx_key(current);
         ensure!(
             picked == basic.x25519_sphinx_pubkey,

@@ -131,7 +131,7 @@ struct VersionedKey {
     x25519_pubkey: String,
 }
 
-/// Reads every page of `GET /v1/unstable/nym-nodes/semi-skimmed` from the first of `apis`
+/// Reads every page of `GET /v2/unstable/nym-nodes/semi-skimmed` from the first of `apis`
 /// that answers (blocking).
 pub fn fetch(apis: &[String], timeout: Duration) -> Result<NoisePeers, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -149,7 +149,7 @@ pub fn fetch(apis: &[String], timeout: Duration) -> Result<NoisePeers, String> {
 }
 
 fn fetch_from(agent: &ureq::Agent, base: &str) -> Result<NoisePeers, String> {
-    let url = crate::node::rotation::nym_api::join(base, "v1/unstable/nym-nodes/semi-skimmed");
+    let url = crate::node::rotation::nym_api::join(base, "v2/unstable/nym-nodes/semi-skimmed");
     let mut peers = NoisePeers::default();
     let mut seen = 0;
     for page in 0..MAX_PAGES {
