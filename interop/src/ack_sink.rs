@@ -6,8 +6,8 @@ use nym_sphinx::params::PacketSize;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -36,6 +36,7 @@ struct State {
     /// Framing errors: each one ends its connection.
     errors: Vec<String>,
     connections: usize,
+    noise_connections: usize,
 }
 
 pub struct AckSink {
@@ -47,11 +48,21 @@ pub struct AckSink {
 
 impl AckSink {
     pub async fn bind() -> anyhow::Result<Self> {
+        Self::bind_with(None).await
+    }
+
+    /// A sink that answers as a nym-node does with `noise` (the published `nym-noise`
+    /// responder: Noise from addresses its view lists, plain TCP from the others).
+    pub async fn bind_noise(noise: nym_noise::config::NoiseConfig) -> anyhow::Result<Self> {
+        Self::bind_with(Some(noise)).await
+    }
+
+    async fn bind_with(noise: Option<nym_noise::config::NoiseConfig>) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
         let notify = Arc::new(Notify::new());
-        let task = tokio::spawn(accept_loop(listener, state.clone(), notify.clone()));
+        let task = tokio::spawn(accept_loop(listener, noise, state.clone(), notify.clone()));
         Ok(AckSink {
             addr,
             state,
@@ -75,6 +86,11 @@ impl AckSink {
 
     pub fn connections(&self) -> usize {
         self.state.lock().expect("sink lock").connections
+    }
+
+    /// Accepted connections that completed a Noise handshake.
+    pub fn noise_connections(&self) -> usize {
+        self.state.lock().expect("sink lock").noise_connections
     }
 
     /// Waits until at least `n` frames have arrived.
@@ -106,24 +122,44 @@ impl Drop for AckSink {
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>, notify: Arc<Notify>) {
+async fn accept_loop(
+    listener: TcpListener,
+    noise: Option<nym_noise::config::NoiseConfig>,
+    state: Arc<Mutex<State>>,
+    notify: Arc<Notify>,
+) {
     while let Ok((stream, _)) = listener.accept().await {
         let connection = {
             let mut s = state.lock().expect("sink lock");
             s.connections += 1;
             s.connections - 1
         };
-        tokio::spawn(read_frames(
-            stream,
-            connection,
-            state.clone(),
-            notify.clone(),
-        ));
+        let (state, notify, noise) = (state.clone(), notify.clone(), noise.clone());
+        tokio::spawn(async move {
+            let Some(noise) = noise else {
+                return read_frames(stream, connection, state, notify).await;
+            };
+            match nym_noise::upgrade_noise_responder(stream, &noise).await {
+                Ok(upgraded) => {
+                    if upgraded.is_noise() {
+                        state.lock().expect("sink lock").noise_connections += 1;
+                    }
+                    read_frames(upgraded, connection, state, notify).await
+                }
+                Err(e) => {
+                    let mut s = state.lock().expect("sink lock");
+                    s.errors
+                        .push(format!("connection {connection}: Noise: {e}"));
+                    drop(s);
+                    notify.notify_waiters();
+                }
+            }
+        });
     }
 }
 
-async fn read_frames(
-    mut stream: TcpStream,
+async fn read_frames<S: AsyncRead + Unpin>(
+    mut stream: S,
     connection: usize,
     state: Arc<Mutex<State>>,
     notify: Arc<Notify>,
@@ -155,7 +191,9 @@ async fn read_frames(
 
 /// Reads one frame: version byte 7 (3-byte header) or 8 (4-byte header), then as many bytes as
 /// the size tag says. `Ok(None)` on a clean end of stream between frames.
-async fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Option<(Vec<u8>, Vec<u8>)>> {
+async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> anyhow::Result<Option<(Vec<u8>, Vec<u8>)>> {
     let mut version = [0u8; 1];
     match stream.read(&mut version).await {
         Ok(0) => return Ok(None),

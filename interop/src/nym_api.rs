@@ -1,11 +1,12 @@
 //! A stand-in nym-api for key rotation: `GET /v1/epoch/key-rotation-info` on epochs that follow
 //! the wall clock from the moment it started, and `POST /v1/nym-nodes/refresh-described`
-//! (counted). Plain HTTP/1.1 over loopback, one request per connection.
+//! (counted), and `GET /v2/unstable/nym-nodes/semi-skimmed` listing the Noise keys a test sets
+//! ([`NymApi::set_noise_nodes`]). Plain HTTP/1.1 over loopback, one request per connection.
 
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -16,6 +17,8 @@ pub struct NymApi {
     genesis: SystemTime,
     epoch: Duration,
     refreshes: Arc<AtomicUsize>,
+    /// The semi-skimmed list's body.
+    nodes: Arc<Mutex<String>>,
 }
 
 #[derive(Clone, Copy)]
@@ -42,11 +45,14 @@ impl NymApi {
             first_epoch,
         };
         let counter = refreshes.clone();
+        let nodes = Arc::new(Mutex::new(semi_skimmed(&[])));
+        let listed = nodes.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let counter = counter.clone();
+                let listed = listed.lock().unwrap().clone();
                 tokio::spawn(async move {
-                    let _ = answer(stream, schedule, &counter).await;
+                    let _ = answer(stream, schedule, &counter, &listed).await;
                 });
             }
         });
@@ -55,12 +61,18 @@ impl NymApi {
             genesis,
             epoch,
             refreshes,
+            nodes,
         })
     }
 
     /// The base URL to give the gateway as `nym_api_urls`.
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
+    }
+
+    /// Lists a node at each mix address with its Noise key (bs58) in the semi-skimmed list.
+    pub fn set_noise_nodes(&self, nodes: &[(SocketAddr, String)]) {
+        *self.nodes.lock().unwrap() = semi_skimmed(nodes);
     }
 
     /// Refresh-described requests received so far.
@@ -77,10 +89,35 @@ impl NymApi {
     }
 }
 
+/// nym-api's `PaginatedCachedNodesResponseV2<SemiSkimmedNodeV1>`, every node on page 0, with
+/// only the fields a Noise view needs besides the required ones.
+fn semi_skimmed(nodes: &[(SocketAddr, String)]) -> String {
+    let data: Vec<serde_json::Value> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (addr, key))| {
+            serde_json::json!({
+                "basic": {
+                    "node_id": 100 + i,
+                    "ip_addresses": [addr.ip()],
+                    "mix_port": addr.port(),
+                },
+                "x25519_noise_versioned_key": { "supported_version": 1, "x25519_pubkey": key },
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "metadata": { "status": null, "absolute_epoch_id": 0, "rotation_id": 0, "refreshed_at": "2026-01-01T00:00:00Z" },
+        "nodes": { "pagination": { "total": data.len(), "page": 0, "size": data.len() }, "data": data },
+    })
+    .to_string()
+}
+
 async fn answer(
     mut stream: TcpStream,
     schedule: Schedule,
     refreshes: &AtomicUsize,
+    nodes: &str,
 ) -> anyhow::Result<()> {
     let mut request = Vec::new();
     let mut buf = [0u8; 4096];
@@ -111,6 +148,8 @@ async fn answer(
     let line = head.lines().next().context("no request line")?;
     let (status, body) = if line.starts_with("GET /v1/epoch/key-rotation-info") {
         ("200 OK", rotation_info(schedule))
+    } else if line.starts_with("GET /v2/unstable/nym-nodes/semi-skimmed") {
+        ("200 OK", nodes.to_owned())
     } else if line.starts_with("POST /v1/nym-nodes/refresh-described") {
         refreshes.fetch_add(1, Ordering::SeqCst);
         ("200 OK", "null".to_owned())
