@@ -61,6 +61,11 @@ impl<S> NoiseStream<S> {
         &self.inner
     }
 
+    /// The underlying connection, dropping the Noise state (and anything buffered).
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
     /// Opens the first whole frame of `sealed_in` into `plain`; false if none is whole yet.
     fn open_frame(&mut self) -> io::Result<bool> {
         let Some(header) = self.sealed_in.first_chunk::<HEADER_LEN>() else {
