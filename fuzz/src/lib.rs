@@ -11,6 +11,7 @@
 //! - [`final_hop`]: unwrapping arbitrary packets with the gateway's vector key.
 //! - [`final_hop_build`]: unwrapping packets an honest sender built from arbitrary contents.
 //! - [`fast_final_hop`]: the fast final-hop path against the reference path, result for result.
+//! - [`noise`]: the Noise handshake and stream, responder side.
 //!
 //! Client port (9000):
 //! - [`client_request`]: the JSON text requests.
@@ -42,6 +43,7 @@ pub mod framing;
 pub mod handshake;
 mod honest_packet;
 pub mod mix_packet;
+pub mod noise;
 pub mod pem_keys;
 pub mod replay_file;
 pub mod routing_address;

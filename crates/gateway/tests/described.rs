@@ -48,13 +48,21 @@ async fn a_running_node_describes_itself_publicly_with_its_keys_and_config() {
                "network_requester_enabled": false, "ip_packet_router_enabled": false})
     );
 
+    // The Noise key the node made at start, beside the sphinx key.
+    let noise_bs58 = bs58::encode(
+        nym_gateway::keys::NoiseKey::load_or_create(nym_gateway::node::rotation::key_dir(&config))
+            .unwrap()
+            .public,
+    )
+    .into_string();
     let (raw, _) = get_json(http, "/api/v1/host-information").await;
     assert_eq!(
         verified_host_data(&raw, &identity),
         json!({"ip_address": ["127.0.0.1"], "hostname": null, "keys": {
             "ed25519_identity": identity_bs58, "x25519_sphinx": sphinx_bs58,
             "primary_x25519_sphinx_key": {"rotation_id": u32::MAX, "public_key": sphinx_bs58},
-            "pre_announced_x25519_sphinx_key": null, "x25519_versioned_noise": null}})
+            "pre_announced_x25519_sphinx_key": null,
+            "x25519_versioned_noise": {"supported_version": 1, "x25519_pubkey": noise_bs58}}})
     );
 
     let (_, aux) = get_json(http, "/api/v1/auxiliary-details").await;

@@ -19,7 +19,7 @@ fn node(role: Role, port: u16) -> Node {
         identity_key: format!("identity{port}"),
         sphinx_key: format!("sphinx{port}"),
         sphinx_rotation_id: LEGACY_ROTATION_ID,
-        noise_key: (port % 20 == 0).then(|| format!("noise{port}")),
+        noise_key: port.is_multiple_of(20).then(|| format!("noise{port}")),
         mix_address: SocketAddr::new(ip, port),
         clients_address: SocketAddr::new(ip, port + 1),
         http_address: SocketAddr::new(ip, port + 2),
@@ -129,7 +129,7 @@ fn semi_skimmed_nodes_wrap_the_skimmed_ones_with_their_noise_key() {
         // Not yet described: the key read when the node was prepared, if it has one.
         let port = plain["mix_port"].as_u64().unwrap();
         let key = &wrapped["x25519_noise_versioned_key"];
-        if port % 20 == 0 {
+        if port.is_multiple_of(20) {
             assert_eq!(
                 key,
                 &json!({ "supported_version": 1, "x25519_pubkey": format!("noise{port}") })
