@@ -166,8 +166,8 @@ wallet_address = {wallet_address}
     );
 }
 
-/// The wss keys: written when set, else shown commented out so the operator sees how to turn
-/// the listener on.
+/// The wss keys: written when set, else shown commented out (with example values) so the
+/// operator sees how to turn the listener on.
 fn wss_options(g: &Gateway) -> String {
     let intro = "# Port for client websockets over TLS (wss://), served with the certificate chain and\n\
                  # private key below (PEM; the key readable by the gateway's user only). Without it\n\
@@ -177,6 +177,9 @@ fn wss_options(g: &Gateway) -> String {
         Some(value) => format!("{key} = {value}\n"),
         None => format!("# {key} = {example}\n"),
     };
+    // The examples point into the gateway's own directory, where docs/wss.md's renewal hook
+    // copies the certificate so the gateway's user can read it.
+    let tls_dir = g.nym_root_directory.join(&g.id).join("tls");
     let mut out = String::from(intro);
     out.push_str(&line(
         "clients_wss_port",
@@ -186,12 +189,12 @@ fn wss_options(g: &Gateway) -> String {
     out.push_str(&line(
         "clients_wss_certificate_file",
         g.clients_wss_certificate_file.as_deref().map(path),
-        "'/etc/letsencrypt/live/gateway.example.org/fullchain.pem'",
+        &path(&tls_dir.join("fullchain.pem")),
     ));
     out.push_str(&line(
         "clients_wss_private_key_file",
         g.clients_wss_private_key_file.as_deref().map(path),
-        "'/etc/letsencrypt/live/gateway.example.org/privkey.pem'",
+        &path(&tls_dir.join("privkey.pem")),
     ));
     out.push('\n');
     out

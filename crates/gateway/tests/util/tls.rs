@@ -45,8 +45,11 @@ impl TestCa {
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         ServerCert {
-            chain_pem: format!("{}{}", cert.pem(), self.issuer.pem()),
-            key_pem: key.serialize_pem(),
+            chain_pem: pem::encode_many(&[
+                pem::Pem::new("CERTIFICATE", cert.der().to_vec()),
+                pem::Pem::new("CERTIFICATE", self.issuer.der().to_vec()),
+            ]),
+            key_pem: pem::encode(&pem::Pem::new("PRIVATE KEY", key.serialize_der())),
             der: cert.der().clone(),
         }
     }
