@@ -1,5 +1,5 @@
 //! The wss client listener: a client that trusts only a test CA registers, authenticates and
-//! receives a message over `wss://`; failed handshakes are counted; the self-described API
+//! receives a message over `wss://`; failed and timed-out handshakes are counted; the self-described API
 //! announces the port; SIGHUP serves a renewed certificate to new connections while open
 //! sessions go on, and keeps the old one when the new files are bad; unusable certificate
 //! files stop `run` with the path and the reason.
@@ -119,8 +119,17 @@ async fn failed_tls_handshakes_are_counted_and_end_only_that_connection() {
     config.gateway.clients_wss_certificate_file = Some(files.chain.clone());
     config.gateway.clients_wss_private_key_file = Some(files.key.clone());
     config.gateway.validator_api_urls = Vec::new();
+    config.debug.tls_handshake_timeout = Duration::from_millis(300);
     let node = RunningNode::start(&config, NodeKeys::generate().unwrap()).await;
     let wss = node.wss.unwrap();
+
+    // Silence: closed after tls_handshake_timeout.
+    let mut silent = TcpStream::connect(wss).await.unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(READ_TIMEOUT, silent.read(&mut byte))
+        .await
+        .expect("the gateway closes a silent connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 
     // Plain HTTP on the TLS port: the handshake fails and the connection is closed.
     let mut stream = TcpStream::connect(wss).await.unwrap();
@@ -138,7 +147,7 @@ async fn failed_tls_handshakes_are_counted_and_end_only_that_connection() {
     assert!(WsClient::connect_wss(wss, HOST, &stranger.root())
         .await
         .is_err());
-    wait_for(&node, TLS_REJECTED, 2.0).await;
+    wait_for(&node, TLS_REJECTED, 3.0).await;
 
     // The listener goes on serving clients that trust the certificate.
     let mut ws = WsClient::connect_wss(wss, HOST, &ca.root()).await.unwrap();
@@ -294,6 +303,30 @@ fn run_refuses_a_wss_port_without_certificate_files() {
     assert_exit(&out, 1, "clients_wss_certificate_file");
     assert!(
         !out.stderr_text().contains("panicked"),
+        "{}",
+        out.stderr_text()
+    );
+}
+
+#[test]
+fn sighup_without_a_wss_listener_is_logged_and_does_not_stop_the_gateway() {
+    let mut gateway = TestGateway::start("hup-no-wss", &[]);
+    send_signal(gateway.pid(), "HUP");
+    // Still serving after the signal was handled: a client registers.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut ws = WsClient::connect(gateway.clients_port()).await;
+        TestClient::new().register(&mut ws, &gateway.identity).await;
+        ws.close().await;
+    });
+    let out = gateway.stop("TERM");
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text()
+            .contains("nothing to reload (no wss listener is configured)"),
         "{}",
         out.stderr_text()
     );
