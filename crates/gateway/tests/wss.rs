@@ -207,6 +207,12 @@ async fn sighup_serves_a_renewed_certificate_to_new_connections_and_keeps_open_s
     let files = CertFiles::in_dir(dir.path());
     let first = ca.issue(1, "gateway one");
     files.write(&first);
+    // A key other users can read is warned about at start, as the gateway's own keys are.
+    std::fs::set_permissions(
+        &files.key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let (mut gateway, wss) = start_process("wss-reload", &files);
 
     let mut client = TestClient::new();
@@ -238,6 +244,13 @@ async fn sighup_serves_a_renewed_certificate_to_new_connections_and_keeps_open_s
     let out = gateway.stop("TERM");
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr_text());
     let log = out.stderr_text();
+    assert!(
+        log.contains(&format!(
+            "{} holds secrets but other users can access it",
+            files.key.display()
+        )),
+        "{log}"
+    );
     assert!(
         log.contains("wss certificate reload failed, the previous certificate stays in use")
             && log.contains(&files.chain.display().to_string()),

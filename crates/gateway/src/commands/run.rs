@@ -57,12 +57,14 @@ pub(super) fn execute(args: &Run, ctx: &Context) -> anyhow::Result<()> {
 
     let keys = NodeKeys::load(&config.key_paths()).context("failed to load the gateway's keys")?;
     let config_file = ctx.config_path(&args.id);
-    crate::keys::warn_if_exposed(&[
-        &config_file,
+    let mut secrets = vec![
+        config_file.as_path(),
         &config.gateway.private_identity_key_file,
         &config.gateway.private_sphinx_key_file,
         &config.gateway.persistent_storage,
-    ]);
+    ];
+    secrets.extend(config.gateway.clients_wss_private_key_file.as_deref());
+    crate::keys::warn_if_exposed(&secrets);
     let details = NodeDetails::new(&config, &keys, &ctx.network.bech32_prefix)
         .map_err(|e| super::report_wallet_error(&e))?;
     println!(
