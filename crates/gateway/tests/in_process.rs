@@ -44,6 +44,7 @@ async fn a_node_started_in_process_serves_a_client_and_a_mix_peer_and_stops_on_i
         network,
         listeners,
         shutdown.clone(),
+        Default::default(),
     ));
 
     // The listeners were bound before `run`: a client can connect at once.

@@ -1,12 +1,16 @@
-//! `nym-gateway run`: load config and keys, print the node details, run until SIGINT/SIGTERM.
+//! `nym-gateway run`: load config and keys, print the node details, run until SIGINT/SIGTERM
+//! (SIGHUP reloads the wss certificate).
+
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::init::initialise;
 use super::overrides::{apply_overrides, IdentityFlags};
-use super::signals::ShutdownSignals;
+use super::signals::{ReloadSignal, ShutdownSignals};
 use super::Context;
 use crate::build_info::VERSION;
 use crate::cli::{Overrides, Run};
@@ -53,12 +57,14 @@ pub(super) fn execute(args: &Run, ctx: &Context) -> anyhow::Result<()> {
 
     let keys = NodeKeys::load(&config.key_paths()).context("failed to load the gateway's keys")?;
     let config_file = ctx.config_path(&args.id);
-    crate::keys::warn_if_exposed(&[
-        &config_file,
+    let mut secrets = vec![
+        config_file.as_path(),
         &config.gateway.private_identity_key_file,
         &config.gateway.private_sphinx_key_file,
         &config.gateway.persistent_storage,
-    ]);
+    ];
+    secrets.extend(config.gateway.clients_wss_private_key_file.as_deref());
+    crate::keys::warn_if_exposed(&secrets);
     let details = NodeDetails::new(&config, &keys, &ctx.network.bech32_prefix)
         .map_err(|e| super::report_wallet_error(&e))?;
     println!(
@@ -75,10 +81,22 @@ pub(super) fn execute(args: &Run, ctx: &Context) -> anyhow::Result<()> {
     runtime.block_on(serve(config, keys, ctx.network.clone()))
 }
 
-/// Binds the node's ports and runs it until SIGINT or SIGTERM.
+/// Binds the node's ports and runs it until SIGINT or SIGTERM; SIGHUP asks it to reload.
 async fn serve(config: Config, keys: NodeKeys, network: Network) -> anyhow::Result<()> {
-    // Signal handlers first: a SIGTERM during start-up must also shut down cleanly.
+    // Signal handlers first: a SIGTERM during start-up must also shut down cleanly, and a
+    // SIGHUP (a certificate renewal hook) must not kill a starting gateway.
     let signals = ShutdownSignals::install().context("failed to install the signal handlers")?;
+    let mut hangups = ReloadSignal::install().context("failed to install the signal handlers")?;
+    let reload = Arc::new(Notify::new());
+    let on_hangup = reload.clone();
+    let reloader = tokio::spawn(async move {
+        loop {
+            hangups.recv().await;
+            info!("Received SIGHUP - reloading the wss certificate and key");
+            // A stored permit: a SIGHUP during start-up is served once the node runs.
+            on_hangup.notify_one();
+        }
+    });
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     let signal = tokio::spawn(async move {
@@ -87,8 +105,9 @@ async fn serve(config: Config, keys: NodeKeys, network: Network) -> anyhow::Resu
         on_signal.cancel();
     });
     let listeners = crate::node::Listeners::bind(&config).await?;
-    let result = crate::node::run(config, keys, network, listeners, shutdown).await;
+    let result = crate::node::run(config, keys, network, listeners, shutdown, reload).await;
     signal.abort();
+    reloader.abort();
     result
 }
 

@@ -119,6 +119,12 @@ tuning_keys! {
     /// The websocket upgrade must complete within this.
     #[serde(with = "humantime_serde")]
     websocket_upgrade_timeout: Duration = Duration::from_millis(1500);
+    /// A wss connection's TLS handshake must complete within this (the upgrade's time starts after it).
+    ///
+    /// Longer than the upgrade's: TLS takes one or two round trips more, and a far client on
+    /// a slow link should not be cut off.
+    #[serde(with = "humantime_serde")]
+    tls_handshake_timeout: Duration = Duration::from_secs(5);
     /// Each message before authentication must arrive within this.
     #[serde(with = "humantime_serde")]
     initial_message_timeout: Duration = Duration::from_secs(10);

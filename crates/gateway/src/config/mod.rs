@@ -120,6 +120,18 @@ pub struct Gateway {
     /// Port for client websockets.
     #[serde(default = "default_clients_port")]
     pub clients_port: u16,
+    /// Port for client websockets over TLS (`wss://`), served with the two files below.
+    /// Absent (the default): no wss listener. Written to the file only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients_wss_port: Option<u16>,
+    /// PEM certificate chain of the wss listener, leaf first (e.g. certbot's `fullchain.pem`).
+    /// Required with `clients_wss_port`; re-read on SIGHUP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients_wss_certificate_file: Option<PathBuf>,
+    /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1). Required with
+    /// `clients_wss_port`; re-read on SIGHUP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients_wss_private_key_file: Option<PathBuf>,
     /// Address of the HTTP API (`/health`, `/metrics`, `/api/v1/node-details`).
     #[serde(default = "default_http_api_address")]
     pub http_api_address: SocketAddr,
@@ -200,6 +212,9 @@ impl Config {
                 announce_address: "127.0.0.1".to_owned(),
                 mix_port: default_mix_port(),
                 clients_port: default_clients_port(),
+                clients_wss_port: None,
+                clients_wss_certificate_file: None,
+                clients_wss_private_key_file: None,
                 http_api_address: default_http_api_address(),
                 http_api_token: None,
                 enabled_statistics: false,
@@ -260,6 +275,18 @@ impl Config {
                 format!("must differ from mix_port ({})", g.mix_port),
             );
         }
+        if let Some(port) = g.clients_wss_port {
+            if port != 0 && (port == g.mix_port || port == g.clients_port) {
+                return invalid(
+                    "clients_wss_port",
+                    format!(
+                        "must differ from mix_port ({}) and clients_port ({})",
+                        g.mix_port, g.clients_port
+                    ),
+                );
+            }
+        }
+        self.wss_files()?;
         if g.announce_address.trim().is_empty() || g.announce_address == MISSING_VALUE {
             return invalid("announce_address", "must name the host to announce".into());
         }
@@ -297,6 +324,39 @@ impl Config {
     /// The file's text: commented, in the 1.0.2 key order.
     pub fn render(&self) -> String {
         template::render(self)
+    }
+
+    /// The wss listener's certificate and key files: `None` without `clients_wss_port`. A port
+    /// without both files, or files without a port, is an error.
+    pub fn wss_files(&self) -> Result<Option<crate::node::client::tls::TlsFiles>, ConfigError> {
+        let g = &self.gateway;
+        let certificate = g.clients_wss_certificate_file.clone();
+        let key = g.clients_wss_private_key_file.clone();
+        let missing = |key: &'static str, what: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: format!(
+                    "clients_wss_port is set, so the wss listener needs the {what} (a PEM file path)"
+                ),
+            })
+        };
+        match (g.clients_wss_port, certificate, key) {
+            (None, None, None) => Ok(None),
+            (None, _, _) => Err(ConfigError::Invalid {
+                key: "clients_wss_port",
+                reason: "clients_wss_certificate_file or clients_wss_private_key_file is set: \
+                         set clients_wss_port too, or remove them"
+                    .into(),
+            }),
+            (Some(_), None, _) => missing("clients_wss_certificate_file", "certificate chain"),
+            (Some(_), Some(_), None) => missing("clients_wss_private_key_file", "private key"),
+            (Some(_), Some(certificate_chain), Some(private_key)) => {
+                Ok(Some(crate::node::client::tls::TlsFiles {
+                    certificate_chain,
+                    private_key,
+                }))
+            }
+        }
     }
 
     /// The key file locations this config names.

@@ -110,7 +110,7 @@ mix_port = {mix_port}
 # Port used for listening for all client websocket traffic.
 clients_port = {clients_port}
 
-# Address of the HTTP API serving /health, /metrics and /api/v1/node-details.
+{wss}# Address of the HTTP API serving /health, /metrics and /api/v1/node-details.
 http_api_address = {http_api_address}
 
 {http_api_token}# Whether gateway collects and sends anonymized statistics
@@ -134,6 +134,7 @@ wallet_address = {wallet_address}
         announce_address = string(&g.announce_address),
         mix_port = g.mix_port,
         clients_port = g.clients_port,
+        wss = wss_options(g),
         http_api_address = string(&g.http_api_address.to_string()),
         http_api_token = match &g.http_api_token {
             Some(token) => format!(
@@ -163,6 +164,40 @@ wallet_address = {wallet_address}
             ""
         },
     );
+}
+
+/// The wss keys: written when set, else shown commented out (with example values) so the
+/// operator sees how to turn the listener on.
+fn wss_options(g: &Gateway) -> String {
+    let intro = "# Port for client websockets over TLS (wss://), served with the certificate chain and\n\
+                 # private key below (PEM; the key readable by the gateway's user only). Without it\n\
+                 # there is no wss listener. Clients use wss only when announce_address is a host\n\
+                 # name the certificate is valid for. SIGHUP re-reads both files (e.g. after renewal).\n";
+    let line = |key: &str, value: Option<String>, example: &str| match value {
+        Some(value) => format!("{key} = {value}\n"),
+        None => format!("# {key} = {example}\n"),
+    };
+    // The examples point into the gateway's own directory, where docs/wss.md's renewal hook
+    // copies the certificate so the gateway's user can read it.
+    let tls_dir = g.nym_root_directory.join(&g.id).join("tls");
+    let mut out = String::from(intro);
+    out.push_str(&line(
+        "clients_wss_port",
+        g.clients_wss_port.map(|p| p.to_string()),
+        "9001",
+    ));
+    out.push_str(&line(
+        "clients_wss_certificate_file",
+        g.clients_wss_certificate_file.as_deref().map(path),
+        &path(&tls_dir.join("fullchain.pem")),
+    ));
+    out.push_str(&line(
+        "clients_wss_private_key_file",
+        g.clients_wss_private_key_file.as_deref().map(path),
+        &path(&tls_dir.join("privkey.pem")),
+    ));
+    out.push('\n');
+    out
 }
 
 /// The last `[gateway]` keys (directories), `[logging]` and the `[debug]` header.

@@ -85,6 +85,57 @@ fn nym_api_urls_default_to_the_validator_apis_and_are_written_only_when_set() {
 }
 
 #[test]
+fn wss_keys_render_commented_out_until_set_and_parse_back() {
+    let without = sample().render();
+    assert!(
+        without.contains("\n# clients_wss_port = 9001\n"),
+        "{without}"
+    );
+    assert_eq!(Config::parse(&without).unwrap(), sample());
+
+    let mut wss = sample();
+    wss.gateway.clients_wss_port = Some(9001);
+    wss.gateway.clients_wss_certificate_file = Some("/etc/gw/fullchain.pem".into());
+    wss.gateway.clients_wss_private_key_file = Some("/etc/gw/privkey.pem".into());
+    let text = wss.render();
+    assert!(text.contains("\nclients_wss_port = 9001\n"), "{text}");
+    assert_eq!(Config::parse(&text).unwrap(), wss);
+    wss.validate().unwrap();
+    assert_eq!(
+        wss.wss_files().unwrap().unwrap().private_key,
+        Path::new("/etc/gw/privkey.pem")
+    );
+}
+
+#[test]
+fn a_wss_port_needs_both_files_and_files_need_the_port() {
+    let with_port = |cert: Option<&str>, key: Option<&str>| {
+        let mut config = sample();
+        config.gateway.clients_wss_port = Some(9001);
+        config.gateway.clients_wss_certificate_file = cert.map(Into::into);
+        config.gateway.clients_wss_private_key_file = key.map(Into::into);
+        config
+    };
+    let err = with_port(None, None).validate().unwrap_err().to_string();
+    assert!(err.contains("clients_wss_certificate_file"), "{err}");
+    let err = with_port(Some("/c.pem"), None)
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("clients_wss_private_key_file"), "{err}");
+
+    let mut files_only = with_port(Some("/c.pem"), Some("/k.pem"));
+    files_only.gateway.clients_wss_port = None;
+    let err = files_only.validate().unwrap_err().to_string();
+    assert!(err.contains("clients_wss_port"), "{err}");
+
+    let mut clash = with_port(Some("/c.pem"), Some("/k.pem"));
+    clash.gateway.clients_wss_port = Some(clash.gateway.clients_port);
+    let err = clash.validate().unwrap_err().to_string();
+    assert!(err.contains("must differ"), "{err}");
+}
+
+#[test]
 fn render_keeps_the_1_0_2_key_order() {
     let text = sample().render();
     let order = [

@@ -143,7 +143,7 @@ pub struct AnnouncePorts {
 pub struct WebSockets {
     /// The configured clients port.
     pub ws_port: u16,
-    /// We serve no TLS.
+    /// The wss port, when the wss listener is on (clients use it with `hostname`).
     pub wss_port: Option<u16>,
 }
 
@@ -155,6 +155,8 @@ pub struct ServedPorts {
     pub mix: u16,
     /// The client websocket port.
     pub clients: u16,
+    /// The client wss port, if that listener is on.
+    pub wss: Option<u16>,
 }
 
 /// Every self-described body except health.
@@ -230,7 +232,7 @@ impl Described {
             },
             websockets: WebSockets {
                 ws_port: ports.clients,
-                wss_port: None,
+                wss_port: ports.wss,
             },
         }
     }
@@ -371,6 +373,7 @@ mod tests {
         let ports = ServedPorts {
             mix: 1789,
             clients: 9000,
+            wss: None,
         };
         Described::new(
             &config,
@@ -494,6 +497,7 @@ mod tests {
             ServedPorts {
                 mix: 1789,
                 clients: 9000,
+                wss: None,
             },
             static_ring([2; 32]),
             None,
@@ -512,6 +516,7 @@ mod tests {
             ServedPorts {
                 mix: 1789,
                 clients: 9000,
+                wss: None,
             },
             static_ring([2; 32]),
             Some([9; 32]),

@@ -25,19 +25,30 @@ pub struct Listeners {
     pub mix: Vec<TcpListener>,
     /// The client websocket port.
     pub clients: Vec<TcpListener>,
+    /// The client wss port (empty without `clients_wss_port`).
+    pub wss: Vec<TcpListener>,
     /// The HTTP API (health, metrics, node description).
     pub http: TcpListener,
 }
 
 impl Listeners {
-    /// Binds the mix port, the client port and the HTTP API from `config`.
+    /// Binds the mix port, the client ports and the HTTP API from `config`.
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
         let g = &config.gateway;
         let mix = bind_port(g.listening_address, g.mix_port, "mix").await?;
         let clients = bind_port(g.listening_address, g.clients_port, "client websocket").await?;
+        let wss = match g.clients_wss_port {
+            Some(port) => bind_port(g.listening_address, port, "client wss").await?,
+            None => Vec::new(),
+        };
         let http = bind_one(g.http_api_address, None)
             .with_context(|| bind_failure("HTTP API", g.http_api_address))?;
-        Ok(Self { mix, clients, http })
+        Ok(Self {
+            mix,
+            clients,
+            wss,
+            http,
+        })
     }
 
     /// Where the mix port listens (the first socket: the configured address).
@@ -48,6 +59,11 @@ impl Listeners {
     /// Where the client port listens (the first socket: the configured address).
     pub fn clients_address(&self) -> std::io::Result<SocketAddr> {
         self.clients[0].local_addr()
+    }
+
+    /// Where the client wss port listens (the first socket), if it is on.
+    pub fn wss_address(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.wss.first().map(TcpListener::local_addr).transpose()
     }
 
     /// Where the HTTP API listens.

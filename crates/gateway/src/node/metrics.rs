@@ -108,6 +108,7 @@ label_values! {
         ConnectionLimit => "connection_limit",
         AddressLimit => "address_limit",
         WebsocketUpgrade => "websocket_upgrade",
+        TlsHandshake => "tls_handshake",
         InitialTimeout => "initial_timeout",
         PreAuthenticationTimeout => "pre_authentication_timeout",
         UnexpectedRequest => "unexpected_request",
@@ -203,6 +204,8 @@ metrics! {
     client_connections_rejected: Family<ClientRejection, Counter> = Family::default(), "Client connections refused or closed early, by reason";
     /// Registration handshakes by outcome.
     handshakes: Family<Outcome, Counter> = Family::default(), "Registration handshakes, by outcome";
+    /// wss certificate reloads (SIGHUP) by outcome; a failed one keeps the certificate in use.
+    wss_certificate_reloads: Family<Outcome, Counter> = Family::default(), "wss certificate reloads (SIGHUP), by outcome";
     /// Authentications by outcome.
     authentications: Family<Outcome, Counter> = Family::default(), "Client authentications, by outcome";
     /// Sphinx packets clients asked us to forward.

@@ -10,7 +10,8 @@
 //! The caller binds the [`Listeners`] and owns the shutdown signal: [`run`] serves on the
 //! listeners until the token is cancelled, then stops every stage (packets already read are
 //! processed, messages still queued for sessions go to the store, pending commits finish,
-//! egress flushes what it can, the store commits and closes) and returns.
+//! egress flushes what it can, the store commits and closes) and returns. The caller also owns
+//! the reload request (SIGHUP in the binary): each one re-reads the wss certificate and key.
 
 pub mod address_limit;
 pub mod client;
@@ -32,9 +33,12 @@ pub mod statistics;
 pub mod unwrapper;
 pub mod validator_check;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use gateway_store::UnixTime;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -47,18 +51,23 @@ use crate::network::Network;
 use crate::node_details::NodeDetails;
 
 /// Runs the gateway on `listeners` until `shutdown` is cancelled, then stops it cleanly.
-/// A token cancelled during start-up stops the node as soon as it has started.
+/// A token cancelled during start-up stops the node as soon as it has started. Each
+/// notification of `reload` re-reads the wss certificate and key (a request made during
+/// start-up is served once the node runs).
 pub async fn run(
     config: Config,
     keys: NodeKeys,
     network: Network,
     listeners: Listeners,
     shutdown: CancellationToken,
+    reload: Arc<Notify>,
 ) -> anyhow::Result<()> {
     info!("Starting nym gateway!");
     let details = NodeDetails::new(&config, &keys, &network.bech32_prefix)?;
+    // Before anything slow: a wss listener without a usable certificate is a start-up error.
+    let wss = load_wss_certificate(&config)?;
     check_directory(&config, &keys).await?;
-    let pipeline = Pipeline::start(&config, &keys, details, listeners).await?;
+    let pipeline = Pipeline::start(&config, &keys, details, listeners, wss, reload).await?;
     info!("Finished nym gateway startup procedure - it should now be able to receive mix and client traffic!");
     // Tell systemd (Type=notify) we are up; a no-op when not run by systemd.
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -67,6 +76,22 @@ pub async fn run(
     pipeline.stop().await?;
     info!("gateway stopped");
     Ok(())
+}
+
+/// The wss listener's certificate, when `clients_wss_port` is set.
+fn load_wss_certificate(
+    config: &Config,
+) -> anyhow::Result<Option<Arc<client::tls::WssCertificate>>> {
+    let Some(files) = config.wss_files()? else {
+        return Ok(None);
+    };
+    let certificate = client::tls::WssCertificate::load(files)
+        .context("the wss listener (clients_wss_port) cannot start")?;
+    let host = config.gateway.announce_address.trim();
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        warn!(announce_address = host, "the wss listener is on, but Nym clients use wss only with a host name: set announce_address to the name the certificate is for");
+    }
+    Ok(Some(certificate))
 }
 
 /// Asks the validator APIs whether this gateway is bonded and logs the answer.

@@ -8,7 +8,8 @@
 //! 4. [`relay`](super::relay) (when `forward_hop_processing` is on): delayed forward hops;
 //! 5. unwrap threads ([`cpu_pool`](super::cpu_pool)) and the [`replay`](super::replay) filter;
 //! 6. [`mix_ingress`](super::mix_ingress) on the mix port;
-//! 7. [`client`](super::client) sessions on the client port;
+//! 7. [`client`](super::client) sessions on the client port (and the wss port, with the
+//!    certificate reloader);
 //! 8. [`http_api`](super::http_api);
 //! 9. background jobs: [`statistics`](super::statistics), the stale-message cleaner and the
 //!    [`dashboard`](super::dashboard)'s sampler.
@@ -27,13 +28,14 @@ use anyhow::Context as _;
 use gateway_protocol::framing::FrameVersion;
 use gateway_store::Store;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::address_limit::AddressLimit;
+use super::client::tls::WssCertificate;
 use super::client::{self, ClientContext, ClientLimits};
 use super::cpu_pool::CpuPool;
 use super::dashboard::history::{History, Sampler};
@@ -42,7 +44,7 @@ use super::described::{self, Described, ServedPorts};
 use super::egress::{Egress, EgressConfig};
 use super::http_api::{self, ApiContent};
 use super::listeners::Listeners;
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Outcome};
 use super::mix_ingress::MixIngress;
 use super::noise::{self, Noise};
 use super::relay::{self, RelayHandle};
@@ -109,12 +111,15 @@ async fn drain(tasks: &TaskTracker, overdue: &str) {
 }
 
 impl Pipeline {
-    /// Starts every stage on `listeners`.
+    /// Starts every stage on `listeners`; the wss listeners serve `wss`, which each `reload`
+    /// notification re-reads.
     pub(super) async fn start(
         config: &Config,
         keys: &NodeKeys,
         details: NodeDetails,
         listeners: Listeners,
+        wss: Option<Arc<WssCertificate>>,
+        reload: Arc<Notify>,
     ) -> anyhow::Result<Self> {
         let d = &config.debug;
         crate::logging::recent::recent_warnings()
@@ -122,7 +127,11 @@ impl Pipeline {
         let ports = ServedPorts {
             mix: listeners.mix_address()?.port(),
             clients: listeners.clients_address()?.port(),
+            wss: listeners.wss_address()?.map(|a| a.port()),
         };
+        if ports.wss.is_some() != wss.is_some() {
+            anyhow::bail!("the wss listener needs both clients_wss_port and its certificate");
+        }
         let store = open_store(config).await?;
         let metrics = Metrics::new();
 
@@ -189,7 +198,13 @@ impl Pipeline {
                 d.per_address_limits_include_loopback,
             ),
         };
-        serve_clients(&clients, listeners.clients, &ingress)?;
+        serve_clients(&clients, listeners.clients, None, &ingress)?;
+        if let Some(certificate) = &wss {
+            let acceptor = certificate
+                .acceptor()
+                .context("failed to set up TLS for the wss listener")?;
+            serve_clients(&clients, listeners.wss, Some(acceptor), &ingress)?;
+        }
 
         let http = Stage::new("the HTTP API did not stop in time");
         let announce_ips = described::announce_ips(&config.gateway.announce_address).await;
@@ -232,6 +247,11 @@ impl Pipeline {
                 d.noise_directory_refresh_interval,
             )));
         }
+        background.push(tokio::spawn(reload_on_request(
+            reload,
+            wss,
+            metrics.clone(),
+        )));
         if let Some(rotation) = replay.controller(config, keys) {
             background.push(tokio::spawn(rotation.run(http.shutdown.child_token())));
         }
@@ -312,18 +332,22 @@ fn serve_mix(mix: MixIngress, listeners: Vec<TcpListener>, stage: &Stage) -> any
     Ok(())
 }
 
+/// Client listeners: plain websockets, or wss with `tls`.
 fn serve_clients(
     ctx: &ClientContext,
     listeners: Vec<TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stage: &Stage,
 ) -> anyhow::Result<()> {
+    let what = if tls.is_some() { "wss" } else { "websocket" };
     for listener in listeners {
         info!(
-            "Running client websocket listener on \"{}\"",
+            "Running client {what} listener on \"{}\"",
             listener.local_addr()?
         );
         stage.tasks.spawn(client::serve(
             listener,
+            tls.clone(),
             ctx.clone(),
             stage.shutdown.clone(),
             stage.tasks.clone(),
@@ -385,6 +409,44 @@ fn start_background(
         )));
     }
     jobs
+}
+
+/// Re-reads the wss certificate and key at each `reload` notification, until aborted. A file
+/// that cannot be used leaves the certificate in use as it is, with a warning: the operator
+/// fixes the file and sends SIGHUP again.
+async fn reload_on_request(
+    reload: Arc<Notify>,
+    wss: Option<Arc<WssCertificate>>,
+    metrics: Metrics,
+) {
+    loop {
+        reload.notified().await;
+        let Some(certificate) = &wss else {
+            info!("reload requested: nothing to reload (no wss listener is configured)");
+            continue;
+        };
+        let files = certificate.files();
+        let result = certificate.reload();
+        let outcome = if result.is_ok() {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        };
+        metrics
+            .wss_certificate_reloads
+            .get_or_create(&outcome)
+            .inc();
+        match result {
+            Ok(()) => info!(
+                certificate = %files.certificate_chain.display(),
+                key = %files.private_key.display(),
+                "reloaded the wss certificate and key: new connections use them, open ones keep theirs"
+            ),
+            Err(e) => {
+                warn!("wss certificate reload failed, the previous certificate stays in use: {e}")
+            }
+        }
+    }
 }
 
 /// The sphinx keys and their replay filters, loaded at start, saved periodically and at stop.

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nym_gateway::config::Config;
@@ -12,6 +13,7 @@ use nym_gateway::network::Network;
 use nym_gateway::node::{self, Listeners};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +22,11 @@ use tokio_util::sync::CancellationToken;
 pub struct RunningNode {
     pub mix: SocketAddr,
     pub clients: SocketAddr,
+    /// The wss port, when the config has one.
+    pub wss: Option<SocketAddr>,
     pub http: SocketAddr,
+    /// Notified: the node re-reads its wss certificate (what SIGHUP does in the binary).
+    pub reload: Arc<Notify>,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -34,18 +40,23 @@ impl RunningNode {
             listeners.clients_address().unwrap(),
             listeners.http_address().unwrap(),
         );
+        let wss = listeners.wss_address().unwrap();
         let shutdown = CancellationToken::new();
+        let reload = Arc::new(Notify::new());
         let task = tokio::spawn(node::run(
             config.clone(),
             keys,
             Network::mainnet(),
             listeners,
             shutdown.clone(),
+            reload.clone(),
         ));
         Self {
             mix,
             clients,
+            wss,
             http,
+            reload,
             shutdown,
             task,
         }

@@ -4,6 +4,7 @@
 pub mod harness;
 pub mod in_process;
 pub mod probe;
+pub mod tls;
 pub mod ws_client;
 
 use std::io::{BufRead, BufReader, Read};

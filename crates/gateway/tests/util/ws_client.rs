@@ -2,6 +2,7 @@
 //! (registration handshake, `authenticateV2`, binary frames), built on `gateway_protocol`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
@@ -15,6 +16,10 @@ use gateway_protocol::mix_packet::MixPacket;
 use rand::Rng;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::crypto::ring;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use x25519_dalek::{PublicKey as X25519Public, StaticSecret};
@@ -67,6 +72,47 @@ impl WsClient {
             ws,
             pending: Default::default(),
         }
+    }
+}
+
+/// A client's TLS stream to the gateway's wss port.
+pub type TlsTransport = tokio_rustls::client::TlsStream<TcpStream>;
+
+impl WsClient<TlsTransport> {
+    /// A `wss://host:port` connection to `addr` that trusts only `root` and checks that the
+    /// gateway's certificate is valid for `host`, as a Nym client does with its roots. An error
+    /// when the TLS handshake fails.
+    pub async fn connect_wss(
+        addr: SocketAddr,
+        host: &str,
+        root: &CertificateDer<'static>,
+    ) -> std::io::Result<Self> {
+        let mut roots = RootCertStore::empty();
+        roots.add(root.clone()).unwrap();
+        let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = TcpStream::connect(addr).await?;
+        let name = ServerName::try_from(host.to_owned()).unwrap();
+        let tls = TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await?;
+        let url = format!("wss://{host}:{}", addr.port());
+        let (ws, _) = tokio_tungstenite::client_async(url, tls)
+            .await
+            .expect("websocket upgrade over TLS");
+        Ok(Self {
+            ws,
+            pending: Default::default(),
+        })
+    }
+
+    /// The leaf certificate the gateway presented.
+    pub fn server_certificate(&self) -> CertificateDer<'static> {
+        let (_, connection) = self.ws.get_ref().get_ref();
+        connection.peer_certificates().expect("a certificate")[0].clone()
     }
 }
 

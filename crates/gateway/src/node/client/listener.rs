@@ -1,7 +1,9 @@
-//! Accepting client connections: the connection limit, the websocket upgrade, and one task
-//! per connection.
+//! Accepting client connections: the connection limit, the TLS handshake (wss), the websocket
+//! upgrade, and one task per connection.
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,15 +26,22 @@ const READ_BUFFER_SIZE: usize = 3 * 1024;
 /// to (up to ~7 KiB after a batch), so this stays small for the many clients that are idle.
 const WRITE_BUFFER_SIZE: usize = 4 * 1024;
 
-/// Accepts connections until `shutdown`.
+/// Accepts connections until `shutdown`; with `tls`, each starts with a TLS handshake (wss).
+/// Both listeners share the connection limits, and from the upgrade on run the same code.
 pub(super) async fn run(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     ctx: ClientContext,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
+    let what = if tls.is_some() {
+        "wss client"
+    } else {
+        "client"
+    };
     while let Some((stream, peer)) =
-        crate::node::listeners::accept(&listener, &shutdown, "client").await
+        crate::node::listeners::accept(&listener, &shutdown, what).await
     {
         let Ok(permit) = ctx.connection_limit.clone().try_acquire_owned() else {
             ctx.reject(ClientRejection::ConnectionLimit);
@@ -48,13 +57,52 @@ pub(super) async fn run(
         let shutdown = shutdown.clone();
         let span = info_span!("client", %peer, client = tracing::field::Empty);
         let _ = stream.set_nodelay(true);
+        let tls = tls.clone();
         let connection = async move {
-            handle(Box::new(stream), ctx, shutdown).await;
-            drop((permit, slot));
+            let _held = (permit, slot);
+            let transport: BoxedTransport = match tls {
+                None => Box::new(stream),
+                Some(acceptor) => {
+                    match Box::pin(tls_handshake(&acceptor, stream, &ctx, &shutdown)).await {
+                        Some(tls_stream) => Box::new(tls_stream),
+                        None => return,
+                    }
+                }
+            };
+            handle(transport, ctx, shutdown).await;
         };
         tasks.spawn(connection.instrument(span));
     }
-    info!("client listener stopped");
+    info!("{what} listener stopped");
+}
+
+/// The server side of a wss connection's TLS handshake, within `tls_handshake_timeout`.
+/// `None` when shutdown comes first, or when it fails or times out (counted and logged at
+/// debug: a scanner or a client that does not trust our certificate is the peer's matter).
+async fn tls_handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    ctx: &ClientContext,
+    shutdown: &CancellationToken,
+) -> Option<TlsStream<TcpStream>> {
+    let handshake = acceptor.accept(stream);
+    let result = tokio::select! {
+        result = tokio::time::timeout(ctx.limits.tls_handshake_timeout, handshake) => result,
+        _ = shutdown.cancelled() => return None,
+    };
+    match result {
+        Ok(Ok(tls_stream)) => Some(tls_stream),
+        Ok(Err(e)) => {
+            ctx.reject(ClientRejection::TlsHandshake);
+            debug!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            ctx.reject(ClientRejection::TlsHandshake);
+            debug!("TLS handshake timed out");
+            None
+        }
+    }
 }
 
 /// One connection, from the upgrade to the end of its session.

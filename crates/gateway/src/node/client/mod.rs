@@ -1,7 +1,9 @@
-//! The client port (9000): websocket sessions speaking the Nym client protocol v6.
+//! The client port (9000), and the wss port when configured: websocket sessions speaking the
+//! Nym client protocol v6.
 //!
 //! # Data flow
-//! `listener` accepts a TCP connection (one semaphore permit each), upgrades it to a websocket and
+//! `listener` accepts a TCP connection (one semaphore permit each), on the wss port completes
+//! the TLS handshake with the certificate `tls` holds, upgrades it to a websocket and
 //! runs one task per connection. The task starts in `fresh` (the unauthenticated state:
 //! `supportedProtocol`, then `register` or `authenticate`), which on success registers the session
 //! with the router and yields a `session::Session`. That sends the client everything stored for it
@@ -29,6 +31,7 @@ mod register;
 mod requests;
 mod session;
 mod socket;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +41,7 @@ use gateway_store::Store;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -58,7 +62,7 @@ static STORE_ERRORS: crate::logging::RateLimit =
     crate::logging::RateLimit::new(crate::logging::WARNING_PERIOD);
 
 /// A byte stream a client session runs over: a TCP connection in the gateway, an in-memory
-/// pipe in tests (and a TLS stream would do as well).
+/// pipe in tests, a TLS stream on the wss port.
 pub trait ClientTransport: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ClientTransport for T {}
@@ -72,6 +76,8 @@ type BoxedTransport = Box<dyn ClientTransport>;
 pub struct ClientLimits {
     /// The websocket upgrade must finish within this.
     pub websocket_upgrade_timeout: Duration,
+    /// A wss connection's TLS handshake must finish within this.
+    pub tls_handshake_timeout: Duration,
     /// Largest websocket message (and frame) a client may send.
     pub maximum_client_message_size: usize,
     /// Every write to a client must finish within this.
@@ -103,6 +109,7 @@ impl ClientLimits {
     pub fn from_config(d: &Tuning) -> Self {
         Self {
             websocket_upgrade_timeout: d.websocket_upgrade_timeout,
+            tls_handshake_timeout: d.tls_handshake_timeout,
             maximum_client_message_size: d.maximum_client_message_size.get(),
             client_write_timeout: d.client_write_timeout,
             initial_message_timeout: d.initial_message_timeout,
@@ -152,13 +159,15 @@ impl ClientContext {
 }
 
 /// Accepts client connections until `shutdown`; each connection is a task tracked by `tasks`.
+/// With `tls` the listener is a wss one: each connection starts with a TLS handshake.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     ctx: ClientContext,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
-    listener::run(listener, ctx, shutdown, tasks).await;
+    listener::run(listener, tls, ctx, shutdown, tasks).await;
 }
 
 /// Serves one client connection on `transport`, from the websocket upgrade to the end of its
