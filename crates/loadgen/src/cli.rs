@@ -62,6 +62,10 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub mix_connections: Option<usize>,
 
+    /// Mix connections speak Noise with the key the gateway announces, as today's mix nodes do
+    #[arg(long)]
+    pub mix_noise: bool,
+
     /// Registration handshakes to time
     #[arg(long, value_name = "N")]
     pub handshakes: Option<usize>,
@@ -179,6 +183,8 @@ pub struct Settings {
     pub packets: usize,
     /// Mix connections.
     pub mix_connections: usize,
+    /// Mix connections use Noise.
+    pub mix_noise: bool,
     /// Connected recipients in the online runs.
     pub online_clients: usize,
     /// Registered but disconnected recipients in the offline run.
@@ -227,6 +233,7 @@ impl Settings {
             }),
             packets: pick(cli.packets, 60_000, 300),
             mix_connections: pick(cli.mix_connections, 4, 2).max(1),
+            mix_noise: cli.mix_noise,
             online_clients: pick(None, 64, 4),
             offline_clients: pick(None, 64, 4),
             handshakes: pick(cli.handshakes, 2000, 40).max(1),

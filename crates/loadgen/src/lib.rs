@@ -21,6 +21,7 @@
 pub mod cli;
 pub mod client;
 pub mod hold;
+pub mod mix_link;
 pub mod packets;
 pub mod phases;
 pub mod procfs;
@@ -83,6 +84,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
             Target::start_own(own).await?
         }
     };
+    if settings.mix_noise {
+        report.gateway.push_str(", mix connections over Noise");
+    }
     progress(&format!(
         "gateway up: mix {}, clients {}, pid {:?}; open-files limit {file_limit}",
         target.mix_addr,

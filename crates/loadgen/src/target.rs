@@ -49,6 +49,8 @@ pub struct Target {
     pub identity: VerifyingKey,
     /// Its sphinx secret key bytes.
     pub sphinx_secret: [u8; 32],
+    /// The directory of its key files (its Noise key is made there at its first start).
+    pub key_dir: PathBuf,
     /// Its `maximum_client_connections`.
     pub max_clients: usize,
     /// Its `message_retrieval_limit`.
@@ -156,11 +158,19 @@ impl Target {
             http_token: g.http_api_token.clone(),
             identity: keys.identity.verifying_key(),
             sphinx_secret: keys.sphinx.to_bytes(),
+            key_dir: nym_gateway::node::rotation::key_dir(&config).to_path_buf(),
             max_clients: config.debug.maximum_client_connections.get(),
             retrieval_limit: config.debug.message_retrieval_limit.get(),
             pid,
             own: None,
         })
+    }
+
+    /// The Noise key the gateway announces (read from its key files, which it writes at start).
+    pub fn noise_key(&self) -> anyhow::Result<[u8; 32]> {
+        nym_gateway::keys::NoiseKey::load_or_create(&self.key_dir)
+            .map(|key| key.public)
+            .context("reading the gateway's Noise key")
     }
 
     /// The gateway's process id, if known.

@@ -129,3 +129,34 @@ fn smoke_run_reports_every_figure() {
         report["targets"]
     );
 }
+
+/// `--mix-noise`: the mix connections complete Noise handshakes with the gateway (a failed
+/// handshake fails the run) and every packet sent inside Noise arrives and is acked.
+#[test]
+fn mix_noise_smoke_delivers_every_packet() {
+    let gateway = gateway_binary();
+    let output = Command::new(env!("CARGO_BIN_EXE_nym-gateway-loadgen"))
+        .args(["--smoke", "--json", "--max-seconds", "120", "--mix-noise"])
+        .args(["--skip", "unwrap,store,clients,memory"])
+        .arg("--gateway-bin")
+        .arg(&gateway)
+        .output()
+        .expect("the load generator runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "loadgen failed:\n{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stderr}"));
+    assert!(
+        report["gateway"]
+            .as_str()
+            .is_some_and(|g| g.contains("over Noise")),
+        "{}",
+        report["gateway"]
+    );
+    let online = &report["ingest_online"];
+    assert!(online["packets"].as_u64().unwrap_or(0) > 0, "{online:#}");
+    assert_eq!(online["completed"], online["packets"], "{online:#}");
+    assert_eq!(online["acks"], online["packets"], "{online:#}");
+    let offline = &report["ingest_offline"];
+    assert_eq!(offline["acks"], offline["packets"], "{offline:#}");
+}

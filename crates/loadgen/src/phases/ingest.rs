@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::io::AsyncWriteExt as _;
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use super::{source_ip, Context, CpuMeter, CpuUse};
 use crate::client::{open_pushed, Connection, Identity, Incoming};
+use crate::mix_link::MixLink;
 use crate::packets::{self, message_id, Packet, FRAME_LEN};
 use crate::stats::{per_second, Latency};
 
@@ -134,10 +134,12 @@ pub async fn send_packets(
         for packet in mine {
             bytes.extend_from_slice(&packet.frame);
         }
-        let stream = TcpStream::connect(ctx.target.mix_addr)
-            .await
-            .with_context(|| format!("connecting to the mix port {}", ctx.target.mix_addr))?;
-        stream.set_nodelay(true)?;
+        let noise_key = if ctx.settings.mix_noise {
+            Some(ctx.target.noise_key()?)
+        } else {
+            None
+        };
+        let stream = MixLink::connect(ctx.target.mix_addr, noise_key).await?;
         let timeline = timeline.clone();
         let epoch = ctx.epoch;
         // Paced connections start a fraction of an interval apart, so their packets interleave.
@@ -161,7 +163,7 @@ pub async fn send_packets(
 }
 
 async fn write_frames(
-    mut stream: TcpStream,
+    mut stream: MixLink,
     bytes: Vec<u8>,
     ids: Vec<u64>,
     pace: Option<Pace>,
@@ -192,9 +194,38 @@ async fn write_frames(
     // its share of a millisecond in one burst, every connection in the same instant, and the
     // latency measured would be mostly the wait behind that burst. A thread sleeping to each
     // packet's due time sends them spread out, as a mix node's stream arrives.
-    let stream = stream.into_std()?;
+    let stream = match stream {
+        MixLink::Plain(stream) => stream.into_std()?,
+        // Sealing needs the async stream: paced by tokio's timers, so up to a millisecond's
+        // packets of a connection leave together.
+        noise @ MixLink::Noise(_) => return write_paced_async(noise, &bytes, &sent, pace).await,
+    };
     stream.set_nonblocking(false)?;
     tokio::task::spawn_blocking(move || write_paced(stream, &bytes, &sent, pace)).await?
+}
+
+/// As [`write_paced`], on tokio's timers.
+async fn write_paced_async(
+    mut stream: MixLink,
+    bytes: &[u8],
+    sent: &SentMarks,
+    pace: Pace,
+) -> anyhow::Result<()> {
+    let total = sent.ids.len();
+    let mut done = 0;
+    while done < total {
+        let next = pace.start + Duration::from_secs_f64(done as f64 / pace.rate);
+        tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
+        let elapsed = Instant::now().duration_since(pace.start).as_secs_f64();
+        let due = ((elapsed * pace.rate) as usize + 1).clamp(done + 1, total);
+        sent.mark(done, due);
+        stream
+            .write_all(&bytes[done * FRAME_LEN..due * FRAME_LEN])
+            .await?;
+        stream.flush().await?;
+        done = due;
+    }
+    Ok(())
 }
 
 /// When a paced connection sends: `rate` packets per second, the first at `start`.
