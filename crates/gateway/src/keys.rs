@@ -205,6 +205,11 @@ impl NodeKeys {
     }
 }
 
+/// The Noise private key's file name, in the sphinx key's directory.
+pub const NOISE_PRIVATE_FILE: &str = "private_x25519_noise.pem";
+/// The Noise public key's file name, beside the private one.
+pub const NOISE_PUBLIC_FILE: &str = "public_x25519_noise.pem";
+
 /// The static key of Noise on the mix port: `private_x25519_noise.pem` and
 /// `public_x25519_noise.pem` beside the sphinx key, made at the first start that needs one
 /// (so gateways set up before Noise get one without a new `init`).
@@ -230,8 +235,8 @@ impl NoiseKey {
 
     /// The key in `dir`, made and saved first if neither file exists.
     pub fn load_or_create(dir: &Path) -> Result<Self, KeyError> {
-        let private = dir.join("private_x25519_noise.pem");
-        let public = dir.join("public_x25519_noise.pem");
+        let private = dir.join(NOISE_PRIVATE_FILE);
+        let public = dir.join(NOISE_PUBLIC_FILE);
         if !private.exists() && !public.exists() {
             let fresh = Self::generate()?;
             write_key(&public, SPHINX_PUBLIC_TAG, &fresh.public)?;

@@ -64,6 +64,11 @@ pub(super) fn execute(args: &Run, ctx: &Context) -> anyhow::Result<()> {
         &config.gateway.persistent_storage,
     ];
     secrets.extend(config.gateway.clients_wss_private_key_file.as_deref());
+    // Made at the first start that needs it; checked when it exists.
+    let noise_key = crate::node::rotation::key_dir(&config).join(crate::keys::NOISE_PRIVATE_FILE);
+    if noise_key.exists() {
+        secrets.push(&noise_key);
+    }
     crate::keys::warn_if_exposed(&secrets);
     let details = NodeDetails::new(&config, &keys, &ctx.network.bech32_prefix)
         .map_err(|e| super::report_wallet_error(&e))?;
