@@ -59,19 +59,23 @@ fn is_this_build(binary: &Path) -> bool {
         })
 }
 
-#[test]
-fn smoke_run_reports_every_figure() {
-    let gateway = gateway_binary();
+/// Runs the load generator with `args` against the gateway of this build; its JSON report.
+fn run_loadgen(args: &[&str]) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_nym-gateway-loadgen"))
-        .args(["--smoke", "--json", "--max-seconds", "240"])
+        .args(args)
         .arg("--gateway-bin")
-        .arg(&gateway)
+        .arg(gateway_binary())
         .output()
         .expect("the load generator runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "loadgen failed:\n{stderr}");
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stderr}"));
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stderr}"))
+}
+
+#[test]
+fn smoke_run_reports_every_figure() {
+    let report = run_loadgen(&["--smoke", "--json", "--max-seconds", "240"]);
 
     let number = |key: &str| -> f64 {
         report[key]
@@ -134,18 +138,15 @@ fn smoke_run_reports_every_figure() {
 /// handshake fails the run) and every packet sent inside Noise arrives and is acked.
 #[test]
 fn mix_noise_smoke_delivers_every_packet() {
-    let gateway = gateway_binary();
-    let output = Command::new(env!("CARGO_BIN_EXE_nym-gateway-loadgen"))
-        .args(["--smoke", "--json", "--max-seconds", "120", "--mix-noise"])
-        .args(["--skip", "unwrap,store,clients,memory"])
-        .arg("--gateway-bin")
-        .arg(&gateway)
-        .output()
-        .expect("the load generator runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "loadgen failed:\n{stderr}");
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stderr}"));
+    let report = run_loadgen(&[
+        "--smoke",
+        "--json",
+        "--max-seconds",
+        "120",
+        "--mix-noise",
+        "--skip",
+        "unwrap,store,clients,memory",
+    ]);
     assert!(
         report["gateway"]
             .as_str()

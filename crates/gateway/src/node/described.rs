@@ -486,11 +486,11 @@ mod tests {
         assert_eq!(build["build_version"], build_info::VERSION);
     }
 
-    #[test]
-    fn an_ip_announce_host_has_no_hostname() {
+    /// A node announcing the IP 198.51.100.1, with Noise key `noise` if any.
+    fn on_an_ip(noise: Option<[u8; 32]>) -> Described {
         let mut config = Config::new("d", std::path::Path::new("/x"), &Network::mainnet());
         config.gateway.announce_address = "198.51.100.1".to_owned();
-        let d = Described::new(
+        Described::new(
             &config,
             &fixed_keys(),
             vec!["198.51.100.1".parse().unwrap()],
@@ -500,27 +500,18 @@ mod tests {
                 wss: None,
             },
             static_ring([2; 32]),
-            None,
-        );
-        assert_eq!(d.host_information().data.hostname, None);
+            noise,
+        )
+    }
+
+    #[test]
+    fn an_ip_announce_host_has_no_hostname() {
+        assert_eq!(on_an_ip(None).host_information().data.hostname, None);
     }
 
     #[test]
     fn a_noise_key_is_announced_as_nym_nodes_versioned_key() {
-        let mut config = Config::new("d", std::path::Path::new("/x"), &Network::mainnet());
-        config.gateway.announce_address = "198.51.100.1".to_owned();
-        let d = Described::new(
-            &config,
-            &fixed_keys(),
-            vec!["198.51.100.1".parse().unwrap()],
-            ServedPorts {
-                mix: 1789,
-                clients: 9000,
-                wss: None,
-            },
-            static_ring([2; 32]),
-            Some([9; 32]),
-        );
+        let d = on_an_ip(Some([9; 32]));
         let served = json(&d.host_information());
         let expected = format!(
             r#""pre_announced_x25519_sphinx_key":null,"x25519_versioned_noise":{{"supported_version":1,"x25519_pubkey":"{}"}}}}}},"signature":"#,

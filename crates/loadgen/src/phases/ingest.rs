@@ -216,8 +216,7 @@ async fn write_paced_async(
     while done < total {
         let next = pace.start + Duration::from_secs_f64(done as f64 / pace.rate);
         tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
-        let elapsed = Instant::now().duration_since(pace.start).as_secs_f64();
-        let due = ((elapsed * pace.rate) as usize + 1).clamp(done + 1, total);
+        let due = pace.due_by(Instant::now(), done, total);
         sent.mark(done, due);
         stream
             .write_all(&bytes[done * FRAME_LEN..due * FRAME_LEN])
@@ -233,6 +232,15 @@ async fn write_paced_async(
 struct Pace {
     rate: f64,
     start: Instant,
+}
+
+impl Pace {
+    /// How many of `total` packets are due at `now`, `done` being sent: every packet due by
+    /// then, so one more unless the sender woke late.
+    fn due_by(self, now: Instant, done: usize, total: usize) -> usize {
+        let elapsed = now.duration_since(self.start).as_secs_f64();
+        ((elapsed * self.rate) as usize + 1).clamp(done + 1, total)
+    }
 }
 
 /// A connection's packet ids, and where their send times are recorded.
@@ -270,9 +278,7 @@ fn write_paced(
             std::thread::sleep(next - now);
             continue;
         }
-        // Every packet due by now: one, unless the thread woke late.
-        let elapsed = now.duration_since(pace.start).as_secs_f64();
-        let due = ((elapsed * pace.rate) as usize + 1).clamp(done + 1, total);
+        let due = pace.due_by(now, done, total);
         sent.mark(done, due);
         stream.write_all(&bytes[done * FRAME_LEN..due * FRAME_LEN])?;
         done = due;
