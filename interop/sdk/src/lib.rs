@@ -70,6 +70,8 @@ pub struct Node {
     pub identity_key: String,
     /// The HTTP API (metrics).
     pub http_address: SocketAddr,
+    /// Where it takes Sphinx packets from the mixnet.
+    pub mix_address: SocketAddr,
 }
 
 /// A running `nym-localnet`. Dropping it sends SIGTERM, so nym-localnet still stops its nodes;
@@ -170,6 +172,7 @@ impl Localnet {
                     layer,
                     identity_key: n["identity_key"].as_str().context("identity")?.to_owned(),
                     http_address: n["http_address"].as_str().context("http")?.parse()?,
+                    mix_address: n["mix_address"].as_str().context("mix")?.parse()?,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
