@@ -178,11 +178,11 @@ impl Receiver {
     }
 }
 
-/// Writes `frames` to a new mix connection to `mix` in batches of 10, 20 ms apart; returns
-/// the connection.
-async fn send_frames(mix: SocketAddr, frames: Vec<Vec<u8>>) -> TcpStream {
+/// Writes `frames` to a new mix connection to `mix`, `per_write` at a time, 20 ms apart;
+/// returns the connection.
+async fn send_frames(mix: SocketAddr, frames: Vec<Vec<u8>>, per_write: usize) -> TcpStream {
     let mut stream = TcpStream::connect(mix).await.unwrap();
-    for batch in frames.chunks(10) {
+    for batch in frames.chunks(per_write) {
         stream.write_all(&batch.concat()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -255,9 +255,10 @@ async fn a_lossy_mix_link_loses_nothing_acknowledged() {
         .collect();
     let sampler = Sampler::start(lab.gateway.pid());
 
-    // One packet in ten lost each way: TCP resends until every frame is through.
+    // One packet in ten lost each way: TCP resends until every frame is through. One frame
+    // per write, so a few hundred packets cross and some are always lost.
     lab.netns.set_loss(&lab.faulty, 10);
-    let sender = tokio::spawn(send_frames(lab.mix_over(&lab.faulty), frames));
+    let sender = tokio::spawn(send_frames(lab.mix_over(&lab.faulty), frames, 1));
     let deadline = tokio::time::Instant::now() + SETTLE;
     let sink = &lab.sink;
     probe
@@ -319,7 +320,7 @@ async fn a_stalled_mix_link_and_a_reset_mid_frame_lose_nothing_acknowledged() {
     let cut = frames(2 * BATCH..2 * BATCH + 1).remove(0);
     let sampler = Sampler::start(lab.gateway.pid());
 
-    let mut mix = send_frames(lab.mix_over(&lab.faulty), before).await;
+    let mut mix = send_frames(lab.mix_over(&lab.faulty), before, 10).await;
     assert_eq!(lab.sink.wait_for(BATCH, SETTLE).await, BATCH);
 
     // The link stalls for 3 s: what the peer writes meanwhile waits in its socket (written
@@ -425,7 +426,7 @@ async fn next_hops_that_black_hole_or_never_read_hold_up_nothing_else() {
         .collect();
     let sampler = Sampler::start(lab.gateway.pid());
 
-    let sender = tokio::spawn(send_frames(lab.mix_over(&lab.good), frames));
+    let sender = tokio::spawn(send_frames(lab.mix_over(&lab.good), frames, 10));
     let deadline = tokio::time::Instant::now() + SETTLE;
     let (sink, messages) = (&lab.sink, receiver.messages.clone());
     probe
@@ -513,7 +514,7 @@ async fn a_client_on_a_slow_link_gets_everything_and_holds_up_no_one() {
         .collect();
     let sampler = Sampler::start(lab.gateway.pid());
 
-    let sender = tokio::spawn(send_frames(lab.mix_over(&lab.good), frames));
+    let sender = tokio::spawn(send_frames(lab.mix_over(&lab.good), frames, 10));
     let deadline = tokio::time::Instant::now() + SETTLE;
     let sink = &lab.sink;
     probe
