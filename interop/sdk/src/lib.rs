@@ -72,6 +72,8 @@ pub struct Node {
     pub http_address: SocketAddr,
     /// Where its output goes.
     pub log_file: PathBuf,
+    /// Where it takes Sphinx packets from the mixnet.
+    pub mix_address: SocketAddr,
 }
 
 /// A running `nym-localnet`. Dropping it sends SIGTERM, so nym-localnet still stops its nodes;
@@ -173,6 +175,7 @@ impl Localnet {
                     identity_key: n["identity_key"].as_str().context("identity")?.to_owned(),
                     http_address: n["http_address"].as_str().context("http")?.parse()?,
                     log_file: n["log_file"].as_str().context("log_file")?.into(),
+                    mix_address: n["mix_address"].as_str().context("mix")?.parse()?,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

@@ -167,7 +167,7 @@ async fn every_link_used_noise(localnet: &Localnet) -> anyhow::Result<()> {
     );
     for layer in 1..=3 {
         let log = &localnet.mix(layer).log_file;
-        let text = std::fs::read_to_string(&log).with_context(|| format!("reading {log:?}"))?;
+        let text = std::fs::read_to_string(log).with_context(|| format!("reading {log:?}"))?;
         ensure!(
             !text.contains("falling back to TCP"),
             "mix layer {layer} fell back to plain TCP:\n{}",

@@ -30,7 +30,13 @@ impl TestGateway {
 
     /// As [`start`](Self::start), with extra `run` flags.
     pub fn start_with_args(id: &str, debug: &[(&str, &str)], run_args: &[&str]) -> Self {
-        let gw = Gateway::new(id);
+        Self::start_prepared(Gateway::new(id), debug, run_args)
+    }
+
+    /// As [`start_with_args`](Self::start_with_args), for a gateway already set up (e.g. one
+    /// in a network namespace, [`Gateway::in_netns`]).
+    pub fn start_prepared(gw: Gateway, debug: &[(&str, &str)], run_args: &[&str]) -> Self {
+        let id = gw.id().to_owned();
         let out = gw.init(&[]);
         assert!(out.status.success(), "{}", out.stderr_text());
         // The default replay filter is sized for a busy node; tests need a small one.
@@ -39,7 +45,7 @@ impl TestGateway {
         set_debug(&gw, &values);
         let (identity, sphinx_key) = public_keys(&gw);
 
-        let mut args = vec!["run", "--id", id];
+        let mut args = vec!["run", "--id", &id];
         args.extend_from_slice(run_args);
         let mut running = gw.spawn(&args);
         running.wait_ready();
@@ -78,7 +84,7 @@ impl TestGateway {
     }
 
     pub fn mix_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.gw.mix_port))
+        SocketAddr::new(self.gw.host, self.gw.mix_port)
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -254,6 +260,22 @@ impl NextHop {
     pub async fn bind_on(addr: SocketAddr) -> Self {
         Self {
             listener: TcpListener::bind(addr).await.unwrap(),
+        }
+    }
+
+    /// A next hop on `addr` whose connections have a receive buffer of about `bytes` (the
+    /// kernel doubles it and has a minimum), so one that never reads soon closes its window.
+    pub async fn bind_with_receive_buffer(addr: SocketAddr, bytes: u32) -> Self {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .unwrap();
+        // Set on the listener, it is inherited by each accepted connection.
+        socket.set_recv_buffer_size(bytes).unwrap();
+        socket.bind(addr).unwrap();
+        Self {
+            listener: socket.listen(16).unwrap(),
         }
     }
 

@@ -3,12 +3,13 @@
 
 pub mod harness;
 pub mod in_process;
+pub mod netns;
 pub mod probe;
 pub mod tls;
 pub mod ws_client;
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -130,6 +131,11 @@ pub struct Gateway {
     pub mix_port: u16,
     pub clients_port: u16,
     pub http_port: u16,
+    /// Where the gateway listens and what it announces: loopback unless it runs in a network
+    /// namespace.
+    pub host: IpAddr,
+    /// The network namespace the gateway runs in (`ip netns exec`), if any.
+    netns: Option<String>,
 }
 
 impl Gateway {
@@ -140,6 +146,18 @@ impl Gateway {
             mix_port: free_port(),
             clients_port: free_port(),
             http_port: free_port(),
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            netns: None,
+        }
+    }
+
+    /// A gateway that runs in the network namespace `netns`, listening on all its addresses
+    /// and announcing `host` (its address on one of the namespace's links).
+    pub fn in_netns(id: &str, netns: &str, host: IpAddr) -> Self {
+        Self {
+            host,
+            netns: Some(netns.to_owned()),
+            ..Self::new(id)
         }
     }
 
@@ -164,7 +182,17 @@ impl Gateway {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nym-gateway"));
+        let binary = env!("CARGO_BIN_EXE_nym-gateway");
+        // `ip netns exec` enters the namespace and then executes the gateway in its own
+        // process, so the child's pid is the gateway's (for signals and /proc).
+        let mut cmd = match &self.netns {
+            Some(netns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", netns, binary]);
+                cmd
+            }
+            None => Command::new(binary),
+        };
         cmd.args(args)
             .env("HOME", self.home())
             .env_remove("CONFIGURED")
@@ -185,20 +213,20 @@ impl Gateway {
         out.stdout_text()
     }
 
-    /// `init` on 127.0.0.1 with this gateway's ports, plus `extra` flags.
+    /// `init` on 127.0.0.1 (in a namespace: on all its addresses, announcing
+    /// [`host`](Self::host)) with this gateway's ports, plus `extra` flags.
     pub fn init(&self, extra: &[&str]) -> Output {
         let mix = self.mix_port.to_string();
         let clients = self.clients_port.to_string();
+        // In a namespace the HTTP API stays on the namespace's own loopback.
         let http = format!("127.0.0.1:{}", self.http_port);
-        let mut args = vec![
-            "init",
-            "--id",
-            &self.id,
-            "--host",
-            "127.0.0.1",
-            "--wallet-address",
-            MAINNET_WALLET,
-        ];
+        let host = self.host.to_string();
+        let mut args = vec!["init", "--id", &self.id, "--wallet-address", MAINNET_WALLET];
+        if self.netns.is_some() {
+            args.extend(["--host", "0.0.0.0", "--announce-host", &host]);
+        } else {
+            args.extend(["--host", &host]);
+        }
         // This gateway's own ports, unless the test supplies its own.
         for (flag, value) in [
             ("--mix-port", &mix),

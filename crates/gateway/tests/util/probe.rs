@@ -36,7 +36,12 @@ pub struct Prober {
 impl Prober {
     /// Registers a new client on `port`.
     pub async fn register(port: u16, gateway: &VerifyingKey) -> Self {
-        let mut ws = WsClient::connect(port).await;
+        Self::register_at(SocketAddr::from(([127, 0, 0, 1], port)), gateway).await
+    }
+
+    /// As [`register`](Self::register), with the client port at `addr`.
+    pub async fn register_at(addr: SocketAddr, gateway: &VerifyingKey) -> Self {
+        let mut ws = WsClient::connect_to(addr).await;
         let mut client = TestClient::new();
         client.register(&mut ws, gateway).await;
         let (sink, mut stream) = ws.ws.split();
@@ -168,7 +173,12 @@ pub struct AckSink {
 
 impl AckSink {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// A sink listening on `addr` (e.g. the test's end of a namespace link).
+    pub async fn start_on(addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let acks = Arc::new(Mutex::new(Vec::new()));
         let collected = acks.clone();
