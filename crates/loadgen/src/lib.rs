@@ -14,6 +14,7 @@
 //! - [`sink`]: loopback next hops that count what the gateway forwards.
 //! - [`phases`]: one module per measurement.
 //! - [`hold`]: the helper process that holds idle clients for the memory measurement.
+//! - [`soak`]: hours of steady load with client churn, a row of figures per interval.
 //! - [`report`]: figures, targets, table and JSON.
 //! - [`procfs`], [`stats`]: `/proc` readings and small statistics.
 #![forbid(unsafe_code)]
@@ -26,6 +27,7 @@ pub mod phases;
 pub mod procfs;
 pub mod report;
 pub mod sink;
+pub mod soak;
 pub mod stats;
 pub mod target;
 
@@ -68,27 +70,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
         smoke: settings.smoke,
         ..Report::default()
     };
-    let target = match &settings.gateway_id {
-        Some(id) => {
-            report.gateway = format!("gateway {id}");
-            Target::attach(id, settings.gateway_pid).await?
-        }
-        None => {
-            let own = own_settings(&settings)?;
-            let debug: Vec<String> = own.debug.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            report.gateway = format!(
-                "own gateway in a temporary HOME, [debug] {}",
-                debug.join(" ")
-            );
-            Target::start_own(own).await?
-        }
-    };
-    progress(&format!(
-        "gateway up: mix {}, clients {}, pid {:?}; open-files limit {file_limit}",
-        target.mix_addr,
-        target.clients_addr,
-        target.pid()
-    ));
+    let (target, gateway) = open_target(&settings, file_limit).await?;
+    report.gateway = gateway;
     let route = Route {
         sphinx_key: SphinxSecret::from_bytes(target.sphinx_secret).public_key(),
         mix_addr: target.mix_addr,
@@ -117,6 +100,32 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     report.load_average[1] = report::load_average();
     report.check_targets();
     Ok(report)
+}
+
+/// The gateway under load, attached or started, and how the report names it.
+async fn open_target(settings: &Settings, file_limit: u64) -> anyhow::Result<(Target, String)> {
+    let (target, name) = match &settings.gateway_id {
+        Some(id) => (
+            Target::attach(id, settings.gateway_pid).await?,
+            format!("gateway {id}"),
+        ),
+        None => {
+            let own = own_settings(settings)?;
+            let debug: Vec<String> = own.debug.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let name = format!(
+                "own gateway in a temporary HOME, [debug] {}",
+                debug.join(" ")
+            );
+            (Target::start_own(own).await?, name)
+        }
+    };
+    progress(&format!(
+        "gateway up: mix {}, clients {}, pid {:?}; open-files limit {file_limit}",
+        target.mix_addr,
+        target.clients_addr,
+        target.pid()
+    ));
+    Ok((target, name))
 }
 
 async fn run_phases(ctx: &mut Context, report: &mut Report) -> anyhow::Result<()> {

@@ -53,6 +53,8 @@ pub struct Target {
     pub max_clients: usize,
     /// Its `message_retrieval_limit`.
     pub retrieval_limit: usize,
+    /// Its SQLite store (the WAL is beside it, with `-wal` appended).
+    pub store_path: PathBuf,
     pid: Option<u32>,
     own: Option<Own>,
 }
@@ -158,6 +160,7 @@ impl Target {
             sphinx_secret: keys.sphinx.to_bytes(),
             max_clients: config.debug.maximum_client_connections.get(),
             retrieval_limit: config.debug.message_retrieval_limit.get(),
+            store_path: g.persistent_storage.clone(),
             pid,
             own: None,
         })

@@ -129,3 +129,41 @@ fn smoke_run_reports_every_figure() {
         report["targets"]
     );
 }
+
+#[test]
+fn soak_smoke_reports_rows_and_delivers_every_acked_message() {
+    let gateway = gateway_binary();
+    let output = Command::new(env!("CARGO_BIN_EXE_nym-gateway-loadgen"))
+        .arg("--gateway-bin")
+        .arg(&gateway)
+        .args(["soak", "--json", "--duration", "4s", "--interval", "1s"])
+        .args(["--rate", "100", "--clients", "4", "--online", "1s"])
+        .args(["--offline", "0.5s", "--settle", "30s"])
+        .output()
+        .expect("the load generator runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "soak failed:\n{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stderr}"));
+
+    let rows = report["rows"].as_array().expect("rows");
+    assert!(rows.len() >= 3, "{report:#}");
+    for row in rows {
+        for key in ["rss_bytes", "open_files", "store_bytes"] {
+            assert!(row[key].as_u64().unwrap_or(0) > 0, "{key} in {row:#}");
+        }
+    }
+    let summary = &report["summary"];
+    let sent = summary["sent"].as_u64().unwrap_or(0);
+    assert!(sent > 0, "{summary:#}");
+    // Every packet was acked and received, and the books say so.
+    assert_eq!(summary["acked"], sent, "{summary:#}");
+    assert_eq!(summary["delivered"], sent, "{summary:#}");
+    assert_eq!(summary["all_acked_delivered"], true, "{summary:#}");
+    assert_eq!(summary["leftovers"]["missing"], 0, "{summary:#}");
+    let drained: u64 = rows.iter().filter_map(|r| r["drained"].as_u64()).sum();
+    assert!(
+        drained > 0,
+        "no client came back to stored messages: {report:#}"
+    );
+}
