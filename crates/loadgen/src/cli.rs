@@ -83,6 +83,18 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS")]
     pub latency_seconds: Option<u64>,
 
+    /// Packets per second of the steady peer in the fairness measurement
+    #[arg(long, value_name = "PKT/S")]
+    pub fair_rate: Option<f64>,
+
+    /// Seconds the steady peer sends, with the flood and without
+    #[arg(long, value_name = "SECONDS")]
+    pub fair_seconds: Option<u64>,
+
+    /// Distinct packets the flooding peer repeats (2.4 KB each; later passes are replays)
+    #[arg(long, value_name = "N")]
+    pub flood_pool: Option<usize>,
+
     /// Stop the whole run after this many seconds
     #[arg(long, value_name = "SECONDS")]
     pub max_seconds: Option<u64>,
@@ -256,6 +268,8 @@ pub enum Phase {
     Ingest,
     /// Resident memory per idle authenticated client.
     Memory,
+    /// A steady peer's latency while another mix connection floods, and without the flood.
+    Fairness,
 }
 
 /// Everything a run needs, with the defaults of the chosen scale filled in.
@@ -299,6 +313,12 @@ pub struct Settings {
     pub unwrap_packets: usize,
     /// Seconds of paced load for latency.
     pub latency_seconds: u64,
+    /// The fairness measurement's steady rate.
+    pub fair_rate: f64,
+    /// Its seconds per run.
+    pub fair_seconds: u64,
+    /// Distinct packets in the flood.
+    pub flood_pool: usize,
     /// Bound on the whole run.
     pub max_duration: Duration,
     /// Phases to leave out.
@@ -341,6 +361,15 @@ impl Settings {
                 .latency_seconds
                 .unwrap_or(if smoke { 1 } else { 5 })
                 .max(1),
+            fair_rate: cli
+                .fair_rate
+                .filter(|rate| *rate > 0.0)
+                .unwrap_or(if smoke { 100.0 } else { 200.0 }),
+            fair_seconds: cli
+                .fair_seconds
+                .unwrap_or(if smoke { 1 } else { 10 })
+                .max(1),
+            flood_pool: pick(cli.flood_pool, 20_000, 500).max(1),
             max_duration: Duration::from_secs(cli.max_seconds.unwrap_or(if smoke {
                 240
             } else {

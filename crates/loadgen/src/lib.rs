@@ -40,7 +40,7 @@ use gateway_protocol::final_hop::SphinxSecret;
 use crate::cli::{Phase, Settings};
 use crate::client::Identity;
 use crate::packets::Route;
-use crate::phases::{clients, ingest, memory, offline, store, unwrap, Context};
+use crate::phases::{clients, fairness, ingest, memory, offline, store, unwrap, Context};
 use crate::report::{Report, PACKETS_PER_IDLE_CLIENT};
 use crate::sink::Sinks;
 use crate::target::{OwnSettings, Target};
@@ -173,8 +173,8 @@ async fn run_phases(ctx: &mut Context, report: &mut Report) -> anyhow::Result<()
         progress("clients: authentications");
         clients::authentications(ctx, &identities, &mut figures).await;
     }
-    if identities.len() < needed && (settings.runs(Phase::Clients) || settings.runs(Phase::Ingest))
-    {
+    let uses_clients = [Phase::Clients, Phase::Ingest, Phase::Fairness];
+    if identities.len() < needed && uses_clients.iter().any(|&phase| settings.runs(phase)) {
         let mut extra = clients::ClientFigures::default();
         identities.extend(clients::handshakes(ctx, needed - identities.len(), &mut extra).await?);
         anyhow::ensure!(
@@ -196,6 +196,13 @@ async fn run_phases(ctx: &mut Context, report: &mut Report) -> anyhow::Result<()
     }
     if settings.runs(Phase::Ingest) {
         run_ingest(ctx, report, online, offline_clients).await?;
+    }
+    if settings.runs(Phase::Fairness) {
+        progress(&format!(
+            "fairness: {:.0} packets/s for {} s, without and with a flooding connection",
+            settings.fair_rate, settings.fair_seconds
+        ));
+        report.fairness = Some(fairness::run(ctx, online).await?);
     }
     if settings.runs(Phase::Memory) {
         if ctx.target.is_own() {

@@ -116,6 +116,18 @@ fn smoke_run_reports_every_figure() {
     let drain = &report["drain"];
     assert_eq!(drain["delivered"], offline["packets"], "{drain:#}");
     assert_eq!(drain["left_in_store"], 0, "{drain:#}");
+    // The steady peer's packets all arrived, with the flood and without.
+    let fairness = &report["fairness"];
+    for run in ["quiet", "flooded"] {
+        assert_eq!(
+            fairness[run]["samples"], fairness["steady_packets"],
+            "{fairness:#}"
+        );
+    }
+    assert!(
+        fairness["flood_packets"].as_u64().unwrap_or(0) > 0,
+        "{fairness:#}"
+    );
     let client = &report["client"];
     assert_eq!(client["handshake_failures"], 0, "{client:#}");
     assert_eq!(client["forwards_refused"], 0, "{client:#}");
