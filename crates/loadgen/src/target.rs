@@ -281,6 +281,20 @@ impl Metrics {
             .sum()
     }
 
+    /// Every series named `name`: its label set (`{reason="replay"}`, or empty) and value.
+    pub fn series(&self, name: &str) -> Vec<(String, f64)> {
+        self.0
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let labels = series.strip_prefix(name)?;
+                let labels_ok = labels.is_empty() || labels.starts_with('{');
+                labels_ok.then(|| Some((labels.to_owned(), value.trim().parse().ok()?)))?
+            })
+            .collect()
+    }
+
     /// The value of the series with exactly this label set, e.g. `{reason="replay"}`.
     pub fn labelled(&self, name: &str, labels: &str) -> f64 {
         let series = format!("{name}{labels} ");
@@ -407,6 +421,13 @@ mod tests {
         assert_eq!(metrics.sum("gateway_dropped_total"), 7.0);
         assert_eq!(metrics.sum("gateway_clients_connected"), 12.0);
         assert_eq!(metrics.sum("absent"), 0.0);
+        assert_eq!(
+            metrics.series("gateway_dropped_total"),
+            vec![
+                ("{reason=\"replay\"}".to_owned(), 3.0),
+                ("{reason=\"full\"}".to_owned(), 4.0)
+            ]
+        );
         assert_eq!(
             metrics.labelled("gateway_dropped_total", "{reason=\"full\"}"),
             4.0

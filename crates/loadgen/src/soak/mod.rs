@@ -11,6 +11,7 @@ pub mod feed;
 pub mod ledger;
 pub mod report;
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,11 @@ const ACK_POLL: Duration = Duration::from_millis(200);
 const SETUP: Duration = Duration::from_secs(600);
 /// Messages-in-store gauge of the gateway.
 const STORE_GAUGE: &str = "gateway_store_messages";
+/// Mix packets the gateway dropped, by reason.
+const DROPS: &str = "gateway_mix_packets_dropped_total";
+/// At the end, how long the books may stay unchanged, with nothing acked owed, before the
+/// rest is taken as never coming.
+const SETTLED_AFTER: Duration = Duration::from_secs(5);
 
 /// Runs a soak and returns its report.
 pub async fn run(settings: SoakSettings) -> anyhow::Result<SoakReport> {
@@ -145,9 +151,18 @@ async fn soak(
     clients.set_stage(Stage::Settle);
     let settle_start = Instant::now();
     let settle_end = settle_start + settings.settle;
-    // Done when nothing is open, or what stays open is not acked (packets the gateway never
-    // took, or acks lost): only acked messages are owed to the clients.
-    let settled = || ledger.open() == 0;
+    // Done when nothing is open, or when nothing acked is owed and the rest has not moved for
+    // a while: packets the gateway dropped (its replay filter's false positives) never come.
+    let last_change = Cell::new((ledger.open(), Instant::now()));
+    let settled = || {
+        let open = ledger.open();
+        let (was, since) = last_change.get();
+        if open != was {
+            last_change.set((open, Instant::now()));
+            return open == 0;
+        }
+        open == 0 || (ledger.acked_undelivered() == 0 && since.elapsed() >= SETTLED_AFTER)
+    };
     sampler
         .until(ctx, settle_end, &mut report.rows, settled)
         .await;
@@ -157,6 +172,10 @@ async fn soak(
     sampler.collect_acks(ctx);
     report.rows.push(sampler.row(ctx).await);
     report.summary = Summary::of(&report.rows, ledger.leftovers(), load_s, settle_s);
+    report.summary.gateway_mix_drops = match ctx.target.metrics().await {
+        Ok(metrics) => metrics.series(DROPS),
+        Err(e) => vec![(format!("(metrics unreadable: {e:#})"), 0.0)],
+    };
     Ok(())
 }
 
@@ -228,6 +247,9 @@ impl Sampler {
         let row = Row {
             elapsed_s: self.started.elapsed().as_secs_f64(),
             rss_bytes: pid.and_then(|p| procfs::rss_bytes(p).ok()).unwrap_or(0),
+            rss_anon_bytes: pid
+                .and_then(|p| procfs::rss_anon_bytes(p).ok())
+                .unwrap_or(0),
             open_files: pid.and_then(|p| procfs::open_files(p).ok()).unwrap_or(0),
             store_bytes: store_bytes(&ctx.target),
             stored_messages,

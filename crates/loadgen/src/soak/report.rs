@@ -14,6 +14,8 @@ pub struct Row {
     pub elapsed_s: f64,
     /// Gateway resident memory.
     pub rss_bytes: u64,
+    /// Of it, anonymous memory (heap and stacks; the rest is mapped files).
+    pub rss_anon_bytes: u64,
     /// Gateway open file descriptors.
     pub open_files: u64,
     /// SQLite database + WAL file sizes.
@@ -102,6 +104,9 @@ pub struct Summary {
     pub leftovers: Leftovers,
     /// Every acked message was received.
     pub all_acked_delivered: bool,
+    /// Mix packets the gateway dropped, by label set (`gateway_mix_packets_dropped_total`):
+    /// what explains packets neither acked nor received.
+    pub gateway_mix_drops: Vec<(String, f64)>,
 }
 
 impl Summary {
@@ -126,6 +131,7 @@ impl Summary {
             worst_p99_ms: rows.iter().map(|r| r.p99_ms).fold(0.0, f64::max),
             all_acked_delivered: leftovers.missing == 0,
             leftovers,
+            gateway_mix_drops: Vec::new(),
         }
     }
 }
@@ -230,6 +236,12 @@ impl SoakReport {
             left.unfinished,
             left.unfinished_ids,
         );
+        let drops: Vec<String> = s
+            .gateway_mix_drops
+            .iter()
+            .map(|(labels, n)| format!("{labels} {n}"))
+            .collect();
+        let _ = writeln!(out, "gateway mix drops: {}", drops.join(", "));
         let _ = writeln!(
             out,
             "gateway: {}\nmachine: {}\nload average (1/5/15 min): {} at start, {} at end",
