@@ -1,5 +1,5 @@
-//! The command line. Clap stays here: the rest of the crate gets [`Settings`] or
-//! [`HoldSettings`].
+//! The command line. Clap stays here: the rest of the crate gets [`Settings`],
+//! [`SoakSettings`] or [`HoldSettings`](crate::hold::HoldSettings).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,28 +22,33 @@ use crate::stats::parse_counts;
 )]
 pub struct Cli {
     /// Load this running gateway (its config and keys under $HOME/.nym/gateways/<id>/)
-    #[arg(long, value_name = "ID")]
+    #[arg(long, global = true, value_name = "ID")]
     pub gateway_id: Option<String>,
 
     /// The pid of the gateway given by --gateway-id (found from its command line otherwise)
-    #[arg(long, value_name = "PID", requires = "gateway_id")]
+    #[arg(long, global = true, value_name = "PID", requires = "gateway_id")]
     pub gateway_pid: Option<u32>,
 
     /// The nym-gateway executable to start when no --gateway-id is given
-    #[arg(long, value_name = "PATH", conflicts_with = "gateway_id")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        conflicts_with = "gateway_id"
+    )]
     pub gateway_bin: Option<PathBuf>,
 
     /// RUST_LOG for the gateway we start
-    #[arg(long, value_name = "FILTER", default_value = "warn")]
+    #[arg(long, global = true, value_name = "FILTER", default_value = "warn")]
     pub gateway_log: String,
 
     /// A `[debug]` value for the gateway we start, as TOML (repeatable), e.g.
     /// --gateway-set store_synchronous_full=false
-    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_setting, conflicts_with = "gateway_id")]
+    #[arg(long, global = true, value_name = "KEY=VALUE", value_parser = parse_setting, conflicts_with = "gateway_id")]
     pub gateway_set: Vec<(String, String)>,
 
     /// Print one JSON object instead of the table
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 
     /// Every measurement at tiny scale (CI): about a minute in all
@@ -82,6 +87,18 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS")]
     pub latency_seconds: Option<u64>,
 
+    /// Packets per second of the steady peer in the fairness measurement
+    #[arg(long, value_name = "PKT/S")]
+    pub fair_rate: Option<f64>,
+
+    /// Seconds the steady peer sends, with the flood and without
+    #[arg(long, value_name = "SECONDS")]
+    pub fair_seconds: Option<u64>,
+
+    /// Distinct packets the flooding peer repeats (2.4 KB each; later passes are replays)
+    #[arg(long, value_name = "N")]
+    pub flood_pool: Option<usize>,
+
     /// Stop the whole run after this many seconds
     #[arg(long, value_name = "SECONDS")]
     pub max_seconds: Option<u64>,
@@ -105,6 +122,103 @@ pub enum Command {
     /// measurement: each process can only open so many sockets)
     #[command(hide = true)]
     Hold(HoldArgs),
+    /// Hours of steady mix-side load with clients coming and going; a row of figures per
+    /// interval (memory, open files, store size, traffic, latency, errors) and a summary
+    /// (memory trend, whether every acked message was delivered)
+    Soak(SoakArgs),
+}
+
+/// Arguments of `soak`.
+#[derive(Debug, clap::Args)]
+pub struct SoakArgs {
+    /// How long to load the gateway: seconds, or with a unit (90s, 30m, 2h)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Final-hop packets per second, spread over the clients
+    #[arg(long, value_name = "PKT/S", default_value_t = 2000.0)]
+    pub rate: f64,
+    /// A row of figures every this long
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Clients coming and going
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub clients: usize,
+    /// Mean time a client stays connected (each spell ½× to 1½× of it)
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub online: Duration,
+    /// Mean time a client stays away, its messages stored meanwhile
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub offline: Duration,
+    /// TCP connections on the mix port
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub mix_connections: usize,
+    /// At the end, how long every client may take to receive what was stored for it
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub settle: Duration,
+}
+
+/// What a soak run does.
+#[derive(Debug, Clone)]
+pub struct SoakSettings {
+    /// The gateway and output settings ([`Settings`] of the main run).
+    pub run: Settings,
+    /// Time under load.
+    pub duration: Duration,
+    /// Packets per second.
+    pub rate: f64,
+    /// Time per row.
+    pub interval: Duration,
+    /// Clients.
+    pub clients: usize,
+    /// Mean online spell.
+    pub online: Duration,
+    /// Mean offline spell.
+    pub offline: Duration,
+    /// Mix connections.
+    pub mix_connections: usize,
+    /// Bound on the end's drain.
+    pub settle: Duration,
+}
+
+impl SoakSettings {
+    /// `args` with the gateway settings of `run`.
+    pub fn new(args: SoakArgs, run: Settings) -> Self {
+        Self {
+            run,
+            duration: args.duration,
+            rate: args.rate,
+            interval: args.interval.max(Duration::from_millis(100)),
+            clients: args.clients.max(1),
+            online: args.online,
+            offline: args.offline,
+            mix_connections: args.mix_connections.max(1),
+            settle: args.settle,
+        }
+    }
+}
+
+/// `90`, `90s`, `30m`, `2h`, `1.5s` → a duration.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let factor = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => return Err(format!("unknown unit {other:?} (ms, s, m or h)")),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 90s, 30m or 2h"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("{text:?} is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(value * factor))
 }
 
 /// Arguments of `hold`.
@@ -158,6 +272,8 @@ pub enum Phase {
     Ingest,
     /// Resident memory per idle authenticated client.
     Memory,
+    /// A steady peer's latency while another mix connection floods, and without the flood.
+    Fairness,
 }
 
 /// Everything a run needs, with the defaults of the chosen scale filled in.
@@ -203,6 +319,12 @@ pub struct Settings {
     pub unwrap_packets: usize,
     /// Seconds of paced load for latency.
     pub latency_seconds: u64,
+    /// The fairness measurement's steady rate.
+    pub fair_rate: f64,
+    /// Its seconds per run.
+    pub fair_seconds: u64,
+    /// Distinct packets in the flood.
+    pub flood_pool: usize,
     /// Bound on the whole run.
     pub max_duration: Duration,
     /// Phases to leave out.
@@ -246,6 +368,15 @@ impl Settings {
                 .latency_seconds
                 .unwrap_or(if smoke { 1 } else { 5 })
                 .max(1),
+            fair_rate: cli
+                .fair_rate
+                .filter(|rate| *rate > 0.0)
+                .unwrap_or(if smoke { 100.0 } else { 200.0 }),
+            fair_seconds: cli
+                .fair_seconds
+                .unwrap_or(if smoke { 1 } else { 10 })
+                .max(1),
+            flood_pool: pick(cli.flood_pool, 20_000, 500).max(1),
             max_duration: Duration::from_secs(cli.max_seconds.unwrap_or(if smoke {
                 240
             } else {
@@ -308,6 +439,34 @@ mod tests {
         );
         assert!(parse_setting("novalue").is_err());
         assert!(parse_setting("a b=1").is_err());
+    }
+
+    #[test]
+    fn soak_flags() {
+        let cli = Cli::parse_from([
+            "nym-gateway-loadgen",
+            "--gateway-set",
+            "unwrap_workers=2",
+            "soak",
+            "--duration",
+            "30m",
+            "--interval",
+            "2",
+            "--json",
+        ]);
+        assert!(cli.json);
+        let Some(Command::Soak(args)) = cli.command else {
+            panic!("expected soak");
+        };
+        assert_eq!(args.duration, Duration::from_secs(1800));
+        assert_eq!(args.interval, Duration::from_secs(2));
+        assert_eq!(args.rate, 2000.0);
+        assert_eq!(cli.gateway_set.len(), 1);
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("5 days").is_err());
+        assert!(parse_duration("-1").is_err());
     }
 
     #[test]

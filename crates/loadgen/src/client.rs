@@ -181,10 +181,18 @@ impl Connection {
 
     /// The next text response; binary frames before it are counted into `binaries`.
     pub async fn next_response(&mut self, binaries: &mut u64) -> anyhow::Result<ServerResponse> {
+        self.next_response_with(&mut |_| *binaries += 1).await
+    }
+
+    /// The next text response; binary frames before it go to `on_binary`.
+    async fn next_response_with(
+        &mut self,
+        on_binary: &mut impl FnMut(Vec<u8>),
+    ) -> anyhow::Result<ServerResponse> {
         loop {
             match self.next().await? {
                 Incoming::Response(response) => return Ok(response),
-                Incoming::Binary(_) => *binaries += 1,
+                Incoming::Binary(frame) => on_binary(frame),
             }
         }
     }
@@ -192,6 +200,26 @@ impl Connection {
     /// Closes politely, without waiting long for the gateway's answer.
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
+    }
+
+    /// Closes politely and hands every binary frame that still arrives before the gateway's
+    /// close (or within `wait`) to `on_binary`: a message pushed while we were closing was
+    /// still written to us, and a client that drops it would look like a lost message.
+    pub async fn close_reading(mut self, wait: Duration, on_binary: &mut impl FnMut(Vec<u8>)) {
+        let deadline = tokio::time::Instant::now() + wait;
+        if tokio::time::timeout_at(deadline, self.ws.close(None))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
+            match frame {
+                Message::Binary(bytes) => on_binary(bytes.to_vec()),
+                Message::Close(_) => return,
+                _ => {}
+            }
+        }
     }
 
     /// Registers `identity` (handshake, then the `register` response) and stores its key.
@@ -268,10 +296,21 @@ impl Connection {
     /// Sends `authenticateV2` for a registered `identity` and reads up to the `authenticate`
     /// response; returns how many stored messages (binary frames) came before it.
     pub async fn authenticate(&mut self, identity: &Identity) -> anyhow::Result<u64> {
-        self.send_authenticate(identity).await?;
         let mut stored = 0;
-        match self.next_response(&mut stored).await? {
-            ServerResponse::Authenticate { status: true, .. } => Ok(stored),
+        self.authenticate_with(identity, &mut |_| stored += 1)
+            .await?;
+        Ok(stored)
+    }
+
+    /// [`Self::authenticate`], handing each stored message (binary frame) to `on_binary`.
+    pub async fn authenticate_with(
+        &mut self,
+        identity: &Identity,
+        on_binary: &mut impl FnMut(Vec<u8>),
+    ) -> anyhow::Result<()> {
+        self.send_authenticate(identity).await?;
+        match self.next_response_with(on_binary).await? {
+            ServerResponse::Authenticate { status: true, .. } => Ok(()),
             other => bail!("expected the authenticate response, got {other:?}"),
         }
     }

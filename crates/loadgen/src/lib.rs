@@ -14,6 +14,7 @@
 //! - [`sink`]: loopback next hops that count what the gateway forwards.
 //! - [`phases`]: one module per measurement.
 //! - [`hold`]: the helper process that holds idle clients for the memory measurement.
+//! - [`soak`]: hours of steady load with client churn, a row of figures per interval.
 //! - [`report`]: figures, targets, table and JSON.
 //! - [`procfs`], [`stats`]: `/proc` readings and small statistics.
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod phases;
 pub mod procfs;
 pub mod report;
 pub mod sink;
+pub mod soak;
 pub mod stats;
 pub mod target;
 
@@ -39,7 +41,7 @@ use gateway_protocol::final_hop::SphinxSecret;
 use crate::cli::{Phase, Settings};
 use crate::client::Identity;
 use crate::packets::Route;
-use crate::phases::{clients, ingest, memory, offline, store, unwrap, Context};
+use crate::phases::{clients, fairness, ingest, memory, offline, store, unwrap, Context};
 use crate::report::{Report, PACKETS_PER_IDLE_CLIENT};
 use crate::sink::Sinks;
 use crate::target::{OwnSettings, Target};
@@ -69,30 +71,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
         smoke: settings.smoke,
         ..Report::default()
     };
-    let target = match &settings.gateway_id {
-        Some(id) => {
-            report.gateway = format!("gateway {id}");
-            Target::attach(id, settings.gateway_pid).await?
-        }
-        None => {
-            let own = own_settings(&settings)?;
-            let debug: Vec<String> = own.debug.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            report.gateway = format!(
-                "own gateway in a temporary HOME, [debug] {}",
-                debug.join(" ")
-            );
-            Target::start_own(own).await?
-        }
-    };
-    if settings.mix_noise {
-        report.gateway.push_str(", mix connections over Noise");
-    }
-    progress(&format!(
-        "gateway up: mix {}, clients {}, pid {:?}; open-files limit {file_limit}",
-        target.mix_addr,
-        target.clients_addr,
-        target.pid()
-    ));
+    let (target, gateway) = open_target(&settings, file_limit).await?;
+    report.gateway = gateway;
     let route = Route {
         sphinx_key: SphinxSecret::from_bytes(target.sphinx_secret).public_key(),
         mix_addr: target.mix_addr,
@@ -121,6 +101,37 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     report.load_average[1] = report::load_average();
     report.check_targets();
     Ok(report)
+}
+
+/// The gateway under load, attached or started, and how the report names it.
+async fn open_target(settings: &Settings, file_limit: u64) -> anyhow::Result<(Target, String)> {
+    let (target, name) = match &settings.gateway_id {
+        Some(id) => (
+            Target::attach(id, settings.gateway_pid).await?,
+            format!("gateway {id}"),
+        ),
+        None => {
+            let own = own_settings(settings)?;
+            let debug: Vec<String> = own.debug.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let name = format!(
+                "own gateway in a temporary HOME, [debug] {}",
+                debug.join(" ")
+            );
+            (Target::start_own(own).await?, name)
+        }
+    };
+    let name = if settings.mix_noise {
+        format!("{name}, mix connections over Noise")
+    } else {
+        name
+    };
+    progress(&format!(
+        "gateway up: mix {}, clients {}, pid {:?}; open-files limit {file_limit}",
+        target.mix_addr,
+        target.clients_addr,
+        target.pid()
+    ));
+    Ok((target, name))
 }
 
 async fn run_phases(ctx: &mut Context, report: &mut Report) -> anyhow::Result<()> {
@@ -168,8 +179,8 @@ async fn run_phases(ctx: &mut Context, report: &mut Report) -> anyhow::Result<()
         progress("clients: authentications");
         clients::authentications(ctx, &identities, &mut figures).await;
     }
-    if identities.len() < needed && (settings.runs(Phase::Clients) || settings.runs(Phase::Ingest))
-    {
+    let uses_clients = [Phase::Clients, Phase::Ingest, Phase::Fairness];
+    if identities.len() < needed && uses_clients.iter().any(|&phase| settings.runs(phase)) {
         let mut extra = clients::ClientFigures::default();
         identities.extend(clients::handshakes(ctx, needed - identities.len(), &mut extra).await?);
         anyhow::ensure!(
@@ -191,6 +202,13 @@ async fn run_phases(ctx: &mut Context, report: &mut Report) -> anyhow::Result<()
     }
     if settings.runs(Phase::Ingest) {
         run_ingest(ctx, report, online, offline_clients).await?;
+    }
+    if settings.runs(Phase::Fairness) {
+        progress(&format!(
+            "fairness: {:.0} packets/s for {} s, without and with a flooding connection",
+            settings.fair_rate, settings.fair_seconds
+        ));
+        report.fairness = Some(fairness::run(ctx, online).await?);
     }
     if settings.runs(Phase::Memory) {
         if ctx.target.is_own() {

@@ -1,12 +1,14 @@
-//! `nym-gateway-loadgen`: parse the flags, run, print the report (or run a `hold` helper).
+//! `nym-gateway-loadgen`: parse the flags, run (the measurements, or a soak), print the
+//! report; or run a `hold` helper.
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use gateway_loadgen::cli::{Cli, Command, Settings};
+use gateway_loadgen::cli::{Cli, Command, Settings, SoakSettings};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    let command = cli.command.take();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -17,8 +19,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cli.command {
+    let result = match command {
         Some(Command::Hold(args)) => runtime.block_on(gateway_loadgen::hold::run(args.into())),
+        Some(Command::Soak(args)) => {
+            let settings = SoakSettings::new(args, Settings::from_cli(cli));
+            let json = settings.run.json;
+            runtime
+                .block_on(gateway_loadgen::soak::run(settings))
+                .map(|report| {
+                    if json {
+                        println!("{}", report.to_json());
+                    } else {
+                        print!("{}", report.to_table());
+                    }
+                })
+        }
         None => {
             let settings = Settings::from_cli(cli);
             let json = settings.json;

@@ -63,9 +63,11 @@ pub fn message_id(message: &[u8]) -> Option<u64> {
 
 /// The v7 frame of one packet for `client` with id `id`, whose SURB-ack goes to `ack_hop`.
 pub fn build(route: &Route, client: [u8; 32], ack_hop: SocketAddr, id: u64) -> Vec<u8> {
-    // The ack packet's bytes are opaque to the gateway: it forwards them as they are.
+    // The ack packet's bytes are opaque to the gateway: it forwards them as they are, so
+    // they start with the id too, and a sink can tell which message each ack stands for.
     let mut ack_packet = [0u8; ACK_PACKET_LEN];
     rand::rng().fill_bytes(&mut ack_packet);
+    ack_packet[..8].copy_from_slice(&id.to_le_bytes());
     let packet = final_hop_packet(
         route.sphinx_key,
         route.mix_addr,
@@ -145,7 +147,9 @@ mod tests {
             assert_eq!(hop.destination, [[1; 32], [2; 32]][packet.recipient]);
             assert_eq!(hop.message.len(), MESSAGE_LEN);
             assert_eq!(message_id(&hop.message), Some(packet.id));
-            assert_eq!(hop.ack.unwrap().next_hop, sink);
+            let ack = hop.ack.unwrap();
+            assert_eq!(ack.next_hop, sink);
+            assert_eq!(message_id(&ack.packet), Some(packet.id));
         }
     }
 

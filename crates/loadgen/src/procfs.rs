@@ -16,6 +16,15 @@ pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS line in /proc/<pid>/status")
 }
 
+/// Anonymous resident memory (`RssAnon`: heap, stacks) of process `pid`, in bytes.
+pub fn rss_anon_bytes(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status_kib(&status, "RssAnon:")
+        .map(|kib| kib * 1024)
+        .context("no RssAnon line in /proc/<pid>/status")
+}
+
 /// The value in KiB of a `/proc/<pid>/status` line such as `VmRSS:   1234 kB`.
 pub fn status_kib(status: &str, key: &str) -> Option<u64> {
     status
@@ -193,6 +202,7 @@ mod tests {
     fn our_own_process_is_readable() {
         let pid = std::process::id();
         assert!(rss_bytes(pid).unwrap() > 0);
+        assert!(rss_anon_bytes(pid).unwrap() > 0);
         assert!(open_files(pid).unwrap() > 0);
         assert!(process_cpu_seconds(pid).unwrap() >= 0.0);
         assert!(!thread_cpu_seconds(pid).unwrap().is_empty());

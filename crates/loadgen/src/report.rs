@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::phases::clients::ClientFigures;
+use crate::phases::fairness::FairnessFigures;
 use crate::phases::ingest::IngestRun;
 use crate::phases::memory::MemoryFigures;
 use crate::phases::offline::DrainFigures;
@@ -106,6 +107,8 @@ pub struct Report {
     pub client: Option<ClientFigures>,
     /// The memory steps.
     pub memory: Option<MemoryFigures>,
+    /// A steady peer's latency with and without a flooding one.
+    pub fairness: Option<FairnessFigures>,
     /// Each target against its figure.
     pub targets: Vec<TargetCheck>,
     /// Anything a reader should know about this run.
@@ -338,6 +341,33 @@ impl Report {
                     client.forwarded_at_sink,
                     client.forwards,
                     client.forward_egress_per_s
+                ),
+            );
+        }
+        if let Some(fair) = &self.fairness {
+            let ms = |l: &crate::stats::Latency| {
+                format!("{:.2} / {:.2} / {:.2} ms", l.p50_ms, l.p99_ms, l.max_ms)
+            };
+            row(
+                &format!(
+                    "steady peer at {:.0} packets/s p50 / p99 / max, no flood",
+                    fair.steady_packets_per_s
+                ),
+                format!(
+                    "{}  ({} of {})",
+                    ms(&fair.quiet),
+                    fair.quiet.samples,
+                    fair.steady_packets
+                ),
+            );
+            row(
+                "  … beside a flooding connection",
+                format!(
+                    "{}  ({} of {}; flood {:.0} packets/s)",
+                    ms(&fair.flooded),
+                    fair.flooded.samples,
+                    fair.steady_packets,
+                    fair.flood_packets_per_s
                 ),
             );
         }

@@ -1,9 +1,10 @@
 //! Loopback listeners standing in for the mix nodes the gateway forwards to: SURB-acks and
-//! client packets end here. They read the gateway's frames and count them.
+//! client packets end here. They read the gateway's frames and count them; asked to, they also
+//! keep the id each SURB-ack starts with (see [`crate::packets::build`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gateway_protocol::framing::FrameHeader;
@@ -26,12 +27,28 @@ struct Counts {
     frames: AtomicU64,
     /// Nanoseconds after `epoch` of the newest frame.
     last_frame_ns: AtomicU64,
+    /// The ids of the frames since the last [`Sinks::take_ids`], when recording.
+    ids: Option<Mutex<Vec<u64>>>,
 }
 
 impl Sinks {
     /// Starts `count` listeners on 127.0.0.1; `epoch` is the clock zero of `last_frame`.
     pub async fn start(count: usize, epoch: Instant) -> anyhow::Result<Self> {
-        let counts = Arc::new(Counts::default());
+        Self::start_with(count, epoch, Counts::default()).await
+    }
+
+    /// [`Self::start`], also keeping the id of every frame for [`Self::take_ids`] (whose
+    /// caller must take them often: they are kept until then).
+    pub async fn start_recording(count: usize, epoch: Instant) -> anyhow::Result<Self> {
+        let counts = Counts {
+            ids: Some(Mutex::new(Vec::new())),
+            ..Counts::default()
+        };
+        Self::start_with(count, epoch, counts).await
+    }
+
+    async fn start_with(count: usize, epoch: Instant, counts: Counts) -> anyhow::Result<Self> {
+        let counts = Arc::new(counts);
         let mut tasks = JoinSet::new();
         let mut addrs = Vec::with_capacity(count);
         for _ in 0..count {
@@ -68,6 +85,15 @@ impl Sinks {
         Duration::from_nanos(self.counts.last_frame_ns.load(Ordering::Relaxed))
     }
 
+    /// The ids of the frames received since the last call (empty unless recording).
+    pub fn take_ids(&self) -> Vec<u64> {
+        self.counts
+            .ids
+            .as_ref()
+            .and_then(|ids| ids.lock().ok().map(|mut ids| std::mem::take(&mut *ids)))
+            .unwrap_or_default()
+    }
+
     /// Waits until `target` frames arrived in total, or `timeout` passed; returns the count.
     pub async fn wait_for(&self, target: u64, timeout: Duration) -> u64 {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -93,13 +119,21 @@ async fn read_frames(mut stream: TcpStream, counts: Arc<Counts>, epoch: Instant)
         }
         let mut used = 0;
         let mut frames = 0;
+        let mut ids = Vec::new();
         // Only the headers are parsed: the packets are not ours to open.
         while let Ok(Some(header)) = FrameHeader::check(&buf[used..]) {
             if buf.len() - used < header.frame_len() {
                 break;
             }
+            if counts.ids.is_some() {
+                let packet = &buf[used + header.version.header_len()..];
+                ids.extend(crate::packets::message_id(packet));
+            }
             used += header.frame_len();
             frames += 1;
+        }
+        if let Some(Ok(mut kept)) = counts.ids.as_ref().map(Mutex::lock) {
+            kept.extend(ids);
         }
         if FrameHeader::check(&buf[used..]).is_err() {
             // Out of sync: the gateway sent something that is not a frame.

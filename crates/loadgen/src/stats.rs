@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Latency percentiles in milliseconds, from samples in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Latency {
     /// Number of samples.
     pub samples: usize,

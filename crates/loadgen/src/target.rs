@@ -55,6 +55,8 @@ pub struct Target {
     pub max_clients: usize,
     /// Its `message_retrieval_limit`.
     pub retrieval_limit: usize,
+    /// Its SQLite store (the WAL is beside it, with `-wal` appended).
+    pub store_path: PathBuf,
     pid: Option<u32>,
     own: Option<Own>,
 }
@@ -161,6 +163,7 @@ impl Target {
             key_dir: nym_gateway::node::rotation::key_dir(&config).to_path_buf(),
             max_clients: config.debug.maximum_client_connections.get(),
             retrieval_limit: config.debug.message_retrieval_limit.get(),
+            store_path: g.persistent_storage.clone(),
             pid,
             own: None,
         })
@@ -286,6 +289,20 @@ impl Metrics {
                 (series_name == name).then(|| value.trim().parse::<f64>().ok())?
             })
             .sum()
+    }
+
+    /// Every series named `name`: its label set (`{reason="replay"}`, or empty) and value.
+    pub fn series(&self, name: &str) -> Vec<(String, f64)> {
+        self.0
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let labels = series.strip_prefix(name)?;
+                let labels_ok = labels.is_empty() || labels.starts_with('{');
+                labels_ok.then(|| Some((labels.to_owned(), value.trim().parse().ok()?)))?
+            })
+            .collect()
     }
 
     /// The value of the series with exactly this label set, e.g. `{reason="replay"}`.
@@ -414,6 +431,13 @@ mod tests {
         assert_eq!(metrics.sum("gateway_dropped_total"), 7.0);
         assert_eq!(metrics.sum("gateway_clients_connected"), 12.0);
         assert_eq!(metrics.sum("absent"), 0.0);
+        assert_eq!(
+            metrics.series("gateway_dropped_total"),
+            vec![
+                ("{reason=\"replay\"}".to_owned(), 3.0),
+                ("{reason=\"full\"}".to_owned(), 4.0)
+            ]
+        );
         assert_eq!(
             metrics.labelled("gateway_dropped_total", "{reason=\"full\"}"),
             4.0

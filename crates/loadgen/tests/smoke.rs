@@ -120,6 +120,18 @@ fn smoke_run_reports_every_figure() {
     let drain = &report["drain"];
     assert_eq!(drain["delivered"], offline["packets"], "{drain:#}");
     assert_eq!(drain["left_in_store"], 0, "{drain:#}");
+    // The steady peer's packets all arrived, with the flood and without.
+    let fairness = &report["fairness"];
+    for run in ["quiet", "flooded"] {
+        assert_eq!(
+            fairness[run]["samples"], fairness["steady_packets"],
+            "{fairness:#}"
+        );
+    }
+    assert!(
+        fairness["flood_packets"].as_u64().unwrap_or(0) > 0,
+        "{fairness:#}"
+    );
     let client = &report["client"];
     assert_eq!(client["handshake_failures"], 0, "{client:#}");
     assert_eq!(client["forwards_refused"], 0, "{client:#}");
@@ -160,4 +172,42 @@ fn mix_noise_smoke_delivers_every_packet() {
     assert_eq!(online["acks"], online["packets"], "{online:#}");
     let offline = &report["ingest_offline"];
     assert_eq!(offline["acks"], offline["packets"], "{offline:#}");
+}
+
+#[test]
+fn soak_smoke_reports_rows_and_delivers_every_acked_message() {
+    let gateway = gateway_binary();
+    let output = Command::new(env!("CARGO_BIN_EXE_nym-gateway-loadgen"))
+        .arg("--gateway-bin")
+        .arg(&gateway)
+        .args(["soak", "--json", "--duration", "4s", "--interval", "1s"])
+        .args(["--rate", "100", "--clients", "4", "--online", "1s"])
+        .args(["--offline", "0.5s", "--settle", "30s"])
+        .output()
+        .expect("the load generator runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "soak failed:\n{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stderr}"));
+
+    let rows = report["rows"].as_array().expect("rows");
+    assert!(rows.len() >= 3, "{report:#}");
+    for row in rows {
+        for key in ["rss_bytes", "open_files", "store_bytes"] {
+            assert!(row[key].as_u64().unwrap_or(0) > 0, "{key} in {row:#}");
+        }
+    }
+    let summary = &report["summary"];
+    let sent = summary["sent"].as_u64().unwrap_or(0);
+    assert!(sent > 0, "{summary:#}");
+    // Every packet was acked and received, and the books say so.
+    assert_eq!(summary["acked"], sent, "{summary:#}");
+    assert_eq!(summary["delivered"], sent, "{summary:#}");
+    assert_eq!(summary["all_acked_delivered"], true, "{summary:#}");
+    assert_eq!(summary["leftovers"]["missing"], 0, "{summary:#}");
+    let drained: u64 = rows.iter().filter_map(|r| r["drained"].as_u64()).sum();
+    assert!(
+        drained > 0,
+        "no client came back to stored messages: {report:#}"
+    );
 }

@@ -75,7 +75,7 @@ impl Timeline {
     }
 
     /// For the ids in `range`: the first send, the last receipt, and every latency in µs.
-    fn summarise(&self, range: std::ops::Range<u64>) -> (u64, u64, Vec<u64>) {
+    pub fn summarise(&self, range: std::ops::Range<u64>) -> (u64, u64, Vec<u64>) {
         let (mut first_sent, mut last_received) = (u64::MAX, 0);
         let mut latencies = Vec::with_capacity((range.end - range.start) as usize);
         for id in range {

@@ -6,9 +6,11 @@
 //! - [`clients`]: handshakes, authentications and forward requests per second.
 //! - [`ingest`]: mix-side ingest to connected clients at peak, latency at half of it.
 //! - [`offline`]: ingest to disconnected clients (stored), then their drain on authenticate.
+//! - [`fairness`]: a steady peer's latency beside a flooding one, and without it.
 //! - [`memory`]: resident memory per idle authenticated client, with helper processes.
 
 pub mod clients;
+pub mod fairness;
 pub mod ingest;
 pub mod memory;
 pub mod offline;
