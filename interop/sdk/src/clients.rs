@@ -110,3 +110,39 @@ pub async fn receive_exactly(
     }
     Ok(())
 }
+
+/// Messages of each of `sizes` from `alice` to `bob` and back, each arriving exactly once.
+pub async fn exchange(
+    alice: &mut MixnetClient,
+    bob: &mut MixnetClient,
+    when: &str,
+    sizes: &[usize],
+) -> anyhow::Result<()> {
+    let to_bob = messages(&format!("alice->bob {when}"), sizes);
+    let to_alice = messages(&format!("bob->alice {when}"), sizes);
+    send_all(alice, *bob.nym_address(), &to_bob).await?;
+    send_all(bob, *alice.nym_address(), &to_alice).await?;
+    receive_exactly(bob, &to_bob)
+        .await
+        .with_context(|| format!("bob receives {when}"))?;
+    receive_exactly(alice, &to_alice)
+        .await
+        .with_context(|| format!("alice receives {when}"))?;
+    eprintln!("both directions delivered {when}");
+    Ok(())
+}
+
+/// Waits (up to a minute) until the clients hold an ack for every real packet they sent (no
+/// message asks for reply SURBs, so each real packet is a fragment with its own SURB-ack);
+/// returns both counts.
+pub async fn wait_for_every_ack() -> (f64, f64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let sent = crate::client_statistic("real_packets_sent");
+        let acks = crate::client_statistic("real_acks_received");
+        if acks >= sent || tokio::time::Instant::now() >= deadline {
+            return (sent, acks);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

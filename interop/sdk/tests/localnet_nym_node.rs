@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{ensure, Context as _};
-use gateway_interop_sdk::clients::{self, messages, receive_exactly, send_all};
+use gateway_interop_sdk::clients::{self, exchange, wait_for_every_ack};
 use gateway_interop_sdk::{client_statistic, http_get, nym_node_bin, Localnet};
 use nym_api_requests::models::described::v1::NymNodeDescriptionV1;
 use nym_api_requests::models::{KeyRotationInfoResponse, RewardedSetResponse};
@@ -95,7 +95,7 @@ async fn scenario(localnet: &Localnet) -> anyhow::Result<()> {
         alice.nym_address().gateway().to_base58_string() == *gateway,
         "alice chose a gateway that is not ours"
     );
-    exchange(&mut alice, &mut bob, "before the rotation").await?;
+    exchange(&mut alice, &mut bob, "before the rotation", &SIZES).await?;
 
     let after = wait_for_rotation(localnet, before.rotation).await?;
     eprintln!("rotation {}: {:?}", after.rotation, after.keys);
@@ -110,7 +110,7 @@ async fn scenario(localnet: &Localnet) -> anyhow::Result<()> {
     }
     // Let both clients fetch the new topology.
     tokio::time::sleep(TOPOLOGY_REFRESH * 3).await;
-    exchange(&mut alice, &mut bob, "after the rotation").await?;
+    exchange(&mut alice, &mut bob, "after the rotation", &SIZES).await?;
 
     let (real_sent, real_acks) = wait_for_every_ack().await;
     let retransmissions = client_statistic("retransmissions_queued");
@@ -181,21 +181,6 @@ async fn every_link_used_noise(localnet: &Localnet) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits (up to a minute) until the clients hold an ack for every real packet they sent (no
-/// message asks for reply SURBs, so each real packet is a fragment with its own SURB-ack);
-/// returns both counts.
-async fn wait_for_every_ack() -> (f64, f64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let sent = client_statistic("real_packets_sent");
-        let acks = client_statistic("real_acks_received");
-        if acks >= sent || tokio::time::Instant::now() >= deadline {
-            return (sent, acks);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 /// A client that refreshes its topology every [`TOPOLOGY_REFRESH`].
 async fn connect(localnet: &Localnet, dir: &std::path::Path) -> anyhow::Result<MixnetClient> {
     let mut debug = DebugConfig::default();
@@ -204,26 +189,6 @@ async fn connect(localnet: &Localnet, dir: &std::path::Path) -> anyhow::Result<M
     clients::connect(localnet, dir, debug)
         .await
         .with_context(|| format!("connecting the client in {dir:?}"))
-}
-
-/// Messages of every size both ways, each arriving exactly once.
-async fn exchange(
-    alice: &mut MixnetClient,
-    bob: &mut MixnetClient,
-    when: &str,
-) -> anyhow::Result<()> {
-    let to_bob = messages(&format!("alice->bob {when}"), &SIZES);
-    let to_alice = messages(&format!("bob->alice {when}"), &SIZES);
-    send_all(alice, *bob.nym_address(), &to_bob).await?;
-    send_all(bob, *alice.nym_address(), &to_alice).await?;
-    receive_exactly(bob, &to_bob)
-        .await
-        .with_context(|| format!("bob receives {when}"))?;
-    receive_exactly(alice, &to_alice)
-        .await
-        .with_context(|| format!("alice receives {when}"))?;
-    eprintln!("both directions delivered {when}");
-    Ok(())
 }
 
 /// What the directory announces at one moment, checked against nym-api's own types.

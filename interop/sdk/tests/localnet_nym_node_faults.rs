@@ -21,7 +21,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context as _};
-use gateway_interop_sdk::clients::{self, messages, receive_exactly, send_all};
+use gateway_interop_sdk::clients::{
+    self, exchange, messages, receive_exactly, send_all, wait_for_every_ack,
+};
 use gateway_interop_sdk::{client_statistic, nym_node_bin, Localnet};
 use nym_sdk::mixnet::MixnetClient;
 use nym_sdk::DebugConfig;
@@ -145,7 +147,7 @@ async fn scenario(localnet: &Localnet) -> anyhow::Result<()> {
     let mut bob = connect(localnet, &storage.path().join("bob")).await?;
 
     fault(port, LOSS_PERCENT)?;
-    exchange(&mut alice, &mut bob, "over the lossy link").await?;
+    exchange(&mut alice, &mut bob, "over the lossy link", &SIZES).await?;
     let lossy_drops = dropped()?;
     eprintln!("the lossy link dropped {lossy_drops} packets");
 
@@ -241,44 +243,10 @@ fn dropped() -> anyhow::Result<u64> {
         .sum())
 }
 
-/// Waits (up to a minute) until the clients hold an ack for every real packet they sent;
-/// returns both counts.
-async fn wait_for_every_ack() -> (f64, f64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let sent = client_statistic("real_packets_sent");
-        let acks = client_statistic("real_acks_received");
-        if acks >= sent || tokio::time::Instant::now() >= deadline {
-            return (sent, acks);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 async fn connect(localnet: &Localnet, dir: &std::path::Path) -> anyhow::Result<MixnetClient> {
     let mut debug = DebugConfig::default();
     debug.acknowledgements.ack_wait_addition = ACK_WAIT_ADDITION;
     clients::connect(localnet, dir, debug)
         .await
         .with_context(|| format!("connecting the client in {dir:?}"))
-}
-
-/// Messages of every size both ways, each arriving exactly once.
-async fn exchange(
-    alice: &mut MixnetClient,
-    bob: &mut MixnetClient,
-    when: &str,
-) -> anyhow::Result<()> {
-    let to_bob = messages(&format!("alice->bob {when}"), &SIZES);
-    let to_alice = messages(&format!("bob->alice {when}"), &SIZES);
-    send_all(alice, *bob.nym_address(), &to_bob).await?;
-    send_all(bob, *alice.nym_address(), &to_alice).await?;
-    receive_exactly(bob, &to_bob)
-        .await
-        .with_context(|| format!("bob receives {when}"))?;
-    receive_exactly(alice, &to_alice)
-        .await
-        .with_context(|| format!("alice receives {when}"))?;
-    eprintln!("both directions delivered {when}");
-    Ok(())
 }
