@@ -46,9 +46,8 @@ fn raw(data: &[u8]) {
         let _ = peer.shutdown().await;
         handshake::respond(ours, &RESPONDER, &responder_public(), TIMEOUT).await
     });
-    let err = match result {
-        Ok(_) => panic!("raw bytes completed a Noise handshake"),
-        Err(err) => err,
+    let Err(err) = result else {
+        panic!("raw bytes completed a Noise handshake")
     };
     let Some(first) = data.first_chunk::<HEADER_LEN>() else {
         assert!(matches!(err, HandshakeError::Io(_)), "short input: {err}");
@@ -82,9 +81,10 @@ fn structured(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     let chunks: Vec<Vec<u8>> = u.arbitrary()?;
     runtime().block_on(async move {
         let (a, b) = tokio::io::duplex(256 * 1024);
+        let public = responder_public();
         let (initiator, responder) = tokio::join!(
-            handshake::initiate(a, &INITIATOR, &responder_public(), TIMEOUT),
-            handshake::respond(b, &RESPONDER, &responder_public(), TIMEOUT),
+            handshake::initiate(a, &INITIATOR, &public, TIMEOUT),
+            handshake::respond(b, &RESPONDER, &public, TIMEOUT),
         );
         let mut initiator = initiator.expect("honest initiator");
         let mut responder = responder.expect("honest responder");
