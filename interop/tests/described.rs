@@ -210,7 +210,19 @@ fn check_host_information(
     );
     ensure!(*public_key == *sphinx, "primary_x25519_sphinx_key: {k:?}");
     ensure!(k.pre_announced_x25519_sphinx_key.is_none(), "{k:?}");
-    ensure!(k.x25519_versioned_noise.is_none(), "{k:?}");
+    // The mix port's Noise key, as the gateway keeps it beside its sphinx key.
+    let noise = read_key(
+        &home.data_dir(),
+        ("public_x25519_noise.pem", "X25519 PUBLIC KEY"),
+    )?;
+    let announced = k
+        .x25519_versioned_noise
+        .with_context(|| format!("no Noise key announced: {k:?}"))?;
+    ensure!(
+        announced.supported_version == nym_noise_keys::NoiseVersion::V1
+            && announced.x25519_pubkey.to_bytes() == noise,
+        "x25519_versioned_noise is not the key file's, version 1: {k:?}"
+    );
 
     // Signed over the current format (not only through the crate's legacy fallbacks)...
     ensure!(signed.verify(identity), "signature does not verify");
