@@ -276,12 +276,12 @@ impl Localnet {
         Ok(host.parse()?)
     }
 
-    /// `GET <nym-api><path>` as JSON.
-    pub async fn api_get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+    /// `GET <nym-api><path>`, parsed from JSON as `T` (nym-api's own types, or a `Value`).
+    pub async fn api_get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let body = http_get(self.api_address()?, path)
             .await
             .with_context(|| format!("GET {path}"))?;
-        serde_json::from_str(&body).with_context(|| format!("GET {path}: not JSON"))
+        serde_json::from_str(&body).with_context(|| format!("GET {path}: not the expected JSON"))
     }
 }
 

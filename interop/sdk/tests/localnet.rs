@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context as _};
 use gateway_interop_sdk::clients::{self, messages, receive_exactly, send_all};
-use gateway_interop_sdk::{client_statistic, http_get, metrics, mix_drops, value, Localnet};
+use gateway_interop_sdk::{client_statistic, metrics, mix_drops, value, Localnet};
 use nym_api_requests::models::{KeyRotationInfoResponse, RewardedSetResponse};
 use nym_api_requests::nym_nodes::{PaginatedCachedNodesResponseV2, SkimmedNodeV1};
 use nym_sdk::mixnet::MixnetClient;
@@ -161,21 +161,8 @@ async fn report(localnet: &Localnet) -> anyhow::Result<()> {
 
 /// Every endpoint the client reads parses into the client's own types.
 async fn directory_speaks_the_clients_types(localnet: &Localnet) -> anyhow::Result<()> {
-    let api: url::Url = localnet.api_url.parse()?;
-    let address = api
-        .socket_addrs(|| None)?
-        .into_iter()
-        .next()
-        .context("nym-api address")?;
-    let get = |path: &'static str| async move {
-        http_get(address, path)
-            .await
-            .with_context(|| format!("GET {path}"))
-    };
-    let rotation: KeyRotationInfoResponse =
-        serde_json::from_str(&get("/v1/epoch/key-rotation-info").await?)?;
-    let rewarded: RewardedSetResponse =
-        serde_json::from_str(&get("/v1/nym-nodes/rewarded-set").await?)?;
+    let rotation: KeyRotationInfoResponse = localnet.api_get("/v1/epoch/key-rotation-info").await?;
+    let rewarded: RewardedSetResponse = localnet.api_get("/v1/nym-nodes/rewarded-set").await?;
     ensure!(rewarded.epoch_id == rotation.details.current_absolute_epoch_id);
     ensure!(rewarded.layer1.len() == 1 && rewarded.layer2.len() == 1 && rewarded.layer3.len() == 1);
     for path in [
@@ -183,8 +170,7 @@ async fn directory_speaks_the_clients_types(localnet: &Localnet) -> anyhow::Resu
         "/v2/unstable/nym-nodes/skimmed/mixnodes/active",
         "/v2/unstable/nym-nodes/skimmed/entry-gateways?page=0&output=bincode",
     ] {
-        let nodes: PaginatedCachedNodesResponseV2<SkimmedNodeV1> =
-            serde_json::from_str(&get(path).await?).with_context(|| path.to_owned())?;
+        let nodes: PaginatedCachedNodesResponseV2<SkimmedNodeV1> = localnet.api_get(path).await?;
         ensure!(!nodes.nodes.data.is_empty(), "{path} lists no nodes");
         ensure!(nodes.metadata.absolute_epoch_id == rewarded.epoch_id);
         for node in &nodes.nodes.data {

@@ -203,22 +203,15 @@ struct Listing {
 /// is described, and that each listed key is the one nym-api would pick from the description.
 /// `Ok(None)` while some node is not described yet or the answers straddle an epoch change.
 async fn listing(localnet: &Localnet) -> anyhow::Result<Option<Listing>> {
-    let api = localnet.api_address()?;
-    let get = |path: &'static str| async move {
-        http_get(api, path)
-            .await
-            .with_context(|| format!("GET {path}"))
-    };
-    let rotation: KeyRotationInfoResponse =
-        serde_json::from_str(&get("/v1/epoch/key-rotation-info").await?)?;
-    let rewarded: RewardedSetResponse =
-        serde_json::from_str(&get("/v1/nym-nodes/rewarded-set").await?)?;
-    let semi: PaginatedCachedNodesResponseV2<SemiSkimmedNodeV1> =
-        serde_json::from_str(&get("/v2/unstable/nym-nodes/semi-skimmed?page=0").await?)?;
+    let rotation: KeyRotationInfoResponse = localnet.api_get("/v1/epoch/key-rotation-info").await?;
+    let rewarded: RewardedSetResponse = localnet.api_get("/v1/nym-nodes/rewarded-set").await?;
+    let semi: PaginatedCachedNodesResponseV2<SemiSkimmedNodeV1> = localnet
+        .api_get("/v2/unstable/nym-nodes/semi-skimmed?page=0")
+        .await?;
     let skimmed: PaginatedCachedNodesResponseV2<SkimmedNodeV1> =
-        serde_json::from_str(&get("/v2/unstable/nym-nodes/skimmed").await?)?;
+        localnet.api_get("/v2/unstable/nym-nodes/skimmed").await?;
     let described: PaginatedResponse<NymNodeDescriptionV1> =
-        serde_json::from_str(&get("/v1/nym-nodes/described").await?)?;
+        localnet.api_get("/v1/nym-nodes/described").await?;
     let current = rotation.progress.current_key_rotation_id;
     let epoch = rotation.details.current_absolute_epoch_id;
     if [
