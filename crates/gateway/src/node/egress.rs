@@ -131,7 +131,7 @@ impl Egress {
         if shared.shutdown.is_cancelled() {
             return Err(EgressError::ShuttingDown);
         }
-        if shared.noise.egress(packet.next_hop) == noise::Egress::NoKey {
+        if shared.noise.refuses(packet.next_hop) {
             return Err(EgressError::NoNoiseKey);
         }
         let mut frame = Vec::with_capacity(packet.packet.len() + 4);

@@ -131,6 +131,12 @@ impl Noise {
         }
     }
 
+    /// Whether a packet for the next hop at `addr` must be refused: Noise is required and the
+    /// directory lists no key for it. Cheap unless Noise is required, as every packet asks.
+    pub fn refuses(&self, addr: SocketAddr) -> bool {
+        self.inner.mode == NoiseMode::Required && self.egress(addr) == Egress::NoKey
+    }
+
     /// Runs the responder's handshake on `stream`.
     pub async fn accept<S>(
         &self,

@@ -37,6 +37,7 @@ fn auto_follows_nym_node_and_accepts_noise_from_unlisted_peers() {
     let other_port: SocketAddr = format!("{NODE}:1790").parse().unwrap();
     assert_eq!(n.egress(listed_port), Egress::Noise([7; 32]));
     assert_eq!(n.egress(other_port), Egress::Plain);
+    assert!(!n.refuses(other_port));
     assert!(n.announced_key().is_some());
 }
 
@@ -50,6 +51,8 @@ fn required_takes_and_makes_only_noise() {
     );
     let unlisted: SocketAddr = "198.51.100.1:1789".parse().unwrap();
     assert_eq!(n.egress(unlisted), Egress::NoKey);
+    assert!(n.refuses(unlisted));
+    assert!(!n.refuses(format!("{NODE}:1789").parse().unwrap()));
     assert!(n.announced_key().is_some());
 }
 
