@@ -1,6 +1,7 @@
 //! `authenticateV2` (PROTOCOL §2.5) for a returning client, including what happens when the
 //! client already has a live session (§2.10).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_protocol::client::authenticate::check_not_stale;
@@ -32,7 +33,7 @@ enum Refusal {
 /// Verifies `request` and starts the client's session.
 pub(super) async fn run(
     socket: ClientSocket,
-    ctx: &ClientContext,
+    ctx: &Arc<ClientContext>,
     request: AuthenticateV2Request,
 ) -> Option<Accepted> {
     match authenticate(ctx, request).await {

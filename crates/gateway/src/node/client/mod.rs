@@ -26,6 +26,7 @@ mod bandwidth;
 mod confirmation;
 mod delivery;
 mod fresh;
+mod idle_buffer;
 mod listener;
 mod register;
 mod requests;
@@ -178,5 +179,41 @@ pub async fn serve_connection(
     ctx: ClientContext,
     shutdown: CancellationToken,
 ) {
-    listener::handle(Box::new(transport), ctx, shutdown).await;
+    listener::handle(Box::new(transport), Arc::new(ctx), shutdown).await;
+}
+
+#[cfg(test)]
+mod sizes {
+    use super::*;
+
+    fn size3<A, B, C, F>(_: fn(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+    fn size2<A, B, F>(_: fn(A, B) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn print_sizes() {
+        use std::mem::size_of;
+        eprintln!("ClientContext {}", size_of::<ClientContext>());
+        eprintln!("Session {}", size_of::<session::Session>());
+        eprintln!("ClientSocket {}", size_of::<socket::ClientSocket>());
+        eprintln!(
+            "handle {}",
+            size3::<BoxedTransport, ClientContext, CancellationToken, _>(listener::handle)
+        );
+        eprintln!(
+            "fresh::run {}",
+            size3::<socket::ClientSocket, &'static ClientContext, &'static CancellationToken, _>(
+                fresh::run
+            )
+        );
+        eprintln!(
+            "Session::run {}",
+            size2::<&'static mut session::Session, &'static CancellationToken, _>(
+                session::Session::run
+            )
+        );
+    }
 }

@@ -103,7 +103,8 @@ pub(super) struct Accepted {
 /// An authenticated client's session.
 pub(super) struct Session {
     pub(super) socket: ClientSocket,
-    pub(super) ctx: ClientContext,
+    /// Shared by every session (an `Arc`, so a session holds a pointer, not ~440 bytes).
+    pub(super) ctx: Arc<ClientContext>,
     pub(super) client: ClientAddress,
     pub(super) key: SharedKey,
     pub(super) bandwidth: ClientBandwidth,
@@ -171,7 +172,7 @@ impl From<DeliveryError> for End {
 impl Session {
     pub(super) fn new(
         socket: ClientSocket,
-        ctx: ClientContext,
+        ctx: Arc<ClientContext>,
         client: ClientAddress,
         key: SharedKey,
         bandwidth: ClientBandwidth,
@@ -222,6 +223,10 @@ impl Session {
     }
 
     /// Serves the client until it leaves, fails, is replaced, or the gateway shuts down.
+    ///
+    /// What each event starts (a write, a request, a store read) is boxed: this future lives
+    /// as long as the session, and while idle it should hold only the `select!` below, not the
+    /// largest of those (a task's future is allocated at its largest state for its whole life).
     pub(super) async fn run(&mut self, shutdown: &CancellationToken) -> End {
         let mut liveness_open = true;
         loop {
@@ -233,18 +238,18 @@ impl Session {
                 // While the client has the most batches unconfirmed it may, new messages wait
                 // in the queue (and, when that is full, the router stores them).
                 delivery = self.queues.deliveries.recv(), if may_send => match delivery {
-                    Some(delivery) => self.push(delivery).await,
+                    Some(delivery) => Box::pin(self.push(delivery)).await,
                     // The router dropped our queue: another connection of the client took over.
                     None => return End::Replaced,
                 },
                 probe = self.queues.liveness.recv(), if liveness_open => match probe {
-                    Some(probe) => self.start_probe(probe).await,
+                    Some(probe) => Box::pin(self.start_probe(probe)).await,
                     None => {
                         liveness_open = false;
                         Ok(())
                     }
                 },
-                _ = self.queues.stored.notified(), if may_send => match self.deliver_stored(shutdown).await {
+                _ = self.queues.stored.notified(), if may_send => match Box::pin(self.deliver_stored(shutdown)).await {
                     // The messages stay stored for the next notification or connection.
                     Err(End::Store(e)) => {
                         crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "could not read the client's stored messages");
@@ -264,7 +269,7 @@ impl Session {
                 message = self.socket.next() => match message {
                     None | Some(Ok(Message::Close(_))) => return End::ClientClosed,
                     Some(Err(e)) => return End::ReadFailed(e.to_string()),
-                    Some(Ok(message)) => self.handle_message(message).await,
+                    Some(Ok(message)) => Box::pin(self.handle_message(message)).await,
                 },
             };
             if let Err(end) = result {
