@@ -9,15 +9,16 @@ use gateway_protocol::client::{
     verify_request, AuthError, AuthenticateV2Request, ServerResponse, SharedKey,
 };
 use gateway_store::{ClientAddress, UnixTime};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::debug;
 
 use super::bandwidth::ClientBandwidth;
+use super::inbox::Prober;
 use super::session::{session_queues, Accepted, Session, SessionQueues};
 use super::socket::ClientSocket;
 use super::{ClientContext, DUPLICATE_CONNECTION, STORAGE_ERROR};
 use crate::node::metrics::{ClientRejection, Outcome};
-use crate::node::router::{LivenessProbe, Registration, SessionHandle};
+use crate::node::router::{Registration, SessionHandle};
 
 /// How long a live session gets to report whether its client answered our ping (which itself
 /// has 1 s); past this the session counts as dead (PROTOCOL §2.10).
@@ -178,10 +179,10 @@ async fn take_place(
 }
 
 /// Asks a live session whether its client answers a ping; no answer in time means no.
-async fn is_alive(liveness: &mpsc::Sender<LivenessProbe>) -> bool {
+async fn is_alive(liveness: &Prober) -> bool {
     let (reply, answer) = oneshot::channel();
     let asked = async {
-        liveness.send(reply).await.ok()?;
+        liveness.probe(reply).ok()?;
         answer.await.ok()
     };
     matches!(

@@ -27,6 +27,7 @@ mod confirmation;
 mod delivery;
 mod fresh;
 mod idle_buffer;
+pub mod inbox;
 mod listener;
 mod register;
 mod requests;
