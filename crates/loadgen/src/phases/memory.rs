@@ -62,7 +62,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<MemoryFigures> {
         .pid()
         .context("the gateway's pid is unknown (give --gateway-pid)")?;
     let mut figures = MemoryFigures::default();
-    let connected_before = connected(ctx).await?;
+    let connected_before = connected(ctx, 0).await?;
     let fd_limit = procfs::file_limit(pid)?.unwrap_or(u64::MAX);
     let fd_room = fd_limit.saturating_sub(procfs::open_files(pid)? + GATEWAY_FD_RESERVE);
     let room = (fd_room as usize).min(ctx.target.max_clients.saturating_sub(connected_before));
@@ -106,7 +106,9 @@ pub async fn run(ctx: &Context) -> anyhow::Result<MemoryFigures> {
                 }
             }
             tokio::time::sleep(SETTLE).await;
-            let clients = connected(ctx).await?.saturating_sub(baseline_clients);
+            let clients = connected(ctx, baseline_clients + held)
+                .await?
+                .saturating_sub(baseline_clients);
             let rss_bytes = procfs::rss_bytes(pid)?;
             figures.steps.push(MemoryStep {
                 requested,
@@ -130,7 +132,12 @@ pub async fn run(ctx: &Context) -> anyhow::Result<MemoryFigures> {
     Ok(figures)
 }
 
-async fn connected(ctx: &Context) -> anyhow::Result<usize> {
+/// Clients the gateway reports connected; without its metrics, `held` (the clients our
+/// helpers say they authenticated).
+async fn connected(ctx: &Context, held: usize) -> anyhow::Result<usize> {
+    if !ctx.target.has_metrics() {
+        return Ok(held);
+    }
     Ok(ctx.target.metrics().await?.sum(CONNECTED_METRIC).max(0.0) as usize)
 }
 
