@@ -122,6 +122,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILTER", default_value = "warn")]
     pub nym_node_log: String,
 
+    /// The packet rate the replay filter of the nym-node we start is sized for: its default,
+    /// 2000 (a 516 MB filter), or 200 at smoke scale (smaller filters drop fresh packets as
+    /// replays once a few thousand went through)
+    #[arg(long, global = true, value_name = "PKT/S")]
+    pub nym_node_replay_pps: Option<u32>,
+
     /// Load any running gateway given by its keys and ports: nym-node's key directory
     /// (~/.nym/nym-nodes/<id>/data/, with ed25519_identity.pub and x25519_sphinx_primary)
     #[arg(long, value_name = "DIR", conflicts_with_all = ["gateway_id", "target_identity"])]
@@ -415,6 +421,8 @@ pub struct Settings {
     pub nym_node_bin: Option<PathBuf>,
     /// `RUST_LOG` of the nym-node we start.
     pub nym_node_log: String,
+    /// The rate its replay filter is sized for.
+    pub nym_node_replay_pps: u32,
     /// A target given by keys and ports.
     pub external: ExternalSpec,
 }
@@ -475,6 +483,10 @@ impl Settings {
             paced_only: false,
             nym_node_bin: cli.nym_node_bin,
             nym_node_log: cli.nym_node_log,
+            nym_node_replay_pps: cli
+                .nym_node_replay_pps
+                .unwrap_or(if smoke { 200 } else { 2000 })
+                .max(1),
             external: ExternalSpec {
                 key_dir: cli.target_keys,
                 identity: cli.target_identity,

@@ -104,7 +104,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     result?;
     report.duration_s = epoch.elapsed().as_secs_f64();
     report.load_average[1] = report::load_average();
-    report.check_targets();
+    // The targets are our issue's, for our gateway.
+    if ctx.target.software == target::Software::NymGateway {
+        report.check_targets();
+    }
     Ok(report)
 }
 
@@ -125,11 +128,13 @@ pub async fn open_target(settings: &Settings, file_limit: u64) -> anyhow::Result
         let target = nym_node::start(nym_node::NymNodeSettings {
             binary: binary.clone(),
             log_filter: settings.nym_node_log.clone(),
+            replay_packets_per_second: settings.nym_node_replay_pps,
         })
         .await?;
         let name = format!(
-            "nym-node {} as an entry gateway in a temporary HOME (fake nym-api, zk-nyms not enforced, replay filter sized for 20 packets/s)",
-            binary.display()
+            "nym-node {} as an entry gateway in a temporary HOME (fake nym-api, zk-nyms not enforced, replay filter sized for {} packets/s)",
+            binary.display(),
+            settings.nym_node_replay_pps
         );
         (target, name)
     } else {

@@ -1,8 +1,8 @@
 //! Nym's own `nym-node` as the target: an entry gateway started offline in a temporary HOME,
 //! every port on 127.0.0.1, against a fake nym-api ([`api`]), with zk-nyms not enforced (free
-//! bandwidth, as our gateway without a wallet) and a replay filter sized for a test (20
-//! packets/s of the node's sizing, a few MB, instead of mainnet's 516 MB: ours is sized for the
-//! run too). Its keys are read back from its key files, so packets are built for it exactly
+//! bandwidth, as our gateway without a wallet) and its replay filter sized for
+//! [`NymNodeSettings::replay_packets_per_second`] (its default, 2000, in full runs: smaller
+//! filters drop fresh packets as replays once a few thousand went through). Its keys are read back from its key files, so packets are built for it exactly
 //! as for ours.
 //!
 //! See `shared/peers/nym-node/README.md` of the project for what nym-node needs offline.
@@ -31,6 +31,8 @@ pub struct NymNodeSettings {
     pub binary: PathBuf,
     /// `RUST_LOG` for it.
     pub log_filter: String,
+    /// The packet rate its replay filter is sized for (mainnet's default is 2000, 516 MB).
+    pub replay_packets_per_second: u32,
 }
 
 /// Its ports.
@@ -58,7 +60,8 @@ pub async fn start(settings: NymNodeSettings) -> anyhow::Result<Target> {
     let binary = settings.binary.clone();
     let (home_path, api_url) = (home.path().to_path_buf(), fake_api.url.clone());
     let node_dir = home_path.join(".nym/nym-nodes").join(ID);
-    tokio::task::spawn_blocking(move || init(&binary, &home_path, &api_url, ports))
+    let pps = settings.replay_packets_per_second;
+    tokio::task::spawn_blocking(move || init(&binary, &home_path, &api_url, ports, pps))
         .await??;
     let keys = NymNodeKeys::read(&node_dir.join("data"))?;
     let sphinx_public = keys.sphinx_public();
@@ -141,7 +144,13 @@ fn attestation_url(api_url: &str) -> String {
 }
 
 /// `nym-node run --init-only --mode entry-gateway`, then the config edits it needs.
-fn init(binary: &Path, home: &Path, api_url: &str, ports: Ports) -> anyhow::Result<()> {
+fn init(
+    binary: &Path,
+    home: &Path,
+    api_url: &str,
+    ports: Ports,
+    replay_pps: u32,
+) -> anyhow::Result<()> {
     let at = |port: u16| SocketAddr::new(LOOPBACK, port).to_string();
     let args = [
         "--no-banner",
@@ -201,8 +210,25 @@ fn init(binary: &Path, home: &Path, api_url: &str, ports: Ports) -> anyhow::Resu
     let config =
         nym_localnet::nym_node::edit_config(&config, &at(ports.lp_control), &at(ports.lp_data_udp))
             .with_context(|| format!("unexpected nym-node config {}", config_file.display()))?;
-    std::fs::write(&config_file, config)?;
+    std::fs::write(&config_file, size_replay_filter(&config, replay_pps))?;
     Ok(())
+}
+
+/// `config` (edited by nym-localnet, whose replay filter is sized for 20 packets/s) with the
+/// filter sized for `pps` packets/s.
+fn size_replay_filter(config: &str, pps: u32) -> String {
+    config
+        .lines()
+        .map(|line| match line.split('=').next().map(str::trim) {
+            Some(
+                key @ ("initial_expected_packets_per_second"
+                | "bloomfilter_minimum_packets_per_second_size"),
+            ) => format!("{key} = {pps}"),
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 /// The arguments of `nym-node run` (`--local` and the mock ecash are not saved by `init`).
