@@ -115,7 +115,12 @@ pub struct Cli {
 
     /// Nym's nym-node binary: load a nym-node entry gateway we start (offline, on loopback,
     /// with a fake nym-api) instead of our gateway; `compare` needs it
-    #[arg(long, global = true, value_name = "PATH", conflicts_with = "gateway_id")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        conflicts_with = "gateway_id"
+    )]
     pub nym_node_bin: Option<PathBuf>,
 
     /// RUST_LOG for the nym-node we start
@@ -134,7 +139,12 @@ pub struct Cli {
     pub target_keys: Option<PathBuf>,
 
     /// ... or its identity key, base58 (with --target-sphinx)
-    #[arg(long, value_name = "BASE58", conflicts_with = "gateway_id", requires = "target_sphinx")]
+    #[arg(
+        long,
+        value_name = "BASE58",
+        conflicts_with = "gateway_id",
+        requires = "target_sphinx"
+    )]
     pub target_identity: Option<String>,
 
     /// ... and its sphinx public key of the current rotation, base58

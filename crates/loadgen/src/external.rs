@@ -128,11 +128,16 @@ impl ExternalSpec {
         let (identity, sphinx_public, sphinx_secret) = match (&self.key_dir, &self.identity) {
             (Some(dir), None) => {
                 let keys = NymNodeKeys::read(dir)?;
-                (keys.identity, keys.sphinx_public(), Some(keys.sphinx_secret))
+                (
+                    keys.identity,
+                    keys.sphinx_public(),
+                    Some(keys.sphinx_secret),
+                )
             }
             (None, Some(identity)) => {
-                let identity = VerifyingKey::from_bytes(&base58_key(identity, "--target-identity")?)
-                    .context("--target-identity is not an ed25519 key")?;
+                let identity =
+                    VerifyingKey::from_bytes(&base58_key(identity, "--target-identity")?)
+                        .context("--target-identity is not an ed25519 key")?;
                 let sphinx = self
                     .sphinx
                     .as_deref()
@@ -140,7 +145,9 @@ impl ExternalSpec {
                 (identity, base58_key(sphinx, "--target-sphinx")?, None)
             }
             (Some(_), Some(_)) => bail!("give --target-keys or --target-identity, not both"),
-            (None, None) => bail!("give --target-keys DIR or --target-identity and --target-sphinx"),
+            (None, None) => {
+                bail!("give --target-keys DIR or --target-identity and --target-sphinx")
+            }
         };
         let mut target = Target {
             software: Software::Unknown,

@@ -287,7 +287,9 @@ async fn run_ingest(
         }
         let mut first_id = 3 * count as u64;
         for (&rate, &n) in settings.rates.iter().zip(&rate_counts) {
-            progress(&format!("ingest: paced at {rate:.0} packets/s ({n} packets)"));
+            progress(&format!(
+                "ingest: paced at {rate:.0} packets/s ({n} packets)"
+            ));
             let packets = ingest::build(ctx, &addresses, first_id, n);
             first_id += n as u64;
             report

@@ -223,10 +223,9 @@ impl Target {
 
     /// The Noise key the gateway announces (read from its key files, which it writes at start).
     pub fn noise_key(&self) -> anyhow::Result<[u8; 32]> {
-        let dir = self
-            .key_dir
-            .as_ref()
-            .context("--mix-noise needs our gateway's key files (the target's Noise key is unknown)")?;
+        let dir = self.key_dir.as_ref().context(
+            "--mix-noise needs our gateway's key files (the target's Noise key is unknown)",
+        )?;
         nym_gateway::keys::NoiseKey::load_or_create(dir)
             .map(|key| key.public)
             .context("reading the gateway's Noise key")
@@ -356,7 +355,6 @@ impl Drop for Target {
 pub struct Metrics(pub String);
 
 impl Metrics {
-
     /// The sum over all label sets of the series named `name` (0 when absent).
     pub fn sum(&self, name: &str) -> f64 {
         self.0

@@ -57,8 +57,8 @@ impl FakeApi {
         let genesis = SystemTime::now() - INTO_EPOCH;
         let directory = Arc::new(Directory::new(Clock::new(genesis, EPOCH, ROTATION_EPOCHS)));
         directory.set_nodes(placeholder_mixes());
-        let listener = nym_localnet::api::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
-            .await?;
+        let listener =
+            nym_localnet::api::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await?;
         let url = format!("http://{}/", listener.local_addr()?);
         let shutdown = CancellationToken::new();
         tokio::spawn(nym_localnet::api::serve(

@@ -54,15 +54,16 @@ pub async fn start(settings: NymNodeSettings) -> anyhow::Result<Target> {
          > /tmp/nym-node && chmod +x /tmp/nym-node (see shared/peers/nym-node/README.md)",
         settings.binary.display()
     );
-    let home = tempfile::Builder::new().prefix("loadgen-nym-node").tempdir()?;
+    let home = tempfile::Builder::new()
+        .prefix("loadgen-nym-node")
+        .tempdir()?;
     let fake_api = FakeApi::start().await?;
     let ports = free_ports()?;
     let binary = settings.binary.clone();
     let (home_path, api_url) = (home.path().to_path_buf(), fake_api.url.clone());
     let node_dir = home_path.join(".nym/nym-nodes").join(ID);
     let pps = settings.replay_packets_per_second;
-    tokio::task::spawn_blocking(move || init(&binary, &home_path, &api_url, ports, pps))
-        .await??;
+    tokio::task::spawn_blocking(move || init(&binary, &home_path, &api_url, ports, pps)).await??;
     let keys = NymNodeKeys::read(&node_dir.join("data"))?;
     let sphinx_public = keys.sphinx_public();
     fake_api.list_gateway(

@@ -15,7 +15,6 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use self::churn::{Clients, Spells, Stage};
 use self::feed::{Feed, FeedPlan};
 use self::ledger::Ledger;
