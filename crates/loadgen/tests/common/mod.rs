@@ -8,7 +8,7 @@ use std::process::Command;
 /// `--version` shows to be the build of the `nym-gateway` library linked into this test.
 /// Only when that binary is missing or from another build (this package's tests run alone)
 /// is it built here, and the test says so.
-pub fn gateway_binary() -> PathBuf {
+pub(crate) fn gateway_binary() -> PathBuf {
     let loadgen = Path::new(env!("CARGO_BIN_EXE_nym-gateway-loadgen"));
     let profile_dir = loadgen.parent().expect("binary directory");
     let gateway = profile_dir.join("nym-gateway");
