@@ -72,6 +72,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<MemoryFigures> {
 
     let mut helpers: Vec<Helper> = Vec::new();
     let mut held = 0usize;
+    let mut failures_noted = false;
     let result = async {
         for &requested in &ctx.settings.clients {
             let want = requested.min(room);
@@ -95,13 +96,16 @@ pub async fn run(ctx: &Context) -> anyhow::Result<MemoryFigures> {
             for helper in &mut helpers[first_new..] {
                 let ready = wait_ready(helper, ctx.bounded(Duration::from_secs(300))).await?;
                 held += ready.connected;
-                if ready.failed > 0 {
-                    figures.note.get_or_insert_with(|| {
-                        format!(
-                            "{} clients failed to connect: {}",
-                            ready.failed,
-                            ready.first_error.clone().unwrap_or_default()
-                        )
+                if ready.failed > 0 && !failures_noted {
+                    failures_noted = true;
+                    let failure = format!(
+                        "{} clients failed to connect: {}",
+                        ready.failed,
+                        ready.first_error.clone().unwrap_or_default()
+                    );
+                    figures.note = Some(match figures.note.take() {
+                        Some(note) => format!("{note}; {failure}"),
+                        None => failure,
                     });
                 }
             }
