@@ -172,27 +172,358 @@ fn mul(f: &Fe, g: &Fe) -> Fe {
     for limb in &mut f2 {
         *limb = _mm256_add_epi64(*limb, *limb);
     }
-    let mut h = [_mm256_setzero_si256(); 10];
-    for i in 0..10 {
-        for j in 0..10 {
-            // both odd: the limbs' offsets add up to one more than the column's, so ×2;
-            // past limb 9 the column wraps: 2^255 ≡ 19
-            let fi = if i % 2 == 1 && j % 2 == 1 {
-                f2[i]
-            } else {
-                f.0[i]
-            };
-            let gj = if i + j >= 10 { g19[j] } else { g.0[j] };
-            let k = (i + j) % 10;
-            h[k] = _mm256_add_epi64(h[k], _mm256_mul_epu32(fi, gj));
-        }
-    }
+    let (f, g) = (f.0, g.0);
+    // column k gets f_i·g_j for i + j ≡ k (mod 10): ×2 when i and j are both odd (their
+    // offsets add up to one more than the column's), ×19 when i + j ≥ 10 (2^255 ≡ 19); written
+    // out (generated) so that every limb stays in a register
+    let h = [
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[0], g[0]),
+                        _mm256_mul_epu32(f2[1], g19[9]),
+                    ),
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[2], g19[8]),
+                        _mm256_mul_epu32(f2[3], g19[7]),
+                    ),
+                ),
+                _mm256_add_epi64(
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[4], g19[6]),
+                        _mm256_mul_epu32(f2[5], g19[5]),
+                    ),
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[6], g19[4]),
+                        _mm256_mul_epu32(f2[7], g19[3]),
+                    ),
+                ),
+            ),
+            _mm256_add_epi64(
+                _mm256_mul_epu32(f[8], g19[2]),
+                _mm256_mul_epu32(f2[9], g19[1]),
+            ),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_add_epi64(_mm256_mul_epu32(f[0], g[1]), _mm256_mul_epu32(f[1], g[0])),
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[2], g19[9]),
+                        _mm256_mul_epu32(f[3], g19[8]),
+                    ),
+                ),
+                _mm256_add_epi64(
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[4], g19[7]),
+                        _mm256_mul_epu32(f[5], g19[6]),
+                    ),
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[6], g19[5]),
+                        _mm256_mul_epu32(f[7], g19[4]),
+                    ),
+                ),
+            ),
+            _mm256_add_epi64(
+                _mm256_mul_epu32(f[8], g19[3]),
+                _mm256_mul_epu32(f[9], g19[2]),
+            ),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_add_epi64(_mm256_mul_epu32(f[0], g[2]), _mm256_mul_epu32(f2[1], g[1])),
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[2], g[0]),
+                        _mm256_mul_epu32(f2[3], g19[9]),
+                    ),
+                ),
+                _mm256_add_epi64(
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[4], g19[8]),
+                        _mm256_mul_epu32(f2[5], g19[7]),
+                    ),
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[6], g19[6]),
+                        _mm256_mul_epu32(f2[7], g19[5]),
+                    ),
+                ),
+            ),
+            _mm256_add_epi64(
+                _mm256_mul_epu32(f[8], g19[4]),
+                _mm256_mul_epu32(f2[9], g19[3]),
+            ),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_add_epi64(_mm256_mul_epu32(f[0], g[3]), _mm256_mul_epu32(f[1], g[2])),
+                    _mm256_add_epi64(_mm256_mul_epu32(f[2], g[1]), _mm256_mul_epu32(f[3], g[0])),
+                ),
+                _mm256_add_epi64(
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[4], g19[9]),
+                        _mm256_mul_epu32(f[5], g19[8]),
+                    ),
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[6], g19[7]),
+                        _mm256_mul_epu32(f[7], g19[6]),
+                    ),
+                ),
+            ),
+            _mm256_add_epi64(
+                _mm256_mul_epu32(f[8], g19[5]),
+                _mm256_mul_epu32(f[9], g19[4]),
+            ),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_add_epi64(_mm256_mul_epu32(f[0], g[4]), _mm256_mul_epu32(f2[1], g[3])),
+                    _mm256_add_epi64(_mm256_mul_epu32(f[2], g[2]), _mm256_mul_epu32(f2[3], g[1])),
+                ),
+                _mm256_add_epi64(
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[4], g[0]),
+                        _mm256_mul_epu32(f2[5], g19[9]),
+                    ),
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[6], g19[8]),
+                        _mm256_mul_epu32(f2[7], g19[7]),
+                    ),
+                ),
+            ),
+            _mm256_add_epi64(
+                _mm256_mul_epu32(f[8], g19[6]),
+                _mm256_mul_epu32(f2[9], g19[5]),
+            ),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_add_epi64(_mm256_mul_epu32(f[0], g[5]), _mm256_mul_epu32(f[1], g[4])),
+                    _mm256_add_epi64(_mm256_mul_epu32(f[2], g[3]), _mm256_mul_epu32(f[3], g[2])),
+                ),
+                _mm256_add_epi64(
+                    _mm256_add_epi64(_mm256_mul_epu32(f[4], g[1]), _mm256_mul_epu32(f[5], g[0])),
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[6], g19[9]),
+                        _mm256_mul_epu32(f[7], g19[8]),
+                    ),
+                ),
+            ),
+            _mm256_add_epi64(
+                _mm256_mul_epu32(f[8], g19[7]),
+                _mm256_mul_epu32(f[9], g19[6]),
+            ),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_add_epi64(_mm256_mul_epu32(f[0], g[6]), _mm256_mul_epu32(f2[1], g[5])),
+                    _mm256_add_epi64(_mm256_mul_epu32(f[2], g[4]), _mm256_mul_epu32(f2[3], g[3])),
+                ),
+                _mm256_add_epi64(
+                    _mm256_add_epi64(_mm256_mul_epu32(f[4], g[2]), _mm256_mul_epu32(f2[5], g[1])),
+                    _mm256_add_epi64(
+                        _mm256_mul_epu32(f[6], g[0]),
+                        _mm256_mul_epu32(f2[7], g19[9]),
+                    ),
+                ),
+            ),
+            _mm256_add_epi64(
+                _mm256_mul_epu32(f[8], g19[8]),
+                _mm256_mul_epu32(f2[9], g19[7]),
+            ),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_add_epi64(_mm256_mul_epu32(f[0], g[7]), _mm256_mul_epu32(f[1], g[6])),
+                    _mm256_add_epi64(_mm256_mul_epu32(f[2], g[5]), _mm256_mul_epu32(f[3], g[4])),
+                ),
+                _mm256_add_epi64(
+                    _mm256_add_epi64(_mm256_mul_epu32(f[4], g[3]), _mm256_mul_epu32(f[5], g[2])),
+                    _mm256_add_epi64(_mm256_mul_epu32(f[6], g[1]), _mm256_mul_epu32(f[7], g[0])),
+                ),
+            ),
+            _mm256_add_epi64(
+                _mm256_mul_epu32(f[8], g19[9]),
+                _mm256_mul_epu32(f[9], g19[8]),
+            ),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_add_epi64(_mm256_mul_epu32(f[0], g[8]), _mm256_mul_epu32(f2[1], g[7])),
+                    _mm256_add_epi64(_mm256_mul_epu32(f[2], g[6]), _mm256_mul_epu32(f2[3], g[5])),
+                ),
+                _mm256_add_epi64(
+                    _mm256_add_epi64(_mm256_mul_epu32(f[4], g[4]), _mm256_mul_epu32(f2[5], g[3])),
+                    _mm256_add_epi64(_mm256_mul_epu32(f[6], g[2]), _mm256_mul_epu32(f2[7], g[1])),
+                ),
+            ),
+            _mm256_add_epi64(
+                _mm256_mul_epu32(f[8], g[0]),
+                _mm256_mul_epu32(f2[9], g19[9]),
+            ),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_add_epi64(_mm256_mul_epu32(f[0], g[9]), _mm256_mul_epu32(f[1], g[8])),
+                    _mm256_add_epi64(_mm256_mul_epu32(f[2], g[7]), _mm256_mul_epu32(f[3], g[6])),
+                ),
+                _mm256_add_epi64(
+                    _mm256_add_epi64(_mm256_mul_epu32(f[4], g[5]), _mm256_mul_epu32(f[5], g[4])),
+                    _mm256_add_epi64(_mm256_mul_epu32(f[6], g[3]), _mm256_mul_epu32(f[7], g[2])),
+                ),
+            ),
+            _mm256_add_epi64(_mm256_mul_epu32(f[8], g[1]), _mm256_mul_epu32(f[9], g[0])),
+        ),
+    ];
     Fe(carry(carry(h)))
 }
 
+/// `mul(f, f)` with the products f_i·f_j and f_j·f_i taken once, doubled.
 #[target_feature(enable = "avx2")]
-fn square(a: &Fe) -> Fe {
-    mul(a, a)
+fn square(f: &Fe) -> Fe {
+    let f = f.0;
+    let (nineteen, thirty_eight) = (splat(19), splat(38));
+    let mut f2 = f;
+    let mut f19 = f;
+    let mut f38 = f;
+    for k in 0..10 {
+        f2[k] = _mm256_add_epi64(f[k], f[k]);
+        f19[k] = _mm256_mul_epu32(f[k], nineteen);
+        f38[k] = _mm256_mul_epu32(f[k], thirty_eight);
+    }
+    // the coefficients of `mul`, ×2 off the diagonal (generated)
+    let h = [
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_mul_epu32(f[0], f[0]),
+                    _mm256_mul_epu32(f2[1], f38[9]),
+                ),
+                _mm256_add_epi64(
+                    _mm256_mul_epu32(f2[2], f19[8]),
+                    _mm256_mul_epu32(f2[3], f38[7]),
+                ),
+            ),
+            _mm256_add_epi64(
+                _mm256_mul_epu32(f2[4], f19[6]),
+                _mm256_mul_epu32(f2[5], f19[5]),
+            ),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_mul_epu32(f2[0], f[1]),
+                    _mm256_mul_epu32(f2[2], f19[9]),
+                ),
+                _mm256_add_epi64(
+                    _mm256_mul_epu32(f2[3], f19[8]),
+                    _mm256_mul_epu32(f2[4], f19[7]),
+                ),
+            ),
+            _mm256_mul_epu32(f2[5], f19[6]),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(_mm256_mul_epu32(f2[0], f[2]), _mm256_mul_epu32(f2[1], f[1])),
+                _mm256_add_epi64(
+                    _mm256_mul_epu32(f2[3], f38[9]),
+                    _mm256_mul_epu32(f2[4], f19[8]),
+                ),
+            ),
+            _mm256_add_epi64(
+                _mm256_mul_epu32(f2[5], f38[7]),
+                _mm256_mul_epu32(f[6], f19[6]),
+            ),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(_mm256_mul_epu32(f2[0], f[3]), _mm256_mul_epu32(f2[1], f[2])),
+                _mm256_add_epi64(
+                    _mm256_mul_epu32(f2[4], f19[9]),
+                    _mm256_mul_epu32(f2[5], f19[8]),
+                ),
+            ),
+            _mm256_mul_epu32(f2[6], f19[7]),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_mul_epu32(f2[0], f[4]),
+                    _mm256_mul_epu32(f2[1], f2[3]),
+                ),
+                _mm256_add_epi64(
+                    _mm256_mul_epu32(f[2], f[2]),
+                    _mm256_mul_epu32(f2[5], f38[9]),
+                ),
+            ),
+            _mm256_add_epi64(
+                _mm256_mul_epu32(f2[6], f19[8]),
+                _mm256_mul_epu32(f2[7], f19[7]),
+            ),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(_mm256_mul_epu32(f2[0], f[5]), _mm256_mul_epu32(f2[1], f[4])),
+                _mm256_add_epi64(
+                    _mm256_mul_epu32(f2[2], f[3]),
+                    _mm256_mul_epu32(f2[6], f19[9]),
+                ),
+            ),
+            _mm256_mul_epu32(f2[7], f19[8]),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_mul_epu32(f2[0], f[6]),
+                    _mm256_mul_epu32(f2[1], f2[5]),
+                ),
+                _mm256_add_epi64(_mm256_mul_epu32(f2[2], f[4]), _mm256_mul_epu32(f2[3], f[3])),
+            ),
+            _mm256_add_epi64(
+                _mm256_mul_epu32(f2[7], f38[9]),
+                _mm256_mul_epu32(f[8], f19[8]),
+            ),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(_mm256_mul_epu32(f2[0], f[7]), _mm256_mul_epu32(f2[1], f[6])),
+                _mm256_add_epi64(_mm256_mul_epu32(f2[2], f[5]), _mm256_mul_epu32(f2[3], f[4])),
+            ),
+            _mm256_mul_epu32(f2[8], f19[9]),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(
+                    _mm256_mul_epu32(f2[0], f[8]),
+                    _mm256_mul_epu32(f2[1], f2[7]),
+                ),
+                _mm256_add_epi64(
+                    _mm256_mul_epu32(f2[2], f[6]),
+                    _mm256_mul_epu32(f2[3], f2[5]),
+                ),
+            ),
+            _mm256_add_epi64(
+                _mm256_mul_epu32(f[4], f[4]),
+                _mm256_mul_epu32(f2[9], f19[9]),
+            ),
+        ),
+        _mm256_add_epi64(
+            _mm256_add_epi64(
+                _mm256_add_epi64(_mm256_mul_epu32(f2[0], f[9]), _mm256_mul_epu32(f2[1], f[8])),
+                _mm256_add_epi64(_mm256_mul_epu32(f2[2], f[7]), _mm256_mul_epu32(f2[3], f[6])),
+            ),
+            _mm256_mul_epu32(f2[4], f[5]),
+        ),
+    ];
+    Fe(carry(carry(h)))
 }
 
 /// `121665·a` ((A - 2)/4 of Curve25519).

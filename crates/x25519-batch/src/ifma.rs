@@ -176,9 +176,25 @@ fn mul(a: &Fe, b: &Fe) -> Fe {
     fold(lo, hi)
 }
 
+/// `mul(a, a)` with the products a_i·a_j and a_j·a_i taken once, doubled.
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn square(a: &Fe) -> Fe {
-    mul(a, a)
+    let z = _mm512_setzero_si512();
+    let (mut lo, mut hi) = ([z; 10], [z; 10]);
+    let (mut lo2, mut hi2) = ([z; 10], [z; 10]);
+    for (i, &ai) in a.0.iter().enumerate() {
+        lo[2 * i] = _mm512_madd52lo_epu64(lo[2 * i], ai, ai);
+        hi[2 * i + 1] = _mm512_madd52hi_epu64(hi[2 * i + 1], ai, ai);
+        for (j, &aj) in a.0.iter().enumerate().skip(i + 1) {
+            lo2[i + j] = _mm512_madd52lo_epu64(lo2[i + j], ai, aj);
+            hi2[i + j + 1] = _mm512_madd52hi_epu64(hi2[i + j + 1], ai, aj);
+        }
+    }
+    for k in 0..10 {
+        lo[k] = _mm512_add_epi64(lo[k], _mm512_slli_epi64::<1>(lo2[k]));
+        hi[k] = _mm512_add_epi64(hi[k], _mm512_slli_epi64::<1>(hi2[k]));
+    }
+    fold(lo, hi)
 }
 
 /// `121665·a` ((A - 2)/4 of Curve25519).
