@@ -17,11 +17,12 @@ fn points() -> Vec<[u8; 32]> {
         .collect()
 }
 
+/// A named way of computing a batch.
+type Contender<'a> = (&'static str, Box<dyn Fn(&[[u8; 32]], &mut [[u8; 32]]) + 'a>);
+
 /// What is timed: every available backend and x25519-dalek, each computing a batch.
-fn contenders(
-    key: &BatchSecret,
-) -> Vec<(&'static str, Box<dyn Fn(&[[u8; 32]], &mut [[u8; 32]]) + '_>)> {
-    let mut all: Vec<(&'static str, Box<dyn Fn(&[[u8; 32]], &mut [[u8; 32]])>)> = vec![(
+fn contenders(key: &BatchSecret) -> Vec<Contender<'_>> {
+    let mut all: Vec<Contender<'_>> = vec![(
         "x25519_dalek",
         Box::new(|points: &[[u8; 32]], out: &mut [[u8; 32]]| {
             for (point, out) in points.iter().zip(out) {

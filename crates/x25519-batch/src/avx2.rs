@@ -77,7 +77,7 @@ fn agree4(scalar: &[u8; 32], points: &[[u8; 32]; LANES]) -> [[u8; 32]; LANES] {
 
 /// Bits of limb k.
 const fn width(k: usize) -> u32 {
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         26
     } else {
         25
@@ -121,7 +121,7 @@ fn carry(h: [__m256i; 10]) -> [__m256i; 10] {
     let mut carries = [_mm256_setzero_si256(); 10];
     let mut r = h;
     for (k, (r, c)) in r.iter_mut().zip(carries.iter_mut()).enumerate() {
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             *c = _mm256_srli_epi64::<26>(*r);
             *r = _mm256_and_si256(*r, mask26);
         } else {

@@ -7,7 +7,7 @@
 //! u-coordinates at or above p are reduced, and the top bit is ignored (RFC 7748). The tests
 //! and the `x25519_batch` fuzz target check it against x25519-dalek.
 //!
-//! The backend is chosen once per process from the CPU ([`backend`]);
+//! The backend is chosen once per process from the CPU ([`backend`]: IFMA or scalar);
 //! [`BatchSecret::agree_many_with`] forces one, for tests and benchmarks.
 //!
 //! # Layout
@@ -75,15 +75,19 @@ impl Backend {
     }
 }
 
-/// The fastest backend this CPU runs, detected once.
+/// The backend [`BatchSecret::agree_many`] uses, detected once: AVX-512 IFMA where the CPU has
+/// it, otherwise scalar. AVX2 is never chosen by itself: four lanes of 32-bit multiplications
+/// come out slower per point than aws-lc's scalar X25519 (64-bit `mulx` code), by about a fifth
+/// on the AMD Zen 4 of the crate's bench; it stays available to
+/// [`agree_many_with`](BatchSecret::agree_many_with).
 pub fn backend() -> Backend {
     static DETECTED: OnceLock<Backend> = OnceLock::new();
     *DETECTED.get_or_init(|| {
-        Backend::ALL
-            .into_iter()
-            .rev()
-            .find(|b| b.is_available())
-            .unwrap_or(Backend::Scalar)
+        if Backend::Avx512Ifma.is_available() {
+            Backend::Avx512Ifma
+        } else {
+            Backend::Scalar
+        }
     })
 }
 
@@ -162,7 +166,9 @@ impl BatchSecret {
         Ok(())
     }
 
-    /// Full chunks of the backend's lanes go through it; the rest, one at a time.
+    /// Full chunks of the backend's lanes go through it; the rest one at a time, except that
+    /// IFMA takes a remainder of [`IFMA_PADDED_FROM`] points or more as a chunk padded with
+    /// zeros.
     fn run(&self, backend: Backend, points: &[[u8; 32]], out: &mut [[u8; 32]]) {
         assert_eq!(
             points.len(),
@@ -178,7 +184,15 @@ impl BatchSecret {
             },
             #[cfg(target_arch = "x86_64")]
             Backend::Avx512Ifma => match ifma::Ifma::detect() {
-                Some(ifma) => self.chunks(points, out, |p| ifma.agree(&self.clamped, p)),
+                Some(ifma) => {
+                    let agree = |p: &[[u8; 32]; ifma::LANES]| ifma.agree(&self.clamped, p);
+                    let done = self.chunks(points, out, agree);
+                    if points.len() - done >= IFMA_PADDED_FROM {
+                        pad(&points[done..], &mut out[done..], agree)
+                    } else {
+                        done
+                    }
+                }
                 None => 0,
             },
             #[cfg(not(target_arch = "x86_64"))]
@@ -204,6 +218,26 @@ impl BatchSecret {
         }
         chunks.len() * N
     }
+}
+
+/// From this many points, one IFMA chunk of eight (about 57 µs on the bench's machine) is
+/// faster than scalar X25519 one point at a time (about 24 µs each).
+#[cfg(target_arch = "x86_64")]
+const IFMA_PADDED_FROM: usize = 3;
+
+/// Runs `agree` on the fewer than `N` `points` padded with zeros, keeps their results; returns
+/// how many points it did.
+#[cfg(target_arch = "x86_64")]
+fn pad<const N: usize>(
+    points: &[[u8; 32]],
+    out: &mut [[u8; 32]],
+    agree: impl Fn(&[[u8; 32]; N]) -> [[u8; 32]; N],
+) -> usize {
+    let mut padded = [[0; 32]; N];
+    padded[..points.len()].copy_from_slice(points);
+    let results = agree(&padded);
+    out.copy_from_slice(&results[..points.len()]);
+    points.len()
 }
 
 impl std::fmt::Debug for BatchSecret {
