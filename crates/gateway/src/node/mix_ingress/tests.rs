@@ -476,8 +476,32 @@ fn a_batch_unwraps_as_each_frame_alone() {
     assert!(alone.iter().any(|o| o.starts_with("Err(InvalidSize")));
     for size in [2, 3, 5, 8, frames.len()] {
         for (chunk, alone) in frames.chunks(size).zip(alone.chunks(size)) {
-            let together: Vec<String> = unwrap_many(&keys, chunk).iter().map(describe).collect();
+            let pairs: Vec<(&KeySet, &Frame)> = chunk.iter().map(|f| (&keys, f)).collect();
+            let together: Vec<String> = unwrap_many(&pairs).iter().map(describe).collect();
             assert_eq!(together, alone);
         }
     }
+
+    // One batch of the pool: jobs of several connections, each answered with its own frames'
+    // outcomes, in order.
+    let keys = Arc::new(keys);
+    let mut replies = Vec::new();
+    let mut jobs = Vec::new();
+    for chunk in frames.chunks(3) {
+        let (reply, rx) = oneshot::channel();
+        jobs.push(UnwrapJob {
+            frames: chunk.to_vec(),
+            keys: keys.clone(),
+            reply,
+        });
+        replies.push(rx);
+    }
+    assert!(jobs.len() >= 3, "several jobs in the batch");
+    unwrap_jobs(jobs);
+    let mut answered = Vec::new();
+    for mut rx in replies {
+        let outcomes = rx.try_recv().expect("answered").expect("no panic");
+        answered.extend(outcomes.iter().map(describe));
+    }
+    assert_eq!(answered, alone);
 }
