@@ -140,8 +140,6 @@ pub async fn send_packets(
         links.push(MixLink::connect(ctx.target.mix_addr, noise_key).await?);
     }
     let epoch = ctx.epoch;
-    // Room to set up before the first paced packet is due.
-    let start = Instant::now() + Duration::from_millis(20);
     if rate > 0.0 && noise_key.is_none() {
         // tokio's timers tick in whole milliseconds: paced with them, each connection would
         // send its share of a millisecond in one burst, and the latency measured would be
@@ -166,7 +164,11 @@ pub async fn send_packets(
             timeline,
             epoch,
         };
-        let pace = Pace { rate, start };
+        // `write_paced` starts the schedule when its thread is ready.
+        let pace = Pace {
+            rate,
+            start: Instant::now(),
+        };
         let deadline = ctx.deadline;
         let streams = tokio::task::spawn_blocking(move || {
             write_paced(streams, &bytes, &sent, pace, deadline)
@@ -181,13 +183,21 @@ pub async fn send_packets(
     }
     let mut senders = JoinSet::new();
     let deadline = tokio::time::Instant::from_std(ctx.deadline);
-    for (c, stream) in links.into_iter().enumerate() {
-        let mine: Vec<&Packet> = packets.iter().skip(c).step_by(connections).collect();
-        let ids: Vec<u64> = mine.iter().map(|p| p.id).collect();
-        let mut bytes = Vec::with_capacity(mine.len() * FRAME_LEN);
-        for packet in mine {
-            bytes.extend_from_slice(&packet.frame);
-        }
+    let shares: Vec<(Vec<u64>, Vec<u8>)> = (0..connections)
+        .map(|c| {
+            let mine: Vec<&Packet> = packets.iter().skip(c).step_by(connections).collect();
+            let ids = mine.iter().map(|p| p.id).collect();
+            let mut bytes = Vec::with_capacity(mine.len() * FRAME_LEN);
+            for packet in mine {
+                bytes.extend_from_slice(&packet.frame);
+            }
+            (ids, bytes)
+        })
+        .collect();
+    // Room to spawn the senders before the first paced packet is due; the frames are copied
+    // already, so none starts overdue.
+    let start = Instant::now() + Duration::from_millis(5);
+    for (c, (stream, (ids, bytes))) in links.into_iter().zip(shares).enumerate() {
         let timeline = timeline.clone();
         // Paced connections start a fraction of an interval apart, so their packets interleave.
         let pace = (rate > 0.0).then(|| Pace {
@@ -314,6 +324,13 @@ fn write_paced(
     deadline: Instant,
 ) -> anyhow::Result<Vec<std::net::TcpStream>> {
     use std::io::Write as _;
+    // The schedule starts when this thread is ready to write: counted from before the frames
+    // were copied and the thread spawned, the first packets would be overdue and go out in one
+    // burst, and the latency measured would be the wait behind it, not the gateway's.
+    let pace = Pace {
+        start: Instant::now(),
+        ..pace
+    };
     let total = sent.ids.len();
     let connections = streams.len().max(1);
     let mut done = 0;
@@ -471,4 +488,49 @@ pub fn build(ctx: &Context, recipients: &[[u8; 32]], first_id: u64, count: usize
         count,
         ctx.threads,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A schedule whose start passed while the frames were being prepared still sends at its
+    /// rate from the first write: overdue packets sent in one burst would measure the wait
+    /// behind the burst as the gateway's latency.
+    #[test]
+    fn paced_writes_start_on_time_even_when_the_schedule_is_overdue() {
+        const PACKETS: usize = 40;
+        const RATE: f64 = 1000.0;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            std::io::Read::read_to_end(&mut peer, &mut sink).map(|_| sink.len())
+        });
+        let timeline = Arc::new(Timeline::new(0, PACKETS));
+        let sent = SentMarks {
+            ids: (0..PACKETS as u64).collect(),
+            timeline: Some(timeline.clone()),
+            epoch: Instant::now(),
+        };
+        let overdue = Pace {
+            rate: RATE,
+            start: Instant::now() - Duration::from_secs(1),
+        };
+        let bytes = vec![0u8; PACKETS * FRAME_LEN];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let streams = write_paced(vec![stream], &bytes, &sent, overdue, deadline).unwrap();
+        drop(streams);
+        assert_eq!(reader.join().unwrap().unwrap(), PACKETS * FRAME_LEN);
+        let marks: Vec<u64> = (0..PACKETS)
+            .map(|i| timeline.sent_ns[i].load(Ordering::Relaxed))
+            .collect();
+        let spread = Duration::from_nanos(marks[PACKETS - 1] - marks[0]);
+        let scheduled = Duration::from_secs_f64((PACKETS - 1) as f64 / RATE);
+        assert!(
+            spread >= scheduled.mul_f64(0.9),
+            "{PACKETS} packets at {RATE}/s went out within {spread:?}, not over ~{scheduled:?}"
+        );
+    }
 }
