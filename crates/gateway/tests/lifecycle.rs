@@ -4,6 +4,8 @@
 mod util;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gateway_protocol::test_support::sphinx::{final_hop_packet, v7_frame, ACK_PACKET_LEN};
@@ -156,7 +158,16 @@ async fn sigterm_under_load_loses_no_acknowledged_message() {
         )));
     }
 
-    // Collect acks as they arrive, for as long as the gateway sends them.
+    // Collect acks as they arrive, for as long as the gateway sends them. The offline
+    // client's count tells the sender when the store path has been taken: on a busy machine
+    // the gateway may not have processed any of the first half by the time it is written.
+    let offline_acks = Arc::new(AtomicUsize::new(0));
+    let offline_acked = offline_acks.clone();
+    let offline_ack_set: HashSet<Vec<u8>> = ack_to_message
+        .iter()
+        .filter(|(_, (to_online, _))| !to_online)
+        .map(|(ack, _)| ack.clone())
+        .collect();
     let acks = tokio::spawn(async move {
         let mut received = Vec::new();
         let Ok(mut stream) = tokio::time::timeout(Duration::from_secs(20), ack_hop.accept()).await
@@ -168,6 +179,9 @@ async fn sigterm_under_load_loses_no_acknowledged_message() {
             .await
             .is_ok_and(|r| r.is_ok())
         {
+            if offline_ack_set.contains(&frame[4..]) {
+                offline_acked.fetch_add(1, Ordering::Relaxed);
+            }
             received.push(frame[4..].to_vec());
         }
         received
@@ -188,6 +202,13 @@ async fn sigterm_under_load_loses_no_acknowledged_message() {
             break;
         }
         if i == PACKETS / 2 {
+            // Stop it once at least one stored message was acknowledged (within bounds).
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while offline_acks.load(Ordering::Relaxed) == 0
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             let pid = gateway.running.id();
             std::process::Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
