@@ -263,6 +263,36 @@ impl Store {
         .await
     }
 
+    /// Whether a ticket with this serial number was spent here (committed).
+    pub async fn ticket_spent(&self, serial_number: Vec<u8>) -> Result<bool, StoreError> {
+        self.read(|reply| ReadCommand::TicketSpent {
+            serial_number,
+            reply,
+        })
+        .await
+    }
+
+    /// Records a zk-nym ticket `client` spent, with its serial number and the credential as
+    /// received, once committed. `None`: the serial number was spent before, nothing changed
+    /// (the check and the insert are one step of the writer, so two spends of one ticket
+    /// cannot both succeed).
+    pub async fn insert_received_ticket(
+        &self,
+        client: ClientAddress,
+        received_at: UnixTime,
+        serial_number: Vec<u8>,
+        data: Vec<u8>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.write(|reply| WriteCommand::InsertReceivedTicket {
+            client: address_bs58(&client),
+            received_at,
+            serial_number,
+            data,
+            reply,
+        })
+        .await
+    }
+
     /// Totals over the database (scans `message_store`; meant for metrics scrapes).
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
         self.read(|reply| ReadCommand::Stats { reply }).await

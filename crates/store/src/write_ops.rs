@@ -271,3 +271,35 @@ pub(crate) fn forget_client(
     quota.forget(client);
     Ok(())
 }
+
+/// Records a ticket received from `client`, unless its serial number was spent before here:
+/// then nothing changes and the answer is `None`. Otherwise the new ticket's id.
+pub(crate) fn insert_received_ticket(
+    conn: &Connection,
+    client: &str,
+    received_at: UnixTime,
+    serial_number: &[u8],
+    data: &[u8],
+) -> Result<Option<i64>, StoreError> {
+    let op = "insert_received_ticket";
+    let spent: bool = conn
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM ticket_data WHERE serial_number = ?1)")
+        .and_then(|mut stmt| stmt.query_row([serial_number], |row| row.get(0)))
+        .map_err(StoreError::sqlite(op))?;
+    if spent {
+        return Ok(None);
+    }
+    conn.prepare_cached(
+        "INSERT INTO received_ticket (client_id, received_at)
+         VALUES ((SELECT id FROM clients WHERE client_address_bs58 = ?1), ?2)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![client, received_at.as_secs()]))
+    .map_err(StoreError::sqlite(op))?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "INSERT INTO ticket_data (ticket_id, serial_number, data) VALUES (?1, ?2, ?3)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![id, serial_number, data]))
+    .map_err(StoreError::sqlite(op))?;
+    Ok(Some(id))
+}

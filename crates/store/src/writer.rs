@@ -76,6 +76,13 @@ pub(crate) enum WriteCommand {
         client: String,
         reply: Reply<()>,
     },
+    InsertReceivedTicket {
+        client: String,
+        received_at: UnixTime,
+        serial_number: Vec<u8>,
+        data: Vec<u8>,
+        reply: Reply<Option<i64>>,
+    },
 }
 
 /// A command that succeeded inside the open transaction, waiting for its commit.
@@ -84,6 +91,7 @@ enum Pending {
     Unit(Reply<()>),
     Count(Reply<u64>, u64),
     Bandwidth(Reply<Bandwidth>, Bandwidth),
+    Ticket(Reply<Option<i64>>, Option<i64>),
 }
 
 impl Pending {
@@ -93,6 +101,7 @@ impl Pending {
             Self::Unit(reply) => answer(reply, Ok(())),
             Self::Count(reply, n) => answer(reply, Ok(n)),
             Self::Bandwidth(reply, b) => answer(reply, Ok(b)),
+            Self::Ticket(reply, id) => answer(reply, Ok(id)),
         }
     }
 
@@ -102,6 +111,7 @@ impl Pending {
             Self::Unit(reply) => answer(reply, Err(err)),
             Self::Count(reply, _) => answer(reply, Err(err)),
             Self::Bandwidth(reply, _) => answer(reply, Err(err)),
+            Self::Ticket(reply, _) => answer(reply, Err(err)),
         }
     }
 }
@@ -113,6 +123,7 @@ impl WriteCommand {
             Self::InsertMessage { reply, .. } => answer(reply, Err(err)),
             Self::DeleteMessagesOlderThan { reply, .. } => answer(reply, Err(err)),
             Self::EnsureBandwidth { reply, .. } => answer(reply, Err(err)),
+            Self::InsertReceivedTicket { reply, .. } => answer(reply, Err(err)),
             Self::DeleteMessages { reply, .. }
             | Self::UpsertSharedKey { reply, .. }
             | Self::SetLastUsedAuthentication { reply, .. }
@@ -448,6 +459,15 @@ impl Writer {
                     write_ops::forget_client(conn, quota, &client)
                 })
             }
+            WriteCommand::InsertReceivedTicket {
+                client,
+                received_at,
+                serial_number,
+                data,
+                reply,
+            } => self.step(reply, pending, Pending::Ticket, SEVERAL, |conn, _| {
+                write_ops::insert_received_ticket(conn, &client, received_at, &serial_number, &data)
+            }),
         }
     }
 

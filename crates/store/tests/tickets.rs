@@ -1,0 +1,52 @@
+//! zk-nym tickets: a serial number is spent once, for good (restarts, forgotten clients).
+
+mod common;
+
+use common::{at, client, db_path, open};
+use rusqlite::Connection;
+
+#[tokio::test]
+async fn a_serial_number_is_spent_once_and_stays_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path);
+    store.upsert_shared_key(client(1), [1; 32]).await.unwrap();
+    let serial = vec![7u8; 48];
+    assert!(!store.ticket_spent(serial.clone()).await.unwrap());
+    let id = store
+        .insert_received_ticket(client(1), at(100), serial.clone(), b"credential".to_vec())
+        .await
+        .unwrap();
+    assert!(id.is_some());
+    assert!(store.ticket_spent(serial.clone()).await.unwrap());
+    let again = store
+        .insert_received_ticket(client(2), at(101), serial.clone(), b"other".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(again, None, "a second spend changes nothing");
+
+    // Forgetting the client keeps its spent serial numbers.
+    store.forget_client(client(1)).await.unwrap();
+    store.close().await.unwrap();
+    let store = open(&path);
+    assert!(
+        store.ticket_spent(serial.clone()).await.unwrap(),
+        "after a restart"
+    );
+    assert!(!store.ticket_spent(vec![8; 48]).await.unwrap());
+    store.close().await.unwrap();
+
+    let conn = Connection::open(&path).unwrap();
+    let (client_id, received_at, data): (Option<i64>, i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT r.client_id, r.received_at, d.data
+             FROM received_ticket r JOIN ticket_data d ON d.ticket_id = r.id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (client_id, received_at, data),
+        (None, 100, b"credential".to_vec())
+    );
+}
