@@ -165,6 +165,16 @@ tuning_keys! {
     ///
     /// Per `claimFreeTestnetBandwidth` request (64 GiB).
     free_bandwidth_per_claim: i64 = 64 * 1024 * 1024 * 1024, check not_negative;
+    /// How far a zk-nym ticket's pay-info timestamp may be from our clock.
+    ///
+    /// nym-node's window (30 s): a ticket spent longer ago or later is refused, and a pay info
+    /// is remembered this long to refuse its replay.
+    #[serde(with = "humantime_serde")]
+    zk_nym_pay_info_window: Duration = Duration::from_secs(30), check not_zero;
+    /// DKG epochs whose master verification key is kept (older ones are fetched again if needed).
+    zk_nym_key_cache_epochs: NonZeroUsize = nonzero(8);
+    /// zk-nym tickets verified at once (each takes a CPU core for a few milliseconds).
+    zk_nym_verification_concurrency: NonZeroUsize = nonzero(2);
     /// Timeout of the start-up duplicate-host check against the validator API.
     #[serde(with = "humantime_serde")]
     validator_check_timeout: Duration = Duration::from_secs(5);

@@ -165,6 +165,10 @@ pub struct Gateway {
     /// `/api/v1/auxiliary-details`). Default false; written to the file only when true.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub accepted_operator_terms_and_conditions: bool,
+    /// Bandwidth only for zk-nym tickets: `claimFreeTestnetBandwidth` is refused. Tickets are
+    /// accepted either way. Default false; written to the file only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enforce_zk_nyms: bool,
     /// `$HOME/.nym/gateways`
     pub nym_root_directory: PathBuf,
     /// The SQLite store.
@@ -225,6 +229,7 @@ impl Config {
                 cosmos_mnemonic: PLACEHOLDER_MNEMONIC.to_owned(),
                 wallet_address: String::new(),
                 accepted_operator_terms_and_conditions: false,
+                enforce_zk_nyms: false,
                 nym_root_directory: root.to_path_buf(),
                 persistent_storage: paths.default_datastore(),
             },

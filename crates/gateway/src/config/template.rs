@@ -130,7 +130,7 @@ cosmos_mnemonic = {cosmos_mnemonic}
 
 # Wallet address this gateway is bonded with.
 wallet_address = {wallet_address}
-{accepted_terms}"#,
+{accepted_terms}{enforce_zk_nyms}"#,
         announce_address = string(&g.announce_address),
         mix_port = g.mix_port,
         clients_port = g.clients_port,
@@ -158,6 +158,11 @@ wallet_address = {wallet_address}
         cosmos_mnemonic = string(&g.cosmos_mnemonic),
         wallet_address = string(&g.wallet_address),
         // Written only once accepted, so files without the key render as before.
+        enforce_zk_nyms = if g.enforce_zk_nyms {
+            "\n# Bandwidth only for zk-nym tickets: free bandwidth claims are refused.\nenforce_zk_nyms = true\n"
+        } else {
+            ""
+        },
         accepted_terms = if g.accepted_operator_terms_and_conditions {
             "\n# The operator accepted Nym's operator terms and conditions.\naccepted_operator_terms_and_conditions = true\n"
         } else {

@@ -36,7 +36,7 @@ use tracing::{info, warn};
 
 use super::address_limit::AddressLimit;
 use super::client::tls::WssCertificate;
-use super::client::{self, ClientContext, ClientLimits};
+use super::client::{self, ClientContext, ClientLimits, TicketSettings, Tickets};
 use super::cpu_pool::CpuPool;
 use super::dashboard::history::{History, Sampler};
 use super::dashboard::Dashboard;
@@ -185,6 +185,14 @@ impl Pipeline {
         serve_mix(mix, listeners.mix, &ingress)?;
 
         info!("Starting client [web]socket listener...");
+        let tickets = Tickets::new(
+            keys.identity.verifying_key().to_bytes(),
+            &TicketSettings::from_config(
+                config.gateway.enforce_zk_nyms,
+                rotation::followed_apis(config),
+                d,
+            ),
+        );
         let clients = ClientContext {
             router: router.clone(),
             store: store.clone(),
@@ -197,6 +205,7 @@ impl Pipeline {
                 d.maximum_client_connections_per_address.get(),
                 d.per_address_limits_include_loopback,
             ),
+            tickets,
         };
         serve_clients(&clients, listeners.clients, None, &ingress)?;
         if let Some(certificate) = &wss {

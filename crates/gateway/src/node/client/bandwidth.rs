@@ -12,6 +12,10 @@ use gateway_store::{Bandwidth, ClientAddress, Store, UnixTime};
 /// most this much metering per client.
 const PERSIST_THRESHOLD: i64 = 512 * 1024;
 
+/// Days a ticket's bandwidth outlasts today: a ticketbook is valid for 7 days, today included.
+const TICKET_VALIDITY_EXTRA_DAYS: i64 = 6;
+const DAY_SECS: i64 = 24 * 60 * 60;
+
 /// One client's allowance during a session.
 #[derive(Debug)]
 pub(super) struct ClientBandwidth {
@@ -50,6 +54,19 @@ impl ClientBandwidth {
         self.expire(now);
         self.current.available = self.current.available.saturating_add(amount);
         self.current.expiration = now.start_of_utc_day();
+        self.dirty = true;
+        self.current.available
+    }
+
+    /// Adds a zk-nym ticket's `amount` bytes; the whole allowance then lasts until the end of
+    /// the ticketbook's last possible day (today + 6 days), as nym-node sets it. Returns the
+    /// new total.
+    pub(super) fn add_ticket(&mut self, amount: i64, now: UnixTime) -> i64 {
+        self.expire(now);
+        self.current.available = self.current.available.saturating_add(amount);
+        self.current.expiration = UnixTime::from_secs(
+            now.start_of_utc_day().as_secs() + TICKET_VALIDITY_EXTRA_DAYS * DAY_SECS,
+        );
         self.dirty = true;
         self.current.available
     }
@@ -180,6 +197,17 @@ mod tests {
         assert!(!b.save_due());
         b.charge(1);
         assert!(b.save_due());
+    }
+
+    #[test]
+    fn a_ticket_lasts_a_week_and_a_claim_shortens_it_again() {
+        let mut b = fresh(0, EPOCH);
+        assert_eq!(b.add_ticket(200_000_000, NOW), 200_000_000);
+        let last_second = today_start() + 7 * DAY - 1;
+        assert_eq!(b.available(UnixTime::from_secs(last_second)), 200_000_000);
+        // nym-node's rule: any increase sets the whole allowance's expiry.
+        b.claim(1, NOW);
+        assert_eq!(b.available(UnixTime::from_secs(today_start() + DAY)), 0);
     }
 
     #[test]

@@ -15,8 +15,6 @@ use super::delivery::random_bytes;
 use super::session::Session;
 use super::STORAGE_ERROR;
 
-/// Our answer to `ecashCredential`: bandwidth here is free, so tickets are never spent.
-const ECASH_REFUSED: &str = "This gateway grants bandwidth for free (claimFreeTestnetBandwidth) and does not accept e-cash credentials";
 const UPGRADE_MODE_REFUSED: &str = "This gateway does not support upgrade mode";
 const COCONUT_REFUSED: &str = "The received request is not valid in the current context: coconut credential are not longer supported";
 const UNKNOWN_TEXT_REQUEST: &str = "received a text request of an unknown type";
@@ -45,7 +43,9 @@ impl Session {
             ClientRequest::EncryptedRequest { ciphertext, nonce } => {
                 self.handle_sensitive(&ciphertext, &nonce).await
             }
-            ClientRequest::EcashCredential { .. } => ServerResponse::error(ECASH_REFUSED),
+            ClientRequest::EcashCredential { enc_credential, iv } => {
+                self.spend_ticket(&enc_credential, &iv).await
+            }
             ClientRequest::UpgradeModeJwt { .. } => ServerResponse::error(UPGRADE_MODE_REFUSED),
             ClientRequest::BandwidthCredential { .. }
             | ClientRequest::BandwidthCredentialV2 { .. } => ServerResponse::error(COCONUT_REFUSED),
@@ -58,6 +58,9 @@ impl Session {
     }
 
     async fn claim_free_bandwidth(&mut self) -> ServerResponse {
+        if self.ctx.tickets.enforced() {
+            return ServerResponse::error(super::tickets::ONLY_TICKETS);
+        }
         let amount = self.ctx.limits.free_bandwidth_per_claim;
         let total = self.bandwidth.claim(amount, UnixTime::now());
         self.ctx
