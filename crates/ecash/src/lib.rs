@@ -8,6 +8,7 @@
 //! - `verify`: the checks, in order; ticket types and the bandwidth each buys.
 //! - `keys`: master verification keys per epoch, fetched from nym-api and cached.
 //! - `error`: why a ticket is refused, in the texts clients get.
+//! - `signers`: the JSON of the signers' later verification of an accepted ticket.
 //! - `authority`: threshold signers, ticketbooks and spends, for tests and the local mixnet.
 
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@
 pub mod authority;
 pub mod error;
 pub mod keys;
+pub mod signers;
 pub mod verify;
 pub mod wire;
 

@@ -276,3 +276,17 @@ fn master_keys_come_from_nym_api_once_per_epoch() {
     );
     assert!(unreachable.cached(3).is_none(), "failures are not cached");
 }
+
+#[test]
+fn the_signers_body_carries_the_credential_as_nym_api_reads_it() {
+    let data = book().spend(GATEWAY, NOW).unwrap();
+    let body = crate::signers::verify_ticket_body(&data, "n1gateway");
+    let credential = &body["credential"];
+    let payment: nym_compact_ecash::scheme::Payment =
+        serde_json::from_value(credential["payment"].clone()).unwrap();
+    assert_eq!(payment, data.payment);
+    assert_eq!(credential["pay_info"].as_array().unwrap().len(), 72);
+    assert_eq!(credential["spend_date"], "2026-12-04");
+    assert_eq!(credential["epoch_id"], 7);
+    assert_eq!(body["gateway_cosmos_addr"], "n1gateway");
+}

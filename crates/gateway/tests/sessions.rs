@@ -21,7 +21,7 @@ use gateway_protocol::mix_packet::MixPacket;
 use nym_gateway::config::{NoiseMode, Tuning};
 use nym_gateway::keys::NoiseKey;
 use nym_gateway::node::client::{
-    serve_connection, ClientContext, ClientLimits, TicketSettings, Tickets,
+    serve_connection, ClientContext, ClientLimits, SignerQueue, TicketSettings, Tickets,
 };
 use nym_gateway::node::egress::{Egress, EgressConfig};
 use nym_gateway::node::metrics::Metrics;
@@ -86,6 +86,7 @@ impl Sessions {
         let tickets = Tickets::new(
             identity.verifying_key().to_bytes(),
             &TicketSettings::from_config(false, &[], &Tuning::default()),
+            SignerQueue::disabled(),
         );
         Self {
             identity: identity.verifying_key(),

@@ -95,12 +95,21 @@ struct Gateway {
 
 impl Gateway {
     async fn start(nym_api: &str, enforce_zk_nyms: bool) -> Self {
+        Self::start_with(nym_api, enforce_zk_nyms, |_| {}).await
+    }
+
+    async fn start_with(
+        nym_api: &str,
+        enforce_zk_nyms: bool,
+        change: impl FnOnce(&mut Config),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = loopback_config("tickets", dir.path(), &Network::mainnet());
         config.gateway.nym_api_urls = Some(vec![nym_api.to_owned()]);
         config.gateway.enforce_zk_nyms = enforce_zk_nyms;
         config.debug.nym_api_timeout = Duration::from_secs(2);
         config.debug.replay_filter_capacity = std::num::NonZeroU64::new(100_000).unwrap();
+        change(&mut config);
         let keys = NodeKeys::generate().unwrap();
         let node = RunningNode::start(&config, clone_keys(&keys)).await;
         Self {
@@ -209,7 +218,9 @@ async fn tickets_buy_their_bandwidth_and_every_bad_one_is_refused_with_nym_nodes
     );
 
     // Each refused with its text; none grants anything.
-    let yesterday = utc_date(now() - 86_400);
+    // Issued and spent on the same clock reading, so a test across midnight still agrees.
+    let issued_at = now();
+    let yesterday = utc_date(issued_at - 86_400);
     let today = utc_date(now());
     let mut tampered = entry.spend(identity, now()).unwrap();
     tampered.pay_info.pay_info_bytes[0] ^= 1;
@@ -220,7 +231,7 @@ async fn tickets_buy_their_bandwidth_and_every_bad_one_is_refused_with_nym_nodes
     let mut multiple = entry.spend(identity, now()).unwrap();
     // A book issued yesterday can still spend on yesterday's date.
     let mut older = authority()
-        .issue_current(TicketType::V1MixnetEntry, now() - 86_400)
+        .issue_current(TicketType::V1MixnetEntry, issued_at - 86_400)
         .unwrap();
     multiple.payment.spend_value = 2;
     let cases: Vec<(&str, ClientRequest, String)> = vec![
@@ -244,7 +255,13 @@ async fn tickets_buy_their_bandwidth_and_every_bad_one_is_refused_with_nym_nodes
         ),
         (
             "stale pay info",
-            credential_request(&client, &entry.spend(identity, now() - 120).unwrap().encode()),
+            credential_request(
+                &client,
+                &entry
+                    .spend_with(pay_info(identity, now() - 120), utc_date(now()))
+                    .unwrap()
+                    .encode(),
+            ),
             "provided payinfo's timestamp is invalid".into(),
         ),
         (
@@ -381,6 +398,129 @@ async fn without_nym_api_nothing_is_granted() {
         ws.next_response().await,
         ServerResponse::Bandwidth { available_total, .. } if available_total == 64 << 30
     ));
+    ws.close().await;
+    gateway.node.stop().await;
+}
+
+/// Signers answering with `verdict` (`{"verified":…}`); each first request to the last one
+/// fails with HTTP 500, so it is asked again.
+#[derive(Clone)]
+struct Signers {
+    verdict: Arc<std::sync::Mutex<serde_json::Value>>,
+    requests: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    failed_once: Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn signer(
+    State((signers, flaky)): State<(Signers, bool)>,
+    Json(body): Json<serde_json::Value>,
+) -> Response {
+    if flaky
+        && !signers
+            .failed_once
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    signers.requests.lock().unwrap().push(body);
+    Json(json!({ "verified": signers.verdict.lock().unwrap().clone() })).into_response()
+}
+
+async fn start_signers(signers: &Signers, count: usize) -> Vec<String> {
+    let mut urls = Vec::new();
+    for i in 0..count {
+        let app = axum::Router::new()
+            .route(
+                "/api/v1/ecash/verify-ecash-ticket",
+                axum::routing::post(signer),
+            )
+            .with_state((signers.clone(), i == count - 1));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("http://{}/api/", listener.local_addr().unwrap()));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    urls
+}
+
+/// `(rejected, data present)` of ticket `id`, once `done` holds for it (within 10 s).
+async fn ticket_row(
+    db: &std::path::Path,
+    id: i64,
+    done: impl Fn(Option<bool>, bool) -> bool,
+) -> (Option<bool>, bool) {
+    for _ in 0..200 {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let row: (Option<bool>, bool) = conn
+            .query_row(
+                "SELECT r.rejected, d.data IS NOT NULL FROM received_ticket r
+                 JOIN ticket_data d ON d.ticket_id = r.id WHERE r.id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        if done(row.0, row.1) {
+            return row;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("ticket {id} was not settled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signers_verify_accepted_tickets_later_and_a_rejection_revokes_bandwidth() {
+    let api = nym_api().await;
+    let signers = Signers {
+        verdict: Arc::new(std::sync::Mutex::new(json!({ "Ok": null }))),
+        requests: Arc::default(),
+        failed_once: Arc::default(),
+    };
+    let urls = start_signers(&signers, 3).await;
+    let gateway = Gateway::start_with(&api, false, |config| {
+        config.gateway.zk_nym_signer_urls = urls;
+        config.gateway.wallet_address = "n10yyd98e2tuwu0f7ypz9dy3hhjw7v772q6287gy".into();
+        config.debug.zk_nym_signer_retry_interval = Duration::from_millis(200);
+    })
+    .await;
+    let db = gateway.config.gateway.persistent_storage.clone();
+    let identity = gateway.identity();
+    let (client, mut ws) = gateway.client().await;
+    let mut entry = book(TicketType::V1MixnetEntry);
+
+    let good = entry.spend(identity, now()).unwrap();
+    assert_eq!(
+        spend(&client, &mut ws, &good).await,
+        Ok(ENTRY),
+        "granted before any signer answers"
+    );
+    // Verified by all three, the flaky one on its retry: the credential bytes go.
+    assert_eq!(ticket_row(&db, 1, |_, data| !data).await, (None, false));
+    let requests = signers.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(
+        requests[0]["gateway_cosmos_addr"],
+        "n10yyd98e2tuwu0f7ypz9dy3hhjw7v772q6287gy"
+    );
+    assert_eq!(requests[0]["credential"]["epoch_id"], EPOCH);
+    assert_eq!(
+        requests[0]["credential"]["spend_date"],
+        utc_date(now()).to_string()
+    );
+
+    *signers.verdict.lock().unwrap() = json!({ "Err": "InvalidTicket" });
+    let bad = entry.spend(identity, now()).unwrap();
+    assert_eq!(spend(&client, &mut ws, &bad).await, Ok(2 * ENTRY));
+    assert_eq!(
+        ticket_row(&db, 2, |rejected, _| rejected.is_some()).await,
+        (Some(true), false)
+    );
+    // Ten times the ticket's bandwidth is revoked from the stored allowance.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let available: i64 = conn
+        .query_row("SELECT available FROM available_bandwidth", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(available, 2 * ENTRY - 10 * ENTRY);
     ws.close().await;
     gateway.node.stop().await;
 }

@@ -293,6 +293,23 @@ impl Store {
         .await
     }
 
+    /// The signers confirmed ticket `ticket_id`: its credential bytes are dropped.
+    pub async fn mark_ticket_verified(&self, ticket_id: i64) -> Result<(), StoreError> {
+        self.write(|reply| WriteCommand::MarkTicketVerified { ticket_id, reply })
+            .await
+    }
+
+    /// The signers refused ticket `ticket_id`: marked rejected, and `revoked` bytes taken from
+    /// its client's stored bandwidth. Its serial number stays spent.
+    pub async fn reject_ticket(&self, ticket_id: i64, revoked: i64) -> Result<(), StoreError> {
+        self.write(|reply| WriteCommand::RejectTicket {
+            ticket_id,
+            revoked,
+            reply,
+        })
+        .await
+    }
+
     /// Totals over the database (scans `message_store`; meant for metrics scrapes).
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
         self.read(|reply| ReadCommand::Stats { reply }).await

@@ -303,3 +303,35 @@ pub(crate) fn insert_received_ticket(
     .map_err(StoreError::sqlite(op))?;
     Ok(Some(id))
 }
+
+/// The signers confirmed ticket `ticket_id`: its credential is no longer needed (its serial
+/// number stays, so it can never be spent here again).
+pub(crate) fn mark_ticket_verified(conn: &Connection, ticket_id: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE ticket_data SET data = NULL WHERE ticket_id = ?1")
+        .and_then(|mut stmt| stmt.execute([ticket_id]))
+        .map_err(StoreError::sqlite("mark_ticket_verified"))?;
+    Ok(())
+}
+
+/// The signers refused ticket `ticket_id`: it is marked rejected and `revoked` bytes are taken
+/// from its client's stored bandwidth (which may go negative). The serial number stays spent.
+pub(crate) fn reject_ticket(
+    conn: &Connection,
+    ticket_id: i64,
+    revoked: i64,
+) -> Result<(), StoreError> {
+    let op = "reject_ticket";
+    conn.prepare_cached("UPDATE received_ticket SET rejected = TRUE WHERE id = ?1")
+        .and_then(|mut stmt| stmt.execute([ticket_id]))
+        .map_err(StoreError::sqlite(op))?;
+    conn.prepare_cached("UPDATE ticket_data SET data = NULL WHERE ticket_id = ?1")
+        .and_then(|mut stmt| stmt.execute([ticket_id]))
+        .map_err(StoreError::sqlite(op))?;
+    conn.prepare_cached(
+        "UPDATE available_bandwidth SET available = available - ?2
+         WHERE client_id = (SELECT client_id FROM received_ticket WHERE id = ?1)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![ticket_id, revoked]))
+    .map_err(StoreError::sqlite(op))?;
+    Ok(())
+}

@@ -83,6 +83,15 @@ pub(crate) enum WriteCommand {
         data: Vec<u8>,
         reply: Reply<Option<i64>>,
     },
+    MarkTicketVerified {
+        ticket_id: i64,
+        reply: Reply<()>,
+    },
+    RejectTicket {
+        ticket_id: i64,
+        revoked: i64,
+        reply: Reply<()>,
+    },
 }
 
 /// A command that succeeded inside the open transaction, waiting for its commit.
@@ -128,7 +137,9 @@ impl WriteCommand {
             | Self::UpsertSharedKey { reply, .. }
             | Self::SetLastUsedAuthentication { reply, .. }
             | Self::SetBandwidth { reply, .. }
-            | Self::ForgetClient { reply, .. } => answer(reply, Err(err)),
+            | Self::ForgetClient { reply, .. }
+            | Self::MarkTicketVerified { reply, .. }
+            | Self::RejectTicket { reply, .. } => answer(reply, Err(err)),
         }
     }
 }
@@ -467,6 +478,18 @@ impl Writer {
                 reply,
             } => self.step(reply, pending, Pending::Ticket, SEVERAL, |conn, _| {
                 write_ops::insert_received_ticket(conn, &client, received_at, &serial_number, &data)
+            }),
+            WriteCommand::MarkTicketVerified { ticket_id, reply } => {
+                self.step(reply, pending, unit, SINGLE, |conn, _| {
+                    write_ops::mark_ticket_verified(conn, ticket_id)
+                })
+            }
+            WriteCommand::RejectTicket {
+                ticket_id,
+                revoked,
+                reply,
+            } => self.step(reply, pending, unit, SEVERAL, |conn, _| {
+                write_ops::reject_ticket(conn, ticket_id, revoked)
             }),
         }
     }

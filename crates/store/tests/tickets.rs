@@ -50,3 +50,54 @@ async fn a_serial_number_is_spent_once_and_stays_spent() {
         (None, 100, b"credential".to_vec())
     );
 }
+
+#[tokio::test]
+async fn verdicts_drop_the_credential_and_a_rejection_revokes_bandwidth() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path);
+    store.upsert_shared_key(client(1), [1; 32]).await.unwrap();
+    store
+        .set_bandwidth(
+            client(1),
+            gateway_store::Bandwidth {
+                available: 1000,
+                expiration: at(0),
+            },
+        )
+        .await
+        .unwrap();
+    let good = store
+        .insert_received_ticket(client(1), at(1), vec![1; 48], b"a".to_vec())
+        .await
+        .unwrap()
+        .unwrap();
+    let bad = store
+        .insert_received_ticket(client(1), at(2), vec![2; 48], b"b".to_vec())
+        .await
+        .unwrap()
+        .unwrap();
+    store.mark_ticket_verified(good).await.unwrap();
+    store.reject_ticket(bad, 3000).await.unwrap();
+    assert_eq!(
+        store.bandwidth(client(1)).await.unwrap().unwrap().available,
+        -2000
+    );
+    assert!(
+        store.ticket_spent(vec![2; 48]).await.unwrap(),
+        "a rejected serial stays spent"
+    );
+    store.close().await.unwrap();
+    let conn = Connection::open(&path).unwrap();
+    let rows: Vec<(i64, Option<bool>, Option<Vec<u8>>)> = conn
+        .prepare(
+            "SELECT r.id, r.rejected, d.data FROM received_ticket r
+             JOIN ticket_data d ON d.ticket_id = r.id ORDER BY r.id",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, [(good, None, None), (bad, Some(true), None)]);
+}

@@ -175,6 +175,19 @@ tuning_keys! {
     zk_nym_key_cache_epochs: NonZeroUsize = nonzero(8);
     /// zk-nym tickets verified at once (each takes a CPU core for a few milliseconds).
     zk_nym_verification_concurrency: NonZeroUsize = nonzero(2);
+    /// Accepted zk-nym tickets waiting to be sent to the signers (as many again may wait for a retry).
+    zk_nym_signer_queue_capacity: NonZeroUsize = nonzero(1024);
+    /// Attempts to get a ticket's verdict from the signers before it is left unverified.
+    zk_nym_signer_attempts: NonZeroU32 = nonzero(5);
+    /// Wait before asking signers that did not answer about a ticket again.
+    ///
+    /// nym-node retries pending tickets every 5 minutes.
+    #[serde(with = "humantime_serde")]
+    zk_nym_signer_retry_interval: Duration = Duration::from_secs(300), check not_zero;
+    /// Share of the signers whose acceptance settles a ticket; `1 -` this share refusing rejects it.
+    zk_nym_signer_quorum: f64 = 0.7, check between_0_and_1;
+    /// A ticket the signers reject costs its client this many times its bandwidth.
+    zk_nym_revocation_penalty: f64 = 10.0, check not_negative_factor;
     /// Timeout of the start-up duplicate-host check against the validator API.
     #[serde(with = "humantime_serde")]
     validator_check_timeout: Duration = Duration::from_secs(5);
@@ -406,6 +419,14 @@ fn not_negative(value: &i64) -> Result<(), String> {
         return Err("must not be negative".into());
     }
     Ok(())
+}
+
+fn not_negative_factor(value: &f64) -> Result<(), String> {
+    if value.is_finite() && *value >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{value} is not a finite factor of 0 or more"))
+    }
 }
 
 fn not_zero(value: &Duration) -> Result<(), String> {

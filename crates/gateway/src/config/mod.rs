@@ -169,6 +169,11 @@ pub struct Gateway {
     /// accepted either way. Default false; written to the file only when true.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub enforce_zk_nyms: bool,
+    /// The e-cash signers' APIs that verify the tickets this gateway accepted, after the
+    /// client got its bandwidth. Empty (the default): tickets are only verified here.
+    /// Written to the file only when set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zk_nym_signer_urls: Vec<String>,
     /// `$HOME/.nym/gateways`
     pub nym_root_directory: PathBuf,
     /// The SQLite store.
@@ -230,6 +235,7 @@ impl Config {
                 wallet_address: String::new(),
                 accepted_operator_terms_and_conditions: false,
                 enforce_zk_nyms: false,
+                zk_nym_signer_urls: Vec::new(),
                 nym_root_directory: root.to_path_buf(),
                 persistent_storage: paths.default_datastore(),
             },

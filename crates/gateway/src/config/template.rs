@@ -130,7 +130,7 @@ cosmos_mnemonic = {cosmos_mnemonic}
 
 # Wallet address this gateway is bonded with.
 wallet_address = {wallet_address}
-{accepted_terms}{enforce_zk_nyms}"#,
+{accepted_terms}{enforce_zk_nyms}{zk_nym_signer_urls}"#,
         announce_address = string(&g.announce_address),
         mix_port = g.mix_port,
         clients_port = g.clients_port,
@@ -162,6 +162,14 @@ wallet_address = {wallet_address}
             "\n# Bandwidth only for zk-nym tickets: free bandwidth claims are refused.\nenforce_zk_nyms = true\n"
         } else {
             ""
+        },
+        zk_nym_signer_urls = if g.zk_nym_signer_urls.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n# E-cash signers that verify the tickets this gateway accepted.\nzk_nym_signer_urls = {}\n",
+                string_array(&g.zk_nym_signer_urls)
+            )
         },
         accepted_terms = if g.accepted_operator_terms_and_conditions {
             "\n# The operator accepted Nym's operator terms and conditions.\naccepted_operator_terms_and_conditions = true\n"

@@ -36,7 +36,9 @@ use tracing::{info, warn};
 
 use super::address_limit::AddressLimit;
 use super::client::tls::WssCertificate;
-use super::client::{self, ClientContext, ClientLimits, TicketSettings, Tickets};
+use super::client::{
+    self, ClientContext, ClientLimits, SignerQueue, SignerSettings, TicketSettings, Tickets,
+};
 use super::cpu_pool::CpuPool;
 use super::dashboard::history::{History, Sampler};
 use super::dashboard::Dashboard;
@@ -185,6 +187,16 @@ impl Pipeline {
         serve_mix(mix, listeners.mix, &ingress)?;
 
         info!("Starting client [web]socket listener...");
+        let signers = SignerQueue::start(
+            SignerSettings::from_config(
+                &config.gateway.zk_nym_signer_urls,
+                &config.gateway.wallet_address,
+                d,
+            ),
+            store.clone(),
+            ingress.shutdown.clone(),
+            &ingress.tasks,
+        );
         let tickets = Tickets::new(
             keys.identity.verifying_key().to_bytes(),
             &TicketSettings::from_config(
@@ -192,6 +204,7 @@ impl Pipeline {
                 rotation::followed_apis(config),
                 d,
             ),
+            signers,
         );
         let clients = ClientContext {
             router: router.clone(),

@@ -30,10 +30,12 @@ mod listener;
 mod register;
 mod requests;
 mod session;
+mod signer_queue;
 mod socket;
 mod tickets;
 pub mod tls;
 
+pub use signer_queue::{SignerQueue, SignerSettings};
 pub use tickets::{TicketSettings, Tickets};
 
 use std::sync::Arc;

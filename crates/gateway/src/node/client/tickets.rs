@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use tracing::debug;
 
 use super::session::Session;
+use super::signer_queue::{AcceptedTicket, SignerQueue};
 use crate::config::Tuning;
 
 /// What a client asking for free bandwidth is told when tickets are enforced (nym-node's
@@ -34,6 +35,7 @@ struct Shared {
     keys: MasterKeys,
     enforce_zk_nyms: bool,
     verification_slots: Semaphore,
+    signers: SignerQueue,
 }
 
 /// The settings of ticket acceptance, from the config.
@@ -68,26 +70,30 @@ impl TicketSettings {
 }
 
 impl Tickets {
-    /// Ticket acceptance for the gateway with ed25519 identity key `identity`.
-    pub fn new(identity: [u8; 32], settings: &TicketSettings) -> Self {
-        Self::with_keys(
-            identity,
-            settings,
-            MasterKeys::new(
-                &settings.nym_api_urls,
-                settings.nym_api_timeout,
-                settings.key_cache_epochs,
-            ),
-        )
+    /// Ticket acceptance for the gateway with ed25519 identity key `identity`; accepted
+    /// tickets go to `signers` for verification.
+    pub fn new(identity: [u8; 32], settings: &TicketSettings, signers: SignerQueue) -> Self {
+        let keys = MasterKeys::new(
+            &settings.nym_api_urls,
+            settings.nym_api_timeout,
+            settings.key_cache_epochs,
+        );
+        Self::with_keys(identity, settings, keys, signers)
     }
 
     /// As [`new`](Self::new), with the master keys given (a local authority's, tests').
-    pub fn with_keys(identity: [u8; 32], settings: &TicketSettings, keys: MasterKeys) -> Self {
+    pub fn with_keys(
+        identity: [u8; 32],
+        settings: &TicketSettings,
+        keys: MasterKeys,
+        signers: SignerQueue,
+    ) -> Self {
         Self(Arc::new(Shared {
             verifier: Verifier::new(identity, settings.pay_info_window.as_secs()),
             keys,
             enforce_zk_nyms: settings.enforce_zk_nyms,
             verification_slots: Semaphore::new(settings.verification_concurrency.max(1)),
+            signers,
         }))
     }
 
@@ -170,8 +176,13 @@ impl Session {
         let recorded = store
             .insert_received_ticket(self.client, now, ticket.serial_number.clone(), plaintext)
             .await;
+        let amount = ticket.ticket_type.bandwidth();
         match recorded {
-            Ok(Some(_ticket_id)) => {}
+            Ok(Some(ticket_id)) => self.ctx.tickets.0.signers.submit(AcceptedTicket {
+                ticket_id,
+                data: ticket.data,
+                bandwidth: amount,
+            }),
             // Spent by another session since our lookup.
             Ok(None) => return Err(TicketError::AlreadySpent.to_string()),
             Err(e) => {
@@ -179,7 +190,6 @@ impl Session {
                 return Err(TicketError::Storage.to_string());
             }
         }
-        let amount = ticket.ticket_type.bandwidth();
         let total = self.bandwidth.add_ticket(amount, now);
         self.ctx
             .metrics
