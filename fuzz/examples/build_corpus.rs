@@ -192,6 +192,33 @@ fn main() {
         ],
     );
 
+    // RFC 7748 section 5.2's vectors (raw mode: secret, then the point 9 and 3 times), and
+    // every edge point with and without its top bit (odd mode)
+    let s = Seeds::new("x25519_batch");
+    let unhex = |h: &str| -> Vec<u8> {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex"))
+            .collect()
+    };
+    let (k1, u1) = (
+        unhex("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4"),
+        unhex("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c"),
+    );
+    let (k2, u2) = (
+        unhex("4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d"),
+        unhex("e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493"),
+    );
+    s.add("rfc7748_vector_1", &[&[0], &k1, &u1.repeat(9)]);
+    s.add("rfc7748_vector_2", &[&[0], &k2, &u2.repeat(3)]);
+    let secret: Vec<u8> = (0..32).collect();
+    let edges: Vec<u8> = (0..8u8)
+        .chain(0x80..0x88)
+        .flat_map(|which| [which, 0])
+        .chain([3, 0])
+        .collect();
+    s.add("edges", &[&[1], &secret, &edges]);
+
     let s = Seeds::new("client_request");
     for e in json["client_requests"].as_array().expect("requests") {
         s.add(e["name"].as_str().expect("name"), &[text(e, "ws_text")]);

@@ -12,6 +12,8 @@
 //! - [`final_hop_build`]: unwrapping packets an honest sender built from arbitrary contents.
 //! - [`fast_final_hop`]: the fast final-hop path against the reference path, result for result.
 //! - [`noise`]: the Noise handshake and stream, responder side.
+//! - [`x25519_batch`]: batched X25519 (the fast path's α of many packets), every backend
+//!   against x25519-dalek.
 //!
 //! Client port (9000):
 //! - [`client_request`]: the JSON text requests.
@@ -49,6 +51,7 @@ pub mod replay_file;
 pub mod routing_address;
 pub mod statistics_report;
 pub mod surb_ack;
+pub mod x25519_batch;
 
 use arbitrary::Unstructured;
 use gateway_protocol::client::ClientRequest;

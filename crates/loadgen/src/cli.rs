@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::external::ExternalSpec;
 use crate::stats::parse_counts;
 
 /// `nym-gateway-loadgen [OPTIONS]`
@@ -52,7 +53,7 @@ pub struct Cli {
     pub json: bool,
 
     /// Every measurement at tiny scale (CI): about a minute in all
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub smoke: bool,
 
     /// Idle authenticated clients for the memory measurement, ascending (e.g. 1000,10k,20000)
@@ -60,7 +61,7 @@ pub struct Cli {
     pub clients: Option<ClientCounts>,
 
     /// Final-hop packets per ingest run (online and offline each)
-    #[arg(long, value_name = "N")]
+    #[arg(global = true, long, value_name = "N")]
     pub packets: Option<usize>,
 
     /// TCP connections on the mix port
@@ -72,11 +73,11 @@ pub struct Cli {
     pub mix_noise: bool,
 
     /// Registration handshakes to time
-    #[arg(long, value_name = "N")]
+    #[arg(global = true, long, value_name = "N")]
     pub handshakes: Option<usize>,
 
     /// Forward requests to time (over several clients)
-    #[arg(long, value_name = "N")]
+    #[arg(global = true, long, value_name = "N")]
     pub forwards: Option<usize>,
 
     /// Messages for the in-process store measurement
@@ -84,7 +85,7 @@ pub struct Cli {
     pub store_messages: Option<usize>,
 
     /// Seconds of paced load for the latency measurement
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(global = true, long, value_name = "SECONDS")]
     pub latency_seconds: Option<u64>,
 
     /// Packets per second of the steady peer in the fairness measurement
@@ -100,15 +101,96 @@ pub struct Cli {
     pub flood_pool: Option<usize>,
 
     /// Stop the whole run after this many seconds
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(global = true, long, value_name = "SECONDS")]
     pub max_seconds: Option<u64>,
 
     /// Phases to leave out
-    #[arg(long, value_name = "PHASE,..", value_delimiter = ',')]
+    #[arg(global = true, long, value_name = "PHASE,..", value_delimiter = ',')]
     pub skip: Vec<Phase>,
+
+    /// Paced ingest at exactly these rates (packets/s, e.g. 2000,5000): p50/p99/max latency
+    /// and the gateway's CPU per packet at each, besides the runs at 50 % and 25 % of the peak
+    #[arg(long, value_name = "PKT/S,..", value_parser = parse_rates)]
+    pub rate: Option<Rates>,
+
+    /// Nym's nym-node binary: load a nym-node entry gateway we start (offline, on loopback,
+    /// with a fake nym-api) instead of our gateway; `compare` needs it
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        conflicts_with = "gateway_id"
+    )]
+    pub nym_node_bin: Option<PathBuf>,
+
+    /// RUST_LOG for the nym-node we start
+    #[arg(long, global = true, value_name = "FILTER", default_value = "warn")]
+    pub nym_node_log: String,
+
+    /// The packet rate the replay filter of the nym-node we start is sized for: its default,
+    /// 2000 (a 516 MB filter), or 200 at smoke scale (smaller filters drop fresh packets as
+    /// replays once a few thousand went through)
+    #[arg(long, global = true, value_name = "PKT/S")]
+    pub nym_node_replay_pps: Option<u32>,
+
+    /// Load any running gateway given by its keys and ports: nym-node's key directory
+    /// (~/.nym/nym-nodes/<id>/data/, with ed25519_identity.pub and x25519_sphinx_primary)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["gateway_id", "target_identity"])]
+    pub target_keys: Option<PathBuf>,
+
+    /// ... or its identity key, base58 (with --target-sphinx)
+    #[arg(
+        long,
+        value_name = "BASE58",
+        conflicts_with = "gateway_id",
+        requires = "target_sphinx"
+    )]
+    pub target_identity: Option<String>,
+
+    /// ... and its sphinx public key of the current rotation, base58
+    #[arg(long, value_name = "BASE58", requires = "target_identity")]
+    pub target_sphinx: Option<String>,
+
+    /// Its mix port (with --target-keys or --target-identity)
+    #[arg(long, value_name = "ADDR", conflicts_with = "gateway_id")]
+    pub target_mix: Option<SocketAddr>,
+
+    /// Its client websocket port
+    #[arg(long, value_name = "ADDR", conflicts_with = "gateway_id")]
+    pub target_clients: Option<SocketAddr>,
+
+    /// Its pid, for CPU and memory figures
+    #[arg(long, value_name = "PID", conflicts_with = "gateway_id")]
+    pub target_pid: Option<u32>,
+
+    /// Its HTTP API, asked `/api/v1/health` (nym-node's) before the run
+    #[arg(long, value_name = "ADDR", conflicts_with = "gateway_id")]
+    pub target_http: Option<SocketAddr>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// Packet rates (a newtype, so clap takes the list as one value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rates(pub Vec<f64>);
+
+/// `2000,5k,7500` → rates in packets/s, each positive.
+fn parse_rates(text: &str) -> Result<Rates, String> {
+    text.split(',')
+        .map(|part| {
+            let part = part.trim();
+            let (number, factor) = match part.strip_suffix(['k', 'K']) {
+                Some(number) => (number, 1000.0),
+                None => (part, 1.0),
+            };
+            match number.parse::<f64>() {
+                Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate * factor),
+                _ => Err(format!("{part:?} is not a positive packet rate")),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Rates)
 }
 
 /// The steps of the memory measurement (a newtype, so clap takes the list as one value).
@@ -122,10 +204,22 @@ pub enum Command {
     /// measurement: each process can only open so many sockets)
     #[command(hide = true)]
     Hold(HoldArgs),
+    /// Our gateway and nym-node (--nym-node-bin) one after the other, the same phases at
+    /// the same scale and the same paced rates; one table with both and ours/nym-node
+    Compare(CompareArgs),
     /// Hours of steady mix-side load with clients coming and going; a row of figures per
     /// interval (memory, open files, store size, traffic, latency, errors) and a summary
     /// (memory trend, whether every acked message was delivered)
     Soak(SoakArgs),
+}
+
+/// Arguments of `compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Paced rates for both (packets/s); besides them both are paced at 25 % and 50 % of our
+    /// peak and at 50 % of nym-node's
+    #[arg(long, value_name = "PKT/S,..", value_parser = parse_rates)]
+    pub rate: Option<Rates>,
 }
 
 /// Arguments of `soak`.
@@ -329,6 +423,18 @@ pub struct Settings {
     pub max_duration: Duration,
     /// Phases to leave out.
     pub skip: Vec<Phase>,
+    /// Paced ingest rates besides 50 % and 25 % of the peak.
+    pub rates: Vec<f64>,
+    /// Only the paced runs at `rates` in the ingest phase (no peak, no 50 %/25 %, no offline).
+    pub paced_only: bool,
+    /// Start nym-node (this binary) as the target.
+    pub nym_node_bin: Option<PathBuf>,
+    /// `RUST_LOG` of the nym-node we start.
+    pub nym_node_log: String,
+    /// The rate its replay filter is sized for.
+    pub nym_node_replay_pps: u32,
+    /// A target given by keys and ports.
+    pub external: ExternalSpec,
 }
 
 impl Settings {
@@ -383,6 +489,23 @@ impl Settings {
                 1800
             })),
             skip: cli.skip,
+            rates: cli.rate.map(|r| r.0).unwrap_or_default(),
+            paced_only: false,
+            nym_node_bin: cli.nym_node_bin,
+            nym_node_log: cli.nym_node_log,
+            nym_node_replay_pps: cli
+                .nym_node_replay_pps
+                .unwrap_or(if smoke { 200 } else { 2000 })
+                .max(1),
+            external: ExternalSpec {
+                key_dir: cli.target_keys,
+                identity: cli.target_identity,
+                sphinx: cli.target_sphinx,
+                mix_addr: cli.target_mix,
+                clients_addr: cli.target_clients,
+                pid: cli.target_pid,
+                http_addr: cli.target_http,
+            },
         }
     }
 
@@ -467,6 +590,30 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("5 days").is_err());
         assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn rates_and_compare() {
+        let cli = Cli::parse_from(["nym-gateway-loadgen", "--rate", "2000,5k"]);
+        assert_eq!(Settings::from_cli(cli).rates, vec![2000.0, 5000.0]);
+        let cli = Cli::parse_from([
+            "nym-gateway-loadgen",
+            "compare",
+            "--nym-node-bin",
+            "/x/nym-node",
+            "--smoke",
+            "--rate",
+            "100",
+            "--json",
+        ]);
+        let Some(Command::Compare(args)) = &cli.command else {
+            panic!("expected compare");
+        };
+        assert_eq!(args.rate, Some(Rates(vec![100.0])));
+        assert!(cli.smoke && cli.json);
+        assert!(Cli::try_parse_from(["nym-gateway-loadgen", "--rate", "0"]).is_err());
+        assert!(Cli::try_parse_from(["nym-gateway-loadgen", "--rate", "fast"]).is_err());
+        assert!(Cli::try_parse_from(["nym-gateway-loadgen", "--target-sphinx", "x"]).is_err());
     }
 
     #[test]

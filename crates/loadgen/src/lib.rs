@@ -9,6 +9,9 @@
 //! # Layout
 //! - [`cli`]: flags → [`cli::Settings`].
 //! - [`target`]: the gateway under load (attached by id, or started in a temporary HOME).
+//! - [`nym_node`]: Nym's nym-node as the target, started offline with a fake nym-api.
+//! - [`external`]: a target given by its keys (or nym-node's key files) and ports.
+//! - [`compare`]: our gateway and nym-node one after the other, side by side.
 //! - [`packets`]: pre-built final-hop Sphinx packets.
 //! - [`client`]: the client side of the websocket protocol.
 //! - [`sink`]: loopback next hops that count what the gateway forwards.
@@ -21,8 +24,11 @@
 
 pub mod cli;
 pub mod client;
+pub mod compare;
+pub mod external;
 pub mod hold;
 pub mod mix_link;
+pub mod nym_node;
 pub mod packets;
 pub mod phases;
 pub mod procfs;
@@ -36,7 +42,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use gateway_protocol::final_hop::SphinxSecret;
 
 use crate::cli::{Phase, Settings};
 use crate::client::Identity;
@@ -74,7 +79,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     let (target, gateway) = open_target(&settings, file_limit).await?;
     report.gateway = gateway;
     let route = Route {
-        sphinx_key: SphinxSecret::from_bytes(target.sphinx_secret).public_key(),
+        sphinx_key: target.sphinx_public,
         mix_addr: target.mix_addr,
     };
     let mut ctx = Context {
@@ -99,26 +104,47 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     result?;
     report.duration_s = epoch.elapsed().as_secs_f64();
     report.load_average[1] = report::load_average();
-    report.check_targets();
+    // The targets are our issue's, for our gateway.
+    if ctx.target.software == target::Software::NymGateway {
+        report.check_targets();
+    }
     Ok(report)
 }
 
 /// The gateway under load, attached or started, and how the report names it.
-async fn open_target(settings: &Settings, file_limit: u64) -> anyhow::Result<(Target, String)> {
-    let (target, name) = match &settings.gateway_id {
-        Some(id) => (
+pub async fn open_target(settings: &Settings, file_limit: u64) -> anyhow::Result<(Target, String)> {
+    let (target, name) = if let Some(id) = &settings.gateway_id {
+        (
             Target::attach(id, settings.gateway_pid).await?,
             format!("gateway {id}"),
-        ),
-        None => {
-            let own = own_settings(settings)?;
-            let debug: Vec<String> = own.debug.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let name = format!(
-                "own gateway in a temporary HOME, [debug] {}",
-                debug.join(" ")
-            );
-            (Target::start_own(own).await?, name)
-        }
+        )
+    } else if settings.external.is_given() {
+        (
+            settings.external.open().await?,
+            "a gateway given by its keys and ports".to_owned(),
+        )
+    } else if let Some(binary) = &settings.nym_node_bin {
+        progress(&format!("starting nym-node {}", binary.display()));
+        let target = nym_node::start(nym_node::NymNodeSettings {
+            binary: binary.clone(),
+            log_filter: settings.nym_node_log.clone(),
+            replay_packets_per_second: settings.nym_node_replay_pps,
+        })
+        .await?;
+        let name = format!(
+            "nym-node {} as an entry gateway in a temporary HOME (fake nym-api, zk-nyms not enforced, replay filter sized for {} packets/s)",
+            binary.display(),
+            settings.nym_node_replay_pps
+        );
+        (target, name)
+    } else {
+        let own = own_settings(settings)?;
+        let debug: Vec<String> = own.debug.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let name = format!(
+            "own gateway in a temporary HOME, [debug] {}",
+            debug.join(" ")
+        );
+        (Target::start_own(own).await?, name)
     };
     let name = if settings.mix_noise {
         format!("{name}, mix connections over Noise")
@@ -136,11 +162,16 @@ async fn open_target(settings: &Settings, file_limit: u64) -> anyhow::Result<(Ta
 
 async fn run_phases(ctx: &mut Context, report: &mut Report) -> anyhow::Result<()> {
     let settings = ctx.settings.clone();
-    if settings.runs(Phase::Unwrap) {
+    let secret = ctx.target.sphinx_secret;
+    if settings.runs(Phase::Unwrap) && secret.is_none() {
+        report
+            .notes
+            .push("unwrap: skipped, the target's sphinx secret is unknown".into());
+    }
+    if let (true, Some(secret)) = (settings.runs(Phase::Unwrap), secret) {
         progress("unwrap: building packets and timing both paths in-process");
         let recipients: Vec<[u8; 32]> = (0..16).map(|_| client::random()).collect();
         let packets = ingest::build(ctx, &recipients, UNWRAP_FIRST_ID, settings.unwrap_packets);
-        let secret = ctx.target.sphinx_secret;
         let figures = tokio::task::spawn_blocking(move || unwrap::run(secret, &packets)).await??;
         report.final_hop_us_reference = figures.reference_us;
         report.final_hop_us_ours = figures.ours_us;
@@ -239,75 +270,46 @@ async fn run_ingest(
 ) -> anyhow::Result<()> {
     let settings = &ctx.settings;
     let count = settings.packets;
-    progress(&format!(
-        "ingest: building {count} packets for {} connected clients",
-        online.len()
-    ));
     let addresses: Vec<[u8; 32]> = online.iter().map(Identity::address).collect();
-    let peak_packets = ingest::build(ctx, &addresses, 0, count);
-    let timeline = std::sync::Arc::new(ingest::Timeline::new(0, 3 * count));
+    let rate_counts: Vec<usize> = settings
+        .rates
+        .iter()
+        .map(|rate| paced_count(*rate, settings.latency_seconds, count))
+        .collect();
+    let timeline = std::sync::Arc::new(ingest::Timeline::new(
+        0,
+        3 * count + rate_counts.iter().sum::<usize>(),
+    ));
     let clients = ingest::OnlineClients::connect(ctx, online.to_vec(), timeline).await?;
-    progress("ingest: connected clients, peak");
-    let peak = ingest::online_run(ctx, &clients, &peak_packets, 0.0, INGEST_WAIT).await;
-    drop(peak_packets);
-    let peak = match peak {
-        Ok(peak) => peak,
-        Err(e) => {
-            clients.close().await;
-            return Err(e);
+    let result = async {
+        if !settings.paced_only {
+            online_runs(ctx, report, &clients, &addresses).await?;
         }
-    };
-    report.ingest_packets_per_s = peak.packets_per_s;
-    report.idle_clients_served = peak.packets_per_s / PACKETS_PER_IDLE_CLIENT;
-    if peak.cpu.gateway_total > 0.0 && peak.completed > 0 {
-        report.gateway_cpu_us_per_packet = 1e6 * peak.cpu.gateway_total / peak.completed as f64;
-        report.ingest_two_cores_packets_per_s = 2e6 / report.gateway_cpu_us_per_packet;
+        let mut first_id = 3 * count as u64;
+        for (&rate, &n) in settings.rates.iter().zip(&rate_counts) {
+            progress(&format!(
+                "ingest: paced at {rate:.0} packets/s ({n} packets)"
+            ));
+            let packets = ingest::build(ctx, &addresses, first_id, n);
+            first_id += n as u64;
+            report
+                .paced
+                .push(ingest::online_run(ctx, &clients, &packets, rate, INGEST_WAIT).await?);
+        }
+        anyhow::Ok(())
     }
-
-    let rate = peak.packets_per_s / 2.0;
-    let latency_count = ((rate * settings.latency_seconds as f64) as usize).clamp(1, count);
-    progress(&format!(
-        "ingest: latency at {rate:.0} packets/s ({latency_count} packets)"
-    ));
-    let paced_packets = ingest::build(ctx, &addresses, count as u64, latency_count);
-    let paced = ingest::online_run(ctx, &clients, &paced_packets, rate, INGEST_WAIT).await;
-    drop(paced_packets);
-    // The same at a quarter of the peak: how the tail depends on how busy the cores are.
-    let quarter_rate = rate / 2.0;
-    let quarter_count = (latency_count / 2).max(1);
-    progress(&format!(
-        "ingest: latency at {quarter_rate:.0} packets/s ({quarter_count} packets)"
-    ));
-    let quarter_packets = ingest::build(
-        ctx,
-        &addresses,
-        (count + latency_count) as u64,
-        quarter_count,
-    );
-    let quarter = match paced {
-        Ok(_) => {
-            ingest::online_run(ctx, &clients, &quarter_packets, quarter_rate, INGEST_WAIT).await
-        }
-        Err(_) => Err(anyhow::anyhow!("the run at half the peak failed")),
-    };
-    drop(quarter_packets);
+    .await;
     let unexpected = clients.timeline.unexpected();
     clients.close().await;
-    let paced = paced?;
-    if let Some(latency) = paced.latency {
-        report.p50_ms = latency.p50_ms;
-        report.p99_ms = latency.p99_ms;
-        report.max_ms = latency.max_ms;
-    }
-    report.latency_load_packets_per_s = rate;
+    result?;
     if unexpected > 0 {
         report.notes.push(format!(
             "ingest: {unexpected} pushed messages were unknown or repeated"
         ));
     }
-    report.ingest_online = Some(peak);
-    report.ingest_latency = Some(paced);
-    report.ingest_latency_quarter = Some(quarter?);
+    if settings.paced_only {
+        return Ok(());
+    }
 
     progress(&format!(
         "ingest: building {count} packets for {} disconnected clients",
@@ -331,6 +333,69 @@ async fn run_ingest(
     let drain = offline::drain(ctx, offline_clients).await?;
     report.store_deliveries_per_s = drain.deliveries_per_s;
     report.drain = Some(drain);
+    Ok(())
+}
+
+/// Packets of a paced run at `rate` for `seconds`, at most `max`.
+fn paced_count(rate: f64, seconds: u64, max: usize) -> usize {
+    ((rate * seconds as f64) as usize).clamp(1, max.max(1))
+}
+
+/// The peak to the connected clients, then paced at 50 % and 25 % of it.
+async fn online_runs(
+    ctx: &Context,
+    report: &mut Report,
+    clients: &ingest::OnlineClients,
+    addresses: &[[u8; 32]],
+) -> anyhow::Result<()> {
+    let settings = &ctx.settings;
+    let count = settings.packets;
+    progress(&format!(
+        "ingest: building {count} packets for {} connected clients",
+        addresses.len()
+    ));
+    let peak_packets = ingest::build(ctx, addresses, 0, count);
+    progress("ingest: connected clients, peak");
+    let peak = ingest::online_run(ctx, clients, &peak_packets, 0.0, INGEST_WAIT).await?;
+    drop(peak_packets);
+    report.ingest_packets_per_s = peak.packets_per_s;
+    report.idle_clients_served = peak.packets_per_s / PACKETS_PER_IDLE_CLIENT;
+    if peak.cpu.gateway_total > 0.0 && peak.completed > 0 {
+        report.gateway_cpu_us_per_packet = 1e6 * peak.cpu.gateway_total / peak.completed as f64;
+        report.ingest_two_cores_packets_per_s = 2e6 / report.gateway_cpu_us_per_packet;
+    }
+    report.ingest_online = Some(peak);
+
+    let rate = report.ingest_packets_per_s / 2.0;
+    let latency_count = paced_count(rate, settings.latency_seconds, count);
+    progress(&format!(
+        "ingest: latency at {rate:.0} packets/s ({latency_count} packets)"
+    ));
+    let paced_packets = ingest::build(ctx, addresses, count as u64, latency_count);
+    let paced = ingest::online_run(ctx, clients, &paced_packets, rate, INGEST_WAIT).await?;
+    drop(paced_packets);
+    if let Some(latency) = paced.latency {
+        report.p50_ms = latency.p50_ms;
+        report.p99_ms = latency.p99_ms;
+        report.max_ms = latency.max_ms;
+    }
+    report.latency_load_packets_per_s = rate;
+    report.ingest_latency = Some(paced);
+    // The same at a quarter of the peak: how the tail depends on how busy the cores are.
+    let quarter_rate = rate / 2.0;
+    let quarter_count = (latency_count / 2).max(1);
+    progress(&format!(
+        "ingest: latency at {quarter_rate:.0} packets/s ({quarter_count} packets)"
+    ));
+    let quarter_packets = ingest::build(
+        ctx,
+        addresses,
+        (count + latency_count) as u64,
+        quarter_count,
+    );
+    let quarter =
+        ingest::online_run(ctx, clients, &quarter_packets, quarter_rate, INGEST_WAIT).await?;
+    report.ingest_latency_quarter = Some(quarter);
     Ok(())
 }
 

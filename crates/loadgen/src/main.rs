@@ -1,5 +1,5 @@
 //! `nym-gateway-loadgen`: parse the flags, run (the measurements, or a soak), print the
-//! report; or run a `hold` helper.
+//! report; or compare our gateway with nym-node; or run a `hold` helper.
 
 use std::process::ExitCode;
 
@@ -21,6 +21,22 @@ fn main() -> ExitCode {
     };
     let result = match command {
         Some(Command::Hold(args)) => runtime.block_on(gateway_loadgen::hold::run(args.into())),
+        Some(Command::Compare(args)) => {
+            let mut settings = Settings::from_cli(cli);
+            if let Some(rates) = args.rate {
+                settings.rates = rates.0;
+            }
+            let json = settings.json;
+            runtime
+                .block_on(gateway_loadgen::compare::run(settings))
+                .map(|comparison| {
+                    if json {
+                        println!("{}", comparison.to_json());
+                    } else {
+                        print!("{}", comparison.to_table());
+                    }
+                })
+        }
         Some(Command::Soak(args)) => {
             let settings = SoakSettings::new(args, Settings::from_cli(cli));
             let json = settings.run.json;

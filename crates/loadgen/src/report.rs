@@ -97,6 +97,8 @@ pub struct Report {
     pub ingest_latency: Option<IngestRun>,
     /// The same at a quarter of the peak.
     pub ingest_latency_quarter: Option<IngestRun>,
+    /// The paced runs at the rates asked for (`--rate`, and in `compare` the common rates).
+    pub paced: Vec<IngestRun>,
     /// The offline run.
     pub ingest_offline: Option<IngestRun>,
     /// The drain.
@@ -272,6 +274,20 @@ impl Report {
                     ),
                 );
             }
+        }
+        for run in &self.paced {
+            row(
+                &format!(
+                    "paced at {:.0} packets/s p50 / p99 / max",
+                    run.paced_packets_per_s
+                ),
+                format!(
+                    "{}  gateway CPU {:.1} µs per packet, load generator {:.0} % of a core",
+                    latency(run),
+                    1e6 * run.cpu.gateway_total / run.packets.max(1) as f64,
+                    100.0 * run.cpu.loadgen / run.cpu.seconds.max(1e-9)
+                ),
+            );
         }
         if let Some(run) = &self.ingest_offline {
             row(

@@ -1,7 +1,10 @@
-//! The gateway under load: either one that is already running (`--gateway-id`, read from its
-//! `config.toml` and key files), or one we start ourselves in a temporary HOME. Either way we
-//! know its addresses, its public keys, its sphinx secret (to time unwrapping in-process on
-//! the same packets) and, when we can find it, its pid (for memory and CPU figures).
+//! The gateway under load: one that is already running (`--gateway-id`, read from its
+//! `config.toml` and key files), one we start ourselves in a temporary HOME, a nym-node entry
+//! gateway we start (see [`crate::nym_node`]), or any gateway given by its keys and ports
+//! (see [`crate::external`]). Either way we know its addresses and public keys; and, when we
+//! can, its sphinx secret (to time unwrapping in-process on the same packets), its pid (for
+//! memory and CPU figures) and its metrics (our gateway's; phases count at the sinks and the
+//! clients when there are none).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -22,7 +25,7 @@ const OWN_ID: &str = "loadgen";
 const WALLET: &str = "n10yyd98e2tuwu0f7ypz9dy3hhjw7v772q6287gy";
 
 /// How long a gateway may take to come up or to stop.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How to start our own gateway.
@@ -36,35 +39,75 @@ pub struct OwnSettings {
     pub log_filter: String,
 }
 
+/// Which software the target runs, as far as the load generator needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Software {
+    /// Our `nym-gateway`: `/metrics` with our series, our config and store files.
+    NymGateway,
+    /// Nym's `nym-node` as an entry gateway.
+    NymNode,
+    /// A gateway given by keys and ports: nothing known beyond them.
+    Unknown,
+}
+
+/// A gateway's HTTP API: where to ask whether it is up, and (ours) its metrics.
+#[derive(Debug, Clone)]
+pub struct HttpApi {
+    /// Its address, on loopback.
+    pub addr: SocketAddr,
+    /// Bearer token, if it needs one.
+    pub token: Option<String>,
+    /// The health path (`/health` ours, `/api/v1/health` nym-node's).
+    pub health_path: &'static str,
+    /// Our Prometheus `/metrics`, if the target has them (nym-node's are bearer-protected
+    /// and refreshed periodically, so we count at the sinks and the clients instead).
+    pub metrics_path: Option<&'static str>,
+}
+
 /// The gateway under test.
 pub struct Target {
+    /// Which software it is.
+    pub software: Software,
     /// Its mix port, on loopback.
     pub mix_addr: SocketAddr,
     /// Its client (websocket) port, on loopback.
     pub clients_addr: SocketAddr,
-    /// Its HTTP API.
-    pub http_addr: SocketAddr,
-    http_token: Option<String>,
+    /// Its HTTP API, if known.
+    pub http: Option<HttpApi>,
     /// Its identity key, which signs the registration handshake.
     pub identity: VerifyingKey,
-    /// Its sphinx secret key bytes.
-    pub sphinx_secret: [u8; 32],
-    /// The directory of its key files (its Noise key is made there at its first start).
-    pub key_dir: PathBuf,
-    /// Its `maximum_client_connections`.
+    /// Its sphinx public key (of the current rotation).
+    pub sphinx_public: [u8; 32],
+    /// Its sphinx secret key bytes, when its key files are readable.
+    pub sphinx_secret: Option<[u8; 32]>,
+    /// The directory of our gateway's key files (its Noise key is made there at its first
+    /// start).
+    pub key_dir: Option<PathBuf>,
+    /// Its `maximum_client_connections` (or a generous bound when unknown).
     pub max_clients: usize,
-    /// Its `message_retrieval_limit`.
-    pub retrieval_limit: usize,
-    /// Its SQLite store (the WAL is beside it, with `-wal` appended).
-    pub store_path: PathBuf,
-    pid: Option<u32>,
-    own: Option<Own>,
+    /// Its SQLite store, ours (the WAL is beside it, with `-wal` appended).
+    pub store_path: Option<PathBuf>,
+    /// Its process id, if known.
+    pub pid: Option<u32>,
+    /// The process, when we started it.
+    pub process: Option<Process>,
 }
 
-struct Own {
-    home: tempfile::TempDir,
-    settings: OwnSettings,
-    child: Child,
+/// A gateway process we started and own: stopped when the target is dropped.
+pub struct Process {
+    /// Its `HOME` (removed with it).
+    pub home: tempfile::TempDir,
+    /// Its log file.
+    pub log: PathBuf,
+    /// How to start it again.
+    pub spawn: Box<dyn Fn() -> anyhow::Result<Child> + Send + Sync>,
+    /// The running child.
+    pub child: Child,
+    /// What the logs call it.
+    pub name: &'static str,
+    /// What must live as long as the process (nym-node's fake nym-api).
+    pub companion: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Target {
@@ -82,11 +125,10 @@ impl Target {
             .await
             .with_context(|| {
                 format!(
-                    "gateway {id} does not answer on its HTTP API {}; is it running?",
-                    target.http_addr
+                    "gateway {id} does not answer on its HTTP API {:?}; is it running?",
+                    target.http.as_ref().map(|h| h.addr)
                 )
             })?;
-        target.own = None;
         Ok(target)
     }
 
@@ -131,12 +173,17 @@ impl Target {
         std::fs::write(&config, text)?;
 
         let mut target = Self::from_files(&root, OWN_ID, None)?;
-        let child = spawn_run(&settings, home.path())?;
+        let home_path = home.path().to_path_buf();
+        let spawn = move || spawn_run(&settings, &home_path);
+        let child = spawn()?;
         target.pid = Some(child.id());
-        target.own = Some(Own {
+        target.process = Some(Process {
+            log: home.path().join("gateway.log"),
             home,
-            settings,
+            spawn: Box::new(spawn),
             child,
+            name: "the gateway",
+            companion: None,
         });
         target.wait_healthy(START_TIMEOUT).await?;
         Ok(target)
@@ -154,24 +201,32 @@ impl Target {
             g.http_api_address
         );
         Ok(Self {
+            software: Software::NymGateway,
             mix_addr: SocketAddr::new(host, g.mix_port),
             clients_addr: SocketAddr::new(host, g.clients_port),
-            http_addr: g.http_api_address,
-            http_token: g.http_api_token.clone(),
+            http: Some(HttpApi {
+                addr: g.http_api_address,
+                token: g.http_api_token.clone(),
+                health_path: "/health",
+                metrics_path: Some("/metrics"),
+            }),
             identity: keys.identity.verifying_key(),
-            sphinx_secret: keys.sphinx.to_bytes(),
-            key_dir: nym_gateway::node::rotation::key_dir(&config).to_path_buf(),
+            sphinx_public: x25519_dalek::PublicKey::from(&keys.sphinx).to_bytes(),
+            sphinx_secret: Some(keys.sphinx.to_bytes()),
+            key_dir: Some(nym_gateway::node::rotation::key_dir(&config).to_path_buf()),
             max_clients: config.debug.maximum_client_connections.get(),
-            retrieval_limit: config.debug.message_retrieval_limit.get(),
-            store_path: g.persistent_storage.clone(),
+            store_path: Some(g.persistent_storage.clone()),
             pid,
-            own: None,
+            process: None,
         })
     }
 
     /// The Noise key the gateway announces (read from its key files, which it writes at start).
     pub fn noise_key(&self) -> anyhow::Result<[u8; 32]> {
-        nym_gateway::keys::NoiseKey::load_or_create(&self.key_dir)
+        let dir = self.key_dir.as_ref().context(
+            "--mix-noise needs our gateway's key files (the target's Noise key is unknown)",
+        )?;
+        nym_gateway::keys::NoiseKey::load_or_create(dir)
             .map(|key| key.public)
             .context("reading the gateway's Noise key")
     }
@@ -181,42 +236,56 @@ impl Target {
         self.pid
     }
 
-    /// Whether we started this gateway.
+    /// Whether we started this gateway (and can restart it).
     pub fn is_own(&self) -> bool {
-        self.own.is_some()
+        self.process.is_some()
     }
 
-    /// The tail of our own gateway's log (for error messages).
+    /// Whether its metrics can be read (our gateway's `/metrics`).
+    pub fn has_metrics(&self) -> bool {
+        self.http.as_ref().is_some_and(|h| h.metrics_path.is_some())
+    }
+
+    /// The tail of the log of a gateway we started (for error messages).
     pub fn log_tail(&self) -> String {
-        let Some(own) = &self.own else {
+        let Some(process) = &self.process else {
             return String::new();
         };
-        let log = std::fs::read_to_string(own.home.path().join("gateway.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(&process.log).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    /// Stops our own gateway (SIGTERM, as an operator would) and starts it again on the same
-    /// files: a fresh process for memory measurements. Does nothing for an attached gateway.
+    /// Stops a gateway we started (SIGTERM, as an operator would) and starts it again on the
+    /// same files: a fresh process for memory measurements. Does nothing for an attached
+    /// gateway.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        let Some(own) = &mut self.own else {
+        let Some(process) = &mut self.process else {
             return Ok(());
         };
-        stop(&mut own.child)?;
-        own.child = spawn_run(&own.settings, own.home.path())?;
-        self.pid = Some(own.child.id());
+        stop(&mut process.child, process.name)?;
+        process.child = (process.spawn)()?;
+        self.pid = Some(process.child.id());
         self.wait_healthy(START_TIMEOUT).await
     }
 
-    async fn wait_healthy(&mut self, timeout: Duration) -> anyhow::Result<()> {
+    /// Waits until the gateway answers: on its health path, or (without an HTTP API) on its
+    /// client port.
+    pub async fn wait_healthy(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(own) = &mut self.own {
-                if let Some(status) = own.child.try_wait()? {
-                    bail!("the gateway exited with {status}:\n{}", self.log_tail());
+            if let Some(process) = &mut self.process {
+                if let Some(status) = process.child.try_wait()? {
+                    let name = process.name;
+                    bail!("{name} exited with {status}:\n{}", self.log_tail());
                 }
             }
-            if self.http_get("/health").await.is_ok() {
+            let up = match &self.http {
+                Some(http) => self.http_get(http.health_path).await.is_ok(),
+                None => TcpStream::connect(self.clients_addr).await.is_ok(),
+            };
+            // The mix port too: nym-node opens it after its HTTP API.
+            if up && TcpStream::connect(self.mix_addr).await.is_ok() {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -229,21 +298,27 @@ impl Target {
         }
     }
 
-    /// The Prometheus text of `/metrics`.
+    /// The Prometheus text of our gateway's `/metrics`.
     pub async fn metrics(&self) -> anyhow::Result<Metrics> {
-        Ok(Metrics(self.http_get("/metrics").await?))
+        let path = self
+            .http
+            .as_ref()
+            .and_then(|h| h.metrics_path)
+            .context("this gateway's metrics are not read (count at the sinks instead)")?;
+        Ok(Metrics(self.http_get(path).await?))
     }
 
     async fn http_get(&self, path: &str) -> anyhow::Result<String> {
-        let mut stream = TcpStream::connect(self.http_addr).await?;
-        let auth = self
-            .http_token
+        let http = self.http.as_ref().context("no HTTP API")?;
+        let mut stream = TcpStream::connect(http.addr).await?;
+        let auth = http
+            .token
             .as_ref()
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default();
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
-            self.http_addr
+            http.addr
         );
         stream.write_all(request.as_bytes()).await?;
         let mut response = String::new();
@@ -267,8 +342,10 @@ impl Target {
 
 impl Drop for Target {
     fn drop(&mut self) {
-        if let Some(own) = &mut self.own {
-            let _ = stop(&mut own.child);
+        if let Some(process) = &mut self.process {
+            if let Err(e) = stop(&mut process.child, process.name) {
+                eprintln!("[loadgen] {e:#}");
+            }
         }
     }
 }
@@ -345,7 +422,8 @@ fn loopback_of(listening: IpAddr) -> anyhow::Result<IpAddr> {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -376,7 +454,7 @@ fn spawn_run(settings: &OwnSettings, home: &Path) -> anyhow::Result<Child> {
 }
 
 /// SIGTERM, then wait for a clean exit; SIGKILL if it takes too long.
-fn stop(child: &mut Child) -> anyhow::Result<()> {
+pub fn stop(child: &mut Child, name: &str) -> anyhow::Result<()> {
     if child.try_wait()?.is_some() {
         return Ok(());
     }
@@ -395,7 +473,7 @@ fn stop(child: &mut Child) -> anyhow::Result<()> {
     }
     child.kill()?;
     child.wait()?;
-    bail!("the gateway did not stop within {STOP_TIMEOUT:?} of SIGTERM and was killed")
+    bail!("{name} did not stop within {STOP_TIMEOUT:?} of SIGTERM and was killed")
 }
 
 #[cfg(test)]

@@ -10,11 +10,16 @@
 //! - `unwrap_steps_final` / `unwrap_steps_forward`: the two steps of an unwrap timed apart, on a
 //!   regular packet, both paths: `step1` (header: X25519, key expansion, MAC check, replay tag),
 //!   `step2` (routing information, payload, SURB-ack split) and `full` (both);
+//! - `final_hop_regular_batch8`: eight different final-hop regular packets unwrapped three ways:
+//!   `reference` and `fast` one by one, `fast_batch` with [`fast_final_hop::unwrap_checked_fast_many`]
+//!   (the X25519 of the eight α at once: AVX-512 IFMA where the CPU has it, else scalar);
 //! - `x25519`: one key agreement with x25519-dalek and with aws-lc (key parsed once);
 //! - `binary_frame`: AES-256-GCM-SIV sealing of a pushed message and opening of a request.
 //!
 //! After criterion, `cargo bench` prints the fast path's speed-up over the reference path
-//! (final hops, a forward hop, X25519 alone), measured side by side on the same packets, then
+//! (final hops, a forward hop, X25519 alone), measured side by side on the same packets, the
+//! batched fast path's per packet (batches of 8) against the reference and the single fast path,
+//! then
 //! the two unwrap steps of both paths timed apart in interleaved rounds, with the share of the
 //! whole that step 2 is: what checking the replay filter between the steps saves on a replayed
 //! packet. `cargo bench -p gateway-protocol -- --quick` is a short smoke run.
@@ -47,16 +52,20 @@ fn node(address: &str, key: [u8; 32]) -> RouteNode {
 /// A packet of `size` for `route`, carrying a full plaintext (a SURB-ack and a message where the
 /// size has one), built as the Nym client builds them today (version 259).
 fn packet(size: PacketSize, route: &[RouteNode]) -> Vec<u8> {
-    let plaintext = if size.has_surb_ack() {
+    let mut packet = HonestPacket::new(size, route.to_vec(), [9; 32]);
+    packet.version = PAYLOAD_KEYS_SEEDS_VERSION;
+    packet.build(&plaintext(size))
+}
+
+/// A full plaintext for a packet of `size`: a SURB-ack and a message where the size has one.
+fn plaintext(size: PacketSize) -> Vec<u8> {
+    if size.has_surb_ack() {
         let message = vec![0x5a; size.plaintext_size() - SURB_ACK_LEN];
         let ack_first_hop = "192.0.2.10:1789".parse().expect("address");
         final_hop_plaintext(ack_first_hop, &[0x5a; ACK_PACKET_LEN], &message)
     } else {
         vec![0xaa; size.plaintext_size()]
-    };
-    let mut packet = HonestPacket::new(size, route.to_vec(), [9; 32]);
-    packet.version = PAYLOAD_KEYS_SEEDS_VERSION;
-    packet.build(&plaintext)
+    }
 }
 
 /// The final hop as Nym's gateway does it, straight through `sphinx-packet`.
@@ -135,6 +144,117 @@ fn bench_ours(
 fn bench_final_hops(c: &mut Criterion) {
     bench_final_hop(c, "final_hop_regular", PacketSize::Regular);
     bench_final_hop(c, "final_hop_ack", PacketSize::Ack);
+    bench_final_hop_batch(c);
+}
+
+/// Packets per batch of the batched path: one AVX-512 IFMA chunk.
+const BATCH: usize = 8;
+
+/// `BATCH` different final-hop packets of `size` (each from its own initial secret).
+fn packets(size: PacketSize) -> Vec<Vec<u8>> {
+    let route = [node("198.51.100.7:1789", GATEWAY_KEY)];
+    (0..BATCH as u8)
+        .map(|i| {
+            let mut packet = HonestPacket::new(size, route.to_vec(), [9; 32]);
+            packet.version = PAYLOAD_KEYS_SEEDS_VERSION;
+            packet.initial_secret = Some([i + 1; 32]);
+            packet.build(&plaintext(size))
+        })
+        .collect()
+}
+
+/// The three ways of unwrapping a batch of final hops: the reference and the fast path one
+/// packet at a time, and the batched fast path.
+struct BatchWays<'a> {
+    reference: SphinxSecret,
+    fast: FastSphinxSecret,
+    batch: Vec<(&'a [u8], KeyRotation)>,
+}
+
+impl<'a> BatchWays<'a> {
+    fn new(packets: &'a [Vec<u8>]) -> Self {
+        Self {
+            reference: SphinxSecret::from_bytes(GATEWAY_KEY),
+            fast: FastSphinxSecret::from_bytes(GATEWAY_KEY).expect("key"),
+            batch: packets
+                .iter()
+                .map(|p| (p.as_slice(), KeyRotation::Even))
+                .collect(),
+        }
+    }
+
+    fn reference(&self) {
+        for &(packet, rotation) in &self.batch {
+            let out =
+                final_hop::unwrap_checked(&self.reference, black_box(packet), rotation, |_| true);
+            assert!(matches!(out.expect("ok").hop, Hop::Final(_)));
+        }
+    }
+
+    fn fast(&self) {
+        for &(packet, rotation) in &self.batch {
+            let out = fast_final_hop::unwrap_checked_fast(
+                &self.fast,
+                black_box(packet),
+                rotation,
+                |_| true,
+            );
+            assert!(matches!(out.expect("ok").hop, Hop::Final(_)));
+        }
+    }
+
+    fn fast_batch(&self) {
+        let out =
+            fast_final_hop::unwrap_checked_fast_many(&self.fast, black_box(&self.batch), |_| true);
+        for out in out {
+            assert!(matches!(out.expect("ok").hop, Hop::Final(_)));
+        }
+    }
+}
+
+fn bench_final_hop_batch(c: &mut Criterion) {
+    let packets = packets(PacketSize::Regular);
+    let ways = BatchWays::new(&packets);
+    let mut group = c.benchmark_group("final_hop_regular_batch8");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("reference", |b| b.iter(|| ways.reference()));
+    group.bench_function("fast", |b| b.iter(|| ways.fast()));
+    group.bench_function("fast_batch", |b| b.iter(|| ways.fast_batch()));
+    group.finish();
+}
+
+/// The batched fast path against the reference and the single fast path, in interleaved rounds
+/// of 25 batches of `BATCH` different regular final hops; µs per packet.
+fn print_batch_ratios() {
+    const ROUNDS: usize = 200;
+    const CALLS: u32 = 25;
+    let packets = packets(PacketSize::Regular);
+    let ways = BatchWays::new(&packets);
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        times[0].push(time_per_call(&mut || ways.reference(), CALLS) / BATCH as u32);
+        times[1].push(time_per_call(&mut || ways.fast(), CALLS) / BATCH as u32);
+        times[2].push(time_per_call(&mut || ways.fast_batch(), CALLS) / BATCH as u32);
+    }
+    for t in &mut times {
+        t.sort();
+    }
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "\nbatched final hop (x25519-batch backend {:?}), {ROUNDS} interleaved rounds of {CALLS} \
+         batches of {BATCH} regular packets (µs per packet):",
+        x25519_batch::backend()
+    );
+    for (which, i) in [("median", ROUNDS / 2), ("best", 0)] {
+        let [reference, fast, batch] =
+            [&times[0][i], &times[1][i], &times[2][i]].map(|d| micros(*d));
+        println!(
+            "  {which:<6} reference {reference:>6.2}, fast {fast:>6.2}, fast_batch {batch:>6.2}; \
+             fast_batch vs reference {:.2}x, vs fast {:.2}x",
+            reference / batch,
+            fast / batch
+        );
+    }
 }
 
 fn bench_forward_hop(c: &mut Criterion) {
@@ -478,6 +598,7 @@ fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs each benchmark once without it
     if std::env::args().any(|arg| arg == "--bench") {
         print_ratios();
+        print_batch_ratios();
         print_steps();
     }
 }

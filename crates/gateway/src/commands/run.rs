@@ -80,6 +80,7 @@ pub(super) fn execute(args: &Run, ctx: &Context) -> anyhow::Result<()> {
 
     crate::fd_limit::ensure(&config.debug);
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(async_worker_threads(config.debug.async_workers))
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
@@ -116,6 +117,15 @@ async fn serve(config: Config, keys: NodeKeys, network: Network) -> anyhow::Resu
     result
 }
 
+/// The async runtime's threads: `configured`, or one per two cores (at least one) for 0.
+fn async_worker_threads(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (cores / 2).max(1)
+}
+
 fn is_missing(err: &anyhow::Error) -> bool {
     matches!(
         err.downcast_ref::<ConfigError>(),
@@ -135,4 +145,16 @@ pub(super) fn version_check(config: &Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::async_worker_threads;
+
+    #[test]
+    fn async_workers_are_as_configured_or_half_the_cores() {
+        assert_eq!(async_worker_threads(3), 3);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(async_worker_threads(0), (cores / 2).max(1));
+    }
 }

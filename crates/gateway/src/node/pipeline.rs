@@ -39,7 +39,6 @@ use super::client::tls::WssCertificate;
 use super::client::{
     self, ClientContext, ClientLimits, SignerQueue, SignerSettings, TicketSettings, Tickets,
 };
-use super::cpu_pool::CpuPool;
 use super::dashboard::history::{History, Sampler};
 use super::dashboard::Dashboard;
 use super::described::{self, Described, ServedPorts};
@@ -47,7 +46,7 @@ use super::egress::{Egress, EgressConfig};
 use super::http_api::{self, ApiContent};
 use super::listeners::Listeners;
 use super::metrics::{Metrics, Outcome};
-use super::mix_ingress::MixIngress;
+use super::mix_ingress::{unwrap_pool, MixIngress, UnwrapPool};
 use super::noise::{self, Noise};
 use super::relay::{self, RelayHandle};
 use super::rotation::{
@@ -539,11 +538,11 @@ async fn save_every(ring: KeyRing, interval: Duration) {
 }
 
 /// Owns the unwrap threads so they stop even when start-up fails half-way.
-struct PoolGuard(Arc<CpuPool>);
+struct PoolGuard(Arc<UnwrapPool>);
 
 impl PoolGuard {
     fn new(workers: usize, capacity: usize) -> anyhow::Result<Self> {
-        let pool = CpuPool::new(workers, capacity).context("failed to start the unwrap threads")?;
+        let pool = unwrap_pool(workers, capacity).context("failed to start the unwrap threads")?;
         Ok(Self(Arc::new(pool)))
     }
 }

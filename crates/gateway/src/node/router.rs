@@ -13,10 +13,11 @@ use std::time::Instant;
 
 use gateway_protocol::mix_packet::MixPacket;
 use gateway_store::{ClientAddress, Store, StoreError, UnixTime};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+use super::client::inbox::{InboxSender, Prober, TrySendError};
 use super::egress::Egress;
 use super::metrics::{GaugeGuard, Metrics, MixDrop};
 use crate::logging::{RateLimit, WARNING_PERIOD};
@@ -43,15 +44,10 @@ pub type LivenessProbe = oneshot::Sender<bool>;
 /// What a live session gives the router.
 #[derive(Debug)]
 pub struct SessionHandle {
-    /// Live messages for the session to write. Boxed: tokio allocates a channel's first block
-    /// of 32 slots when the channel is created, and 32 × 8-byte pointers instead of
-    /// 32 × 88-byte deliveries saves ~2.5 KiB for every connected client, most of which never
-    /// have a message queued.
-    pub deliveries: mpsc::Sender<Box<Delivery>>,
-    /// Asks the session to check its client is still there.
-    pub liveness: mpsc::Sender<LivenessProbe>,
-    /// Woken when a message for this client was committed to the store during the session.
-    pub stored: Arc<Notify>,
+    /// Live messages for the session to write (boxed, so a queued one costs a pointer in the
+    /// queue), liveness probes, and "a message for this client was committed to the store":
+    /// one small allocation per session (see `client::inbox`).
+    pub inbox: InboxSender,
     /// When the session started (its authentication timestamp or registration time, unix s).
     pub started_at: u64,
 }
@@ -64,7 +60,7 @@ pub struct ExistingSession {
     /// When it started.
     pub started_at: u64,
     /// To probe it.
-    pub liveness: mpsc::Sender<LivenessProbe>,
+    pub liveness: Prober,
 }
 
 /// A session's place in the router; dropping it unregisters the session.
@@ -159,7 +155,7 @@ impl Router {
     pub fn is_live(&self, client: &ClientAddress) -> bool {
         self.sessions()
             .get(client)
-            .is_some_and(|e| !e.handle.deliveries.is_closed())
+            .is_some_and(|e| !e.handle.inbox.is_closed())
     }
 
     /// Delivers a message from the mixnet. Calls made in order by one caller are stored in
@@ -170,12 +166,10 @@ impl Router {
         let delivery = {
             let sessions = self.sessions();
             match sessions.get(&client) {
-                Some(entry) => match entry.handle.deliveries.try_send(Box::new(delivery)) {
+                Some(entry) => match entry.handle.inbox.try_send(Box::new(delivery)) {
                     // The session writes it and then calls `pushed`.
                     Ok(()) => return,
-                    Err(
-                        mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d),
-                    ) => *d,
+                    Err(TrySendError::Full(d) | TrySendError::Closed(d)) => *d,
                 },
                 None => delivery,
             }
@@ -215,12 +209,8 @@ impl Router {
                     if let Some(ack) = ack {
                         router.forward_ack(&ack);
                     }
-                    let stored = router
-                        .sessions()
-                        .get(&client)
-                        .map(|e| e.handle.stored.clone());
-                    if let Some(stored) = stored {
-                        stored.notify_one();
+                    if let Some(entry) = router.sessions().get(&client) {
+                        entry.handle.inbox.notify_stored();
                     }
                 }
                 Err(e) => router.refused(&e),
@@ -287,11 +277,11 @@ impl Router {
     ) -> Result<Registration, (ExistingSession, SessionHandle)> {
         let mut sessions = self.sessions();
         if let Some(existing) = sessions.get(&client) {
-            if Some(existing.id) != replacing && !existing.handle.deliveries.is_closed() {
+            if Some(existing.id) != replacing && !existing.handle.inbox.is_closed() {
                 let existing = ExistingSession {
                     id: existing.id,
                     started_at: existing.handle.started_at,
-                    liveness: existing.handle.liveness.clone(),
+                    liveness: existing.handle.inbox.prober(),
                 };
                 return Err((existing, handle));
             }

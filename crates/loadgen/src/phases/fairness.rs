@@ -119,11 +119,12 @@ async fn steady(
     rate: f64,
 ) -> anyhow::Result<Latency> {
     let target = clients.timeline.received() + packets.len() as u64;
-    send_packets(ctx, packets, 1, rate, Some(clients.timeline.clone())).await?;
+    let links = send_packets(ctx, packets, 1, rate, Some(clients.timeline.clone())).await?;
     let deadline = Instant::now() + ctx.bounded(WAIT);
     while clients.timeline.received() < target && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    drop(links);
     let ids = packets.first().map_or(0, |p| p.id)..packets.last().map_or(0, |p| p.id + 1);
     let (_, _, mut latencies) = clients.timeline.summarise(ids);
     Ok(Latency::from_micros(&mut latencies))

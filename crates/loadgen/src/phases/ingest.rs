@@ -113,39 +113,86 @@ pub struct IngestRun {
     pub cpu: CpuUse,
 }
 
-/// Writes `packets` over `connections` TCP connections to the mix port, each sender taking
-/// every `connections`-th packet; `rate` > 0 paces the total to that many packets per second.
+/// Mix connections kept open after their packets were written: a gateway may drop what it
+/// read but has not yet processed when the connection closes (nym-node drops packets still
+/// waiting for its batched replay check), so they are closed (dropped) only once everything
+/// written was counted at the sinks or the clients.
+pub struct OpenLinks(#[allow(dead_code)] Vec<Box<dyn std::any::Any + Send>>);
+
+/// Writes `packets` over `connections` TCP connections to the mix port, packet `i` on
+/// connection `i % connections`; `rate` > 0 paces the total to that many packets per second.
+/// The connections stay open until the returned [`OpenLinks`] is dropped.
 pub async fn send_packets(
     ctx: &Context,
     packets: &[Packet],
     connections: usize,
     rate: f64,
     timeline: Option<Arc<Timeline>>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<OpenLinks> {
     let connections = connections.clamp(1, packets.len().max(1));
+    let noise_key = if ctx.settings.mix_noise {
+        Some(ctx.target.noise_key()?)
+    } else {
+        None
+    };
+    let mut links = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        links.push(MixLink::connect(ctx.target.mix_addr, noise_key).await?);
+    }
+    let epoch = ctx.epoch;
+    // Room to set up before the first paced packet is due.
+    let start = Instant::now() + Duration::from_millis(20);
+    if rate > 0.0 && noise_key.is_none() {
+        // tokio's timers tick in whole milliseconds: paced with them, each connection would
+        // send its share of a millisecond in one burst, and the latency measured would be
+        // mostly the wait behind that burst. One thread sleeping to each packet's due time
+        // sends them spread out, as a mix node's stream arrives, and costs us little CPU.
+        let mut streams = Vec::with_capacity(connections);
+        for link in links {
+            let MixLink::Plain(stream) = link else {
+                anyhow::bail!("a plain mix connection was expected");
+            };
+            let stream = stream.into_std()?;
+            stream.set_nonblocking(false)?;
+            stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+            streams.push(stream);
+        }
+        let mut bytes = Vec::with_capacity(packets.len() * FRAME_LEN);
+        for packet in packets {
+            bytes.extend_from_slice(&packet.frame);
+        }
+        let sent = SentMarks {
+            ids: packets.iter().map(|p| p.id).collect(),
+            timeline,
+            epoch,
+        };
+        let pace = Pace { rate, start };
+        let deadline = ctx.deadline;
+        let streams = tokio::task::spawn_blocking(move || {
+            write_paced(streams, &bytes, &sent, pace, deadline)
+        })
+        .await??;
+        return Ok(OpenLinks(
+            streams
+                .into_iter()
+                .map(|s| Box::new(s) as Box<dyn std::any::Any + Send>)
+                .collect(),
+        ));
+    }
     let mut senders = JoinSet::new();
     let deadline = tokio::time::Instant::from_std(ctx.deadline);
-    // Room to open the connections before the first paced packet is due.
-    let started = Instant::now() + Duration::from_millis(20);
-    for c in 0..connections {
+    for (c, stream) in links.into_iter().enumerate() {
         let mine: Vec<&Packet> = packets.iter().skip(c).step_by(connections).collect();
         let ids: Vec<u64> = mine.iter().map(|p| p.id).collect();
         let mut bytes = Vec::with_capacity(mine.len() * FRAME_LEN);
         for packet in mine {
             bytes.extend_from_slice(&packet.frame);
         }
-        let noise_key = if ctx.settings.mix_noise {
-            Some(ctx.target.noise_key()?)
-        } else {
-            None
-        };
-        let stream = MixLink::connect(ctx.target.mix_addr, noise_key).await?;
         let timeline = timeline.clone();
-        let epoch = ctx.epoch;
         // Paced connections start a fraction of an interval apart, so their packets interleave.
         let pace = (rate > 0.0).then(|| Pace {
             rate: rate / connections as f64,
-            start: started + Duration::from_secs_f64(c as f64 / rate),
+            start: start + Duration::from_secs_f64(c as f64 / rate),
         });
         senders.spawn(async move {
             tokio::time::timeout_at(
@@ -156,12 +203,18 @@ pub async fn send_packets(
             .context("out of time while sending")?
         });
     }
+    let mut open = Vec::with_capacity(connections);
     while let Some(joined) = senders.join_next().await {
-        joined??;
+        open.push(Box::new(joined??) as Box<dyn std::any::Any + Send>);
     }
-    Ok(())
+    Ok(OpenLinks(open))
 }
 
+/// How long one write may block (the gateway not reading at all).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Writes one connection's frames: as fast as the gateway reads them, or (`pace`, over Noise)
+/// on tokio's timers. Returns the connection, still open.
 async fn write_frames(
     mut stream: MixLink,
     bytes: Vec<u8>,
@@ -169,7 +222,7 @@ async fn write_frames(
     pace: Option<Pace>,
     timeline: Option<Arc<Timeline>>,
     epoch: Instant,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<MixLink> {
     let sent = SentMarks {
         ids,
         timeline,
@@ -186,27 +239,17 @@ async fn write_frames(
             done = end;
         }
         stream.flush().await?;
-        // Closing is fine: the gateway processes everything it read before the end of the
-        // stream.
-        return Ok(());
+        return Ok(stream);
     };
-    // tokio's timers tick in whole milliseconds: paced with them, each connection would send
-    // its share of a millisecond in one burst, every connection in the same instant, and the
-    // latency measured would be mostly the wait behind that burst. A thread sleeping to each
-    // packet's due time sends them spread out, as a mix node's stream arrives.
-    let stream = match stream {
-        MixLink::Plain(stream) => stream.into_std()?,
-        // Sealing needs the async stream: paced by tokio's timers, so up to a millisecond's
-        // packets of a connection leave together.
-        noise @ MixLink::Noise(_) => return write_paced_async(noise, &bytes, &sent, pace).await,
-    };
-    stream.set_nonblocking(false)?;
-    tokio::task::spawn_blocking(move || write_paced(stream, &bytes, &sent, pace)).await?
+    // Sealing needs the async stream: paced by tokio's timers, so up to a millisecond's
+    // packets of a connection leave together.
+    write_paced_async(&mut stream, &bytes, &sent, pace).await?;
+    Ok(stream)
 }
 
-/// As [`write_paced`], on tokio's timers.
+/// Paced writes on tokio's timers (Noise connections).
 async fn write_paced_async(
-    mut stream: MixLink,
+    stream: &mut MixLink,
     bytes: &[u8],
     sent: &SentMarks,
     pace: Pace,
@@ -227,7 +270,7 @@ async fn write_paced_async(
     Ok(())
 }
 
-/// When a paced connection sends: `rate` packets per second, the first at `start`.
+/// When packets are due: `rate` packets per second, the first at `start`.
 #[derive(Debug, Clone, Copy)]
 struct Pace {
     rate: f64,
@@ -243,7 +286,7 @@ impl Pace {
     }
 }
 
-/// A connection's packet ids, and where their send times are recorded.
+/// Packet ids in sending order, and where their send times are recorded.
 struct SentMarks {
     ids: Vec<u64>,
     timeline: Option<Arc<Timeline>>,
@@ -261,18 +304,22 @@ impl SentMarks {
     }
 }
 
-/// Writes each frame at its due time (several at once only when the thread woke late).
+/// Writes frame `i` to `streams[i % streams.len()]` at its due time (several at once only
+/// when the thread woke late), from this one thread; returns the streams, still open.
 fn write_paced(
-    mut stream: std::net::TcpStream,
+    mut streams: Vec<std::net::TcpStream>,
     bytes: &[u8],
     sent: &SentMarks,
     pace: Pace,
-) -> anyhow::Result<()> {
+    deadline: Instant,
+) -> anyhow::Result<Vec<std::net::TcpStream>> {
     use std::io::Write as _;
     let total = sent.ids.len();
+    let connections = streams.len().max(1);
     let mut done = 0;
     while done < total {
         let now = Instant::now();
+        anyhow::ensure!(now < deadline, "out of time while sending");
         let next = pace.start + Duration::from_secs_f64(done as f64 / pace.rate);
         if now < next {
             std::thread::sleep(next - now);
@@ -280,11 +327,15 @@ fn write_paced(
         }
         let due = pace.due_by(now, done, total);
         sent.mark(done, due);
-        stream.write_all(&bytes[done * FRAME_LEN..due * FRAME_LEN])?;
+        for i in done..due {
+            streams[i % connections].write_all(&bytes[i * FRAME_LEN..(i + 1) * FRAME_LEN])?;
+        }
         done = due;
     }
-    stream.flush()?;
-    Ok(())
+    for stream in &mut streams {
+        stream.flush()?;
+    }
+    Ok(streams)
 }
 
 /// Connected, authenticated clients reading their pushed messages into a timeline.
@@ -374,7 +425,7 @@ pub async fn online_run(
     let received_before = online.timeline.received();
     let acks_before = ctx.acks.frames();
     let meter = CpuMeter::start(ctx);
-    send_packets(
+    let links = send_packets(
         ctx,
         packets,
         ctx.settings.mix_connections,
@@ -396,6 +447,7 @@ pub async fn online_run(
         )
         .await
         - acks_before;
+    drop(links);
     let (first_sent, last_received, mut latencies) = online.timeline.summarise(ids);
     let elapsed = Duration::from_nanos(last_received.saturating_sub(first_sent));
     Ok(IngestRun {

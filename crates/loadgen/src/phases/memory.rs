@@ -62,7 +62,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<MemoryFigures> {
         .pid()
         .context("the gateway's pid is unknown (give --gateway-pid)")?;
     let mut figures = MemoryFigures::default();
-    let connected_before = connected(ctx).await?;
+    let connected_before = connected(ctx, 0).await?;
     let fd_limit = procfs::file_limit(pid)?.unwrap_or(u64::MAX);
     let fd_room = fd_limit.saturating_sub(procfs::open_files(pid)? + GATEWAY_FD_RESERVE);
     let room = (fd_room as usize).min(ctx.target.max_clients.saturating_sub(connected_before));
@@ -72,6 +72,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<MemoryFigures> {
 
     let mut helpers: Vec<Helper> = Vec::new();
     let mut held = 0usize;
+    let mut failures_noted = false;
     let result = async {
         for &requested in &ctx.settings.clients {
             let want = requested.min(room);
@@ -95,18 +96,23 @@ pub async fn run(ctx: &Context) -> anyhow::Result<MemoryFigures> {
             for helper in &mut helpers[first_new..] {
                 let ready = wait_ready(helper, ctx.bounded(Duration::from_secs(300))).await?;
                 held += ready.connected;
-                if ready.failed > 0 {
-                    figures.note.get_or_insert_with(|| {
-                        format!(
-                            "{} clients failed to connect: {}",
-                            ready.failed,
-                            ready.first_error.clone().unwrap_or_default()
-                        )
+                if ready.failed > 0 && !failures_noted {
+                    failures_noted = true;
+                    let failure = format!(
+                        "{} clients failed to connect: {}",
+                        ready.failed,
+                        ready.first_error.clone().unwrap_or_default()
+                    );
+                    figures.note = Some(match figures.note.take() {
+                        Some(note) => format!("{note}; {failure}"),
+                        None => failure,
                     });
                 }
             }
             tokio::time::sleep(SETTLE).await;
-            let clients = connected(ctx).await?.saturating_sub(baseline_clients);
+            let clients = connected(ctx, baseline_clients + held)
+                .await?
+                .saturating_sub(baseline_clients);
             let rss_bytes = procfs::rss_bytes(pid)?;
             figures.steps.push(MemoryStep {
                 requested,
@@ -130,7 +136,12 @@ pub async fn run(ctx: &Context) -> anyhow::Result<MemoryFigures> {
     Ok(figures)
 }
 
-async fn connected(ctx: &Context) -> anyhow::Result<usize> {
+/// Clients the gateway reports connected; without its metrics, `held` (the clients our
+/// helpers say they authenticated).
+async fn connected(ctx: &Context, held: usize) -> anyhow::Result<usize> {
+    if !ctx.target.has_metrics() {
+        return Ok(held);
+    }
     Ok(ctx.target.metrics().await?.sum(CONNECTED_METRIC).max(0.0) as usize)
 }
 

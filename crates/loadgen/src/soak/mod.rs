@@ -15,8 +15,6 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gateway_protocol::final_hop::SphinxSecret;
-
 use self::churn::{Clients, Spells, Stage};
 use self::feed::{Feed, FeedPlan};
 use self::ledger::Ledger;
@@ -50,7 +48,7 @@ pub async fn run(settings: SoakSettings) -> anyhow::Result<SoakReport> {
     run_settings.concurrency = run_settings.concurrency.min(settings.clients);
     let (target, gateway) = open_target(&run_settings, file_limit).await?;
     let route = Route {
-        sphinx_key: SphinxSecret::from_bytes(target.sphinx_secret).public_key(),
+        sphinx_key: target.sphinx_public,
         mix_addr: target.mix_addr,
     };
     let ctx = Context {
@@ -276,9 +274,12 @@ impl Sampler {
 
 /// Bytes of the gateway's SQLite database and its write-ahead log.
 fn store_bytes(target: &Target) -> u64 {
-    let mut wal = target.store_path.clone().into_os_string();
+    let Some(store) = &target.store_path else {
+        return 0;
+    };
+    let mut wal = store.clone().into_os_string();
     wal.push("-wal");
-    [target.store_path.clone(), wal.into()]
+    [store.clone(), wal.into()]
         .iter()
         .filter_map(|path| std::fs::metadata(path).ok())
         .map(|meta| meta.len())

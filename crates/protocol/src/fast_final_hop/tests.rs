@@ -98,6 +98,12 @@ fn unwrap_both(
             (Some(_), false) => assert!(matches!(fast_checked, Err(UnwrapError::Replayed))),
         }
     }
+    // the batch path, three copies (one padded SIMD chunk where the CPU has one): each copy's
+    // result is the single packet's (`batches_unwrap_as_single_packets` checks the two steps)
+    let batch = [(packet, rotation); 3];
+    for result in unwrap_checked_fast_many(&keys.fast, &batch, |_| true) {
+        assert_eq!(describe(&result), describe(&fast));
+    }
     fast
 }
 
@@ -186,8 +192,21 @@ fn random_plaintext(rng: &mut StdRng, size: PacketSize) -> Vec<u8> {
 /// directly or, for the versions SURBs have, sometimes through a SURB), and the nodes' keys in
 /// route order.
 fn random_packet(rng: &mut StdRng, size: PacketSize, version: Version) -> (Vec<u8>, Vec<Keys>) {
+    let first = rng.random();
+    let (packet, secrets) = random_packet_for(rng, size, version, first);
+    (packet, secrets.into_iter().map(Keys::new).collect())
+}
+
+/// [`random_packet`] whose first node has the secret key `first`; returns the nodes' secrets.
+fn random_packet_for(
+    rng: &mut StdRng,
+    size: PacketSize,
+    version: Version,
+    first: [u8; 32],
+) -> (Vec<u8>, Vec<[u8; 32]>) {
     let hops = rng.random_range(1..=5);
-    let secrets: Vec<[u8; 32]> = (0..hops).map(|_| rng.random()).collect();
+    let mut secrets: Vec<[u8; 32]> = (0..hops).map(|_| rng.random()).collect();
+    secrets[0] = first;
     let route: Vec<Node> = secrets
         .iter()
         .map(|secret| {
@@ -232,7 +251,112 @@ fn random_packet(rng: &mut StdRng, size: PacketSize, version: Version) -> (Vec<u
     };
     let packet = packet.to_bytes();
     assert_eq!(packet.len(), size.size());
-    (packet, secrets.into_iter().map(Keys::new).collect())
+    (packet, secrets)
+}
+
+/// Batches of 1 to 17 of one key's packets (good ones, final and forward hops
+/// of every size and version; corrupted ones; other keys' ones; garbage; forged ones with a
+/// small-order α; copies in the same batch; some replayed) unwrap as the single-packet
+/// functions unwrap each packet, and ask about the same replay tags in the same order.
+#[test]
+fn batches_unwrap_as_single_packets() {
+    let mut rng = StdRng::seed_from_u64(0x5f1c_0006);
+    let key: [u8; 32] = rng.random();
+    let keys = Keys::new(key);
+    let mut packets: Vec<(Vec<u8>, KeyRotation)> = Vec::new();
+    for case in 0..30 {
+        let (size, version) = size_and_version(&mut rng, case);
+        let (mut packet, _) = random_packet_for(&mut rng, size, version, key);
+        packets.push((packet.clone(), random_rotation(&mut rng)));
+        match case % 5 {
+            0 => packets.push((packet.clone(), KeyRotation::Unknown)), // a copy
+            1 => {
+                let at = rng.random_range(0..packet.len());
+                packet[at] ^= 1 << rng.random_range(0..8);
+                packets.push((packet, KeyRotation::Even));
+            }
+            2 => {
+                let (other, _) = random_packet(&mut rng, size, version);
+                packets.push((other, KeyRotation::Odd));
+            }
+            3 => {
+                let mut garbage = vec![0; rng.random_range(0..3000)];
+                rng.fill_bytes(&mut garbage);
+                packets.push((garbage, KeyRotation::Unknown));
+            }
+            _ => {
+                let alpha = small_order_points()[case % 14];
+                let mut routing = [0; keys::ROUTING_INFO_LEN];
+                rng.fill_bytes(&mut routing);
+                routing[0] = 2;
+                routing[2..4].copy_from_slice(&259u16.to_be_bytes());
+                let mut payload = vec![0; PacketSize::Ack.payload_size()];
+                payload[16] = 1;
+                packets.push((
+                    forged_packet(alpha, &routing, 259, &payload),
+                    KeyRotation::Even,
+                ));
+            }
+        }
+    }
+    // the replay filter holds the tags of every third good packet
+    let seen: std::collections::HashSet<_> = packets
+        .iter()
+        .step_by(3)
+        .filter_map(|(p, r)| FastPartiallyUnwrapped::new(&keys.fast, p, *r).ok())
+        .map(|partial| partial.replay_tag())
+        .collect();
+    assert!(!seen.is_empty());
+    let batch: Vec<(&[u8], KeyRotation)> =
+        packets.iter().map(|(p, r)| (p.as_slice(), *r)).collect();
+    for size in [1, 2, 3, 4, 7, 8, 9, 16, 17] {
+        for chunk in batch.chunks(size) {
+            let mut asked_many = Vec::new();
+            let many = unwrap_checked_fast_many(&keys.fast, chunk, |tag| {
+                asked_many.push(*tag);
+                !seen.contains(tag)
+            });
+            let mut asked_single = Vec::new();
+            assert_eq!(many.len(), chunk.len());
+            for (&(packet, rotation), many) in chunk.iter().zip(&many) {
+                let single = unwrap_checked_fast(&keys.fast, packet, rotation, |tag| {
+                    asked_single.push(*tag);
+                    !seen.contains(tag)
+                });
+                assert_eq!(
+                    describe(many),
+                    describe(&single),
+                    "packet {}",
+                    hex::encode(packet)
+                );
+            }
+            assert_eq!(asked_many, asked_single);
+            let partials = FastPartiallyUnwrapped::new_many(&keys.fast, chunk);
+            for (&(packet, rotation), partial) in chunk.iter().zip(partials) {
+                let single = FastPartiallyUnwrapped::new(&keys.fast, packet, rotation);
+                assert_eq!(
+                    format!("{:?}", partial.map(|p| p.replay_tag())),
+                    format!("{:?}", single.map(|p| p.replay_tag()))
+                );
+            }
+        }
+    }
+    // the mix has every kind of result
+    let results: Vec<_> = unwrap_checked_fast_many(&keys.fast, &batch, |tag| !seen.contains(tag))
+        .iter()
+        .map(|r| describe(r).split('(').take(2).collect::<Vec<_>>().join("("))
+        .collect();
+    for want in [
+        "Ok(Unwrapped",
+        "Err(Replayed",
+        "Err(HeaderIntegrity",
+        "Err(InvalidSize",
+    ] {
+        assert!(
+            results.iter().any(|r| r.starts_with(want)),
+            "{want}: {results:?}"
+        );
+    }
 }
 
 /// Every hop of random routes: each node unwraps with both paths, the results are identical, and

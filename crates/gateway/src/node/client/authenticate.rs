@@ -1,6 +1,7 @@
 //! `authenticateV2` (PROTOCOL §2.5) for a returning client, including what happens when the
 //! client already has a live session (§2.10).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_protocol::client::authenticate::check_not_stale;
@@ -8,15 +9,16 @@ use gateway_protocol::client::{
     verify_request, AuthError, AuthenticateV2Request, ServerResponse, SharedKey,
 };
 use gateway_store::{ClientAddress, UnixTime};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::debug;
 
 use super::bandwidth::ClientBandwidth;
+use super::inbox::Prober;
 use super::session::{session_queues, Accepted, Session, SessionQueues};
 use super::socket::ClientSocket;
 use super::{ClientContext, DUPLICATE_CONNECTION, STORAGE_ERROR};
 use crate::node::metrics::{ClientRejection, Outcome};
-use crate::node::router::{LivenessProbe, Registration, SessionHandle};
+use crate::node::router::{Registration, SessionHandle};
 
 /// How long a live session gets to report whether its client answered our ping (which itself
 /// has 1 s); past this the session counts as dead (PROTOCOL §2.10).
@@ -32,7 +34,7 @@ enum Refusal {
 /// Verifies `request` and starts the client's session.
 pub(super) async fn run(
     socket: ClientSocket,
-    ctx: &ClientContext,
+    ctx: &Arc<ClientContext>,
     request: AuthenticateV2Request,
 ) -> Option<Accepted> {
     match authenticate(ctx, request).await {
@@ -177,10 +179,10 @@ async fn take_place(
 }
 
 /// Asks a live session whether its client answers a ping; no answer in time means no.
-async fn is_alive(liveness: &mpsc::Sender<LivenessProbe>) -> bool {
+async fn is_alive(liveness: &Prober) -> bool {
     let (reply, answer) = oneshot::channel();
     let asked = async {
-        liveness.send(reply).await.ok()?;
+        liveness.probe(reply).ok()?;
         answer.await.ok()
     };
     matches!(

@@ -2,6 +2,8 @@
 //! registration or an authentication; anything else gets its error text and the connection
 //! closes.
 
+use std::sync::Arc;
+
 use gateway_protocol::client::CURRENT_PROTOCOL_VERSION;
 use gateway_protocol::client::{ClientRequest, ServerResponse};
 use tokio::time::Instant;
@@ -30,7 +32,7 @@ const BINARY_BEFORE_AUTH: &str =
 /// `supportedProtocol` cannot hold its connection (and its slot) forever.
 pub(super) async fn run(
     mut socket: ClientSocket,
-    ctx: &ClientContext,
+    ctx: &Arc<ClientContext>,
     shutdown: &CancellationToken,
 ) -> Option<Accepted> {
     let deadline = Instant::now() + ctx.limits.pre_authentication_timeout;

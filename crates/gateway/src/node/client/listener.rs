@@ -1,6 +1,8 @@
 //! Accepting client connections: the connection limit, the TLS handshake (wss), the websocket
 //! upgrade, and one task per connection.
 
+use std::sync::Arc;
+
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -9,16 +11,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, info_span, Instrument as _};
 
+use super::idle_buffer::IdleReleasingReader;
 use super::session::Accepted;
 use super::socket::ClientSocket;
 use super::{fresh, BoxedTransport, ClientContext, ClientLimits};
 use crate::node::metrics::ClientRejection;
 
-/// Read buffer each connection starts with, and the most one read takes. Idle clients are many
-/// and tungstenite zero-fills the whole buffer on the first read, so this is as small as lets
-/// the largest frame a client sends in normal use, a forward request carrying a regular
-/// Sphinx packet (~2.5 KB), arrive in one read; larger frames grow it.
-const READ_BUFFER_SIZE: usize = 3 * 1024;
+/// tungstenite's read buffer: what it allocates up front (and zero-fills on the first read)
+/// for every connection, and the most it asks for per read. Idle clients are many, so this is
+/// small; the large reads from the socket are done by [`IdleReleasingReader`], whose buffer
+/// exists only while data arrives, so a forward request (~2.5 KB) still takes one system call
+/// and is handed to tungstenite in a few memory copies. A frame larger than this grows
+/// tungstenite's buffer to the frame's size.
+const READ_BUFFER_SIZE: usize = 512;
 
 /// Encoded frames tungstenite collects before writing them to the socket when several are
 /// sent with one flush (a session's batch of live or stored messages): ~3 pushed messages per
@@ -35,6 +40,8 @@ pub(super) async fn run(
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
+    // One context for all connections: each holds a pointer to it, not a copy.
+    let ctx = Arc::new(ctx);
     let what = if tls.is_some() {
         "wss client"
     } else {
@@ -112,11 +119,11 @@ async fn tls_handshake(
 /// its session loop needs (about 1 KiB plus the socket's buffers).
 pub(super) async fn handle(
     stream: BoxedTransport,
-    ctx: ClientContext,
+    ctx: Arc<ClientContext>,
     shutdown: CancellationToken,
 ) {
     let upgrade = Box::pin(tokio_tungstenite::accept_async_with_config(
-        stream,
+        IdleReleasingReader::new(stream),
         Some(websocket_config(&ctx.limits)),
     ));
     let ws = tokio::select! {

@@ -1,6 +1,8 @@
 //! Registration (PROTOCOL §2.4): the key-agreement handshake, then the client's key is stored
 //! and its session starts.
 
+use std::sync::Arc;
+
 use gateway_protocol::client::handshake::{self, HandshakeError, FINALIZATION_SUCCESS};
 use gateway_protocol::client::negotiate_registration_version;
 use gateway_protocol::client::{HandshakeFrame, ServerResponse, SharedKey};
@@ -19,7 +21,7 @@ use crate::node::metrics::{ClientRejection, Outcome};
 /// Runs the handshake started by message 1 (`init`) and registers the client.
 pub(super) async fn run(
     mut socket: ClientSocket,
-    ctx: &ClientContext,
+    ctx: &Arc<ClientContext>,
     shutdown: &CancellationToken,
     proposed_version: u8,
     init: Vec<u8>,
@@ -78,7 +80,7 @@ async fn agree_key(
 /// Registers the session and stores the client's new key.
 async fn start_session(
     socket: ClientSocket,
-    ctx: &ClientContext,
+    ctx: &Arc<ClientContext>,
     client: ClientAddress,
     key: SharedKey,
     version: u8,

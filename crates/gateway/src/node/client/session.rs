@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use gateway_protocol::client::{ServerResponse, SharedKey};
 use gateway_store::ClientAddress;
-use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +16,7 @@ use tracing::debug;
 use super::bandwidth::ClientBandwidth;
 use super::confirmation::{Confirmed, Unconfirmed};
 use super::delivery::{self, DeliveryError};
+use super::inbox::{self, InboxReceiver};
 use super::socket::{ClientSocket, WriteError};
 use super::{ClientContext, STORAGE_ERROR};
 use crate::node::router::{Delivery, LivenessProbe, Registration, Router, SessionHandle};
@@ -33,22 +33,17 @@ const PUSH_BATCH: usize = 32;
 /// largest packet sizes (32 regular messages, two of the largest).
 const PUSH_BATCH_BYTES: usize = 64 * 1024;
 
-/// Liveness probes waiting for a session; one is answered at a time, so one slot suffices.
-const LIVENESS_QUEUE: usize = 1;
-
-/// The receiving ends of the channels the router holds for a session (its [`SessionHandle`]):
-/// live messages, liveness probes, and "a message was stored for you".
+/// The session's end of what the router holds for it (its [`SessionHandle`]): live messages,
+/// liveness probes, and "a message was stored for you".
 pub(super) struct SessionQueues {
-    deliveries: mpsc::Receiver<Box<Delivery>>,
-    liveness: mpsc::Receiver<LivenessProbe>,
-    stored: Arc<Notify>,
+    inbox: InboxReceiver,
 }
 
 impl SessionQueues {
     /// Unregisters the session, then hands every message still queued for it to the store
     /// (their acks follow once committed).
     pub(super) async fn give_back(
-        mut self,
+        self,
         registration: Registration,
         router: &Router,
         client: ClientAddress,
@@ -56,9 +51,9 @@ impl SessionQueues {
         // Unregister first: from here on the router stores new messages instead of queueing
         // them for us, so the queue below only shrinks.
         drop(registration);
-        self.deliveries.close();
+        self.inbox.close();
         let mut returned = 0u64;
-        while let Some(delivery) = self.deliveries.recv().await {
+        while let Some(delivery) = self.inbox.recv().await {
             router.store_then_ack(client, *delivery).await;
             returned += 1;
         }
@@ -74,23 +69,12 @@ pub(super) fn session_queues(
     push_queue_capacity: usize,
     started_at: u64,
 ) -> (SessionHandle, SessionQueues) {
-    let (deliveries_tx, deliveries) = mpsc::channel(push_queue_capacity);
-    let (liveness_tx, liveness) = mpsc::channel(LIVENESS_QUEUE);
-    let stored = Arc::new(Notify::new());
+    let (sender, inbox) = inbox::inbox(push_queue_capacity);
     let handle = SessionHandle {
-        deliveries: deliveries_tx,
-        liveness: liveness_tx,
-        stored: stored.clone(),
+        inbox: sender,
         started_at,
     };
-    (
-        handle,
-        SessionQueues {
-            deliveries,
-            liveness,
-            stored,
-        },
-    )
+    (handle, SessionQueues { inbox })
 }
 
 /// A registered or authenticated client and the answer it is waiting for.
@@ -103,7 +87,8 @@ pub(super) struct Accepted {
 /// An authenticated client's session.
 pub(super) struct Session {
     pub(super) socket: ClientSocket,
-    pub(super) ctx: ClientContext,
+    /// Shared by every session (an `Arc`, so a session holds a pointer, not ~440 bytes).
+    pub(super) ctx: Arc<ClientContext>,
     pub(super) client: ClientAddress,
     pub(super) key: SharedKey,
     pub(super) bandwidth: ClientBandwidth,
@@ -171,7 +156,7 @@ impl From<DeliveryError> for End {
 impl Session {
     pub(super) fn new(
         socket: ClientSocket,
-        ctx: ClientContext,
+        ctx: Arc<ClientContext>,
         client: ClientAddress,
         key: SharedKey,
         bandwidth: ClientBandwidth,
@@ -222,8 +207,11 @@ impl Session {
     }
 
     /// Serves the client until it leaves, fails, is replaced, or the gateway shuts down.
+    ///
+    /// What each event starts (a write, a request, a store read) is boxed: this future lives
+    /// as long as the session, and while idle it should hold only the `select!` below, not the
+    /// largest of those (a task's future is allocated at its largest state for its whole life).
     pub(super) async fn run(&mut self, shutdown: &CancellationToken) -> End {
-        let mut liveness_open = true;
         loop {
             let probe_deadline = self.probe.as_ref().map(|p| p.deadline);
             let confirmation_deadline = self.unconfirmed.as_ref().and_then(Unconfirmed::deadline);
@@ -232,19 +220,13 @@ impl Session {
                 _ = shutdown.cancelled() => return End::Shutdown,
                 // While the client has the most batches unconfirmed it may, new messages wait
                 // in the queue (and, when that is full, the router stores them).
-                delivery = self.queues.deliveries.recv(), if may_send => match delivery {
-                    Some(delivery) => self.push(delivery).await,
+                delivery = self.queues.inbox.recv(), if may_send => match delivery {
+                    Some(delivery) => Box::pin(self.push(delivery)).await,
                     // The router dropped our queue: another connection of the client took over.
                     None => return End::Replaced,
                 },
-                probe = self.queues.liveness.recv(), if liveness_open => match probe {
-                    Some(probe) => self.start_probe(probe).await,
-                    None => {
-                        liveness_open = false;
-                        Ok(())
-                    }
-                },
-                _ = self.queues.stored.notified(), if may_send => match self.deliver_stored(shutdown).await {
+                probe = self.queues.inbox.recv_probe() => Box::pin(self.start_probe(probe)).await,
+                _ = self.queues.inbox.stored(), if may_send => match Box::pin(self.deliver_stored(shutdown)).await {
                     // The messages stay stored for the next notification or connection.
                     Err(End::Store(e)) => {
                         crate::warn_rate_limited!(super::STORE_ERRORS, error = %e, "could not read the client's stored messages");
@@ -264,7 +246,7 @@ impl Session {
                 message = self.socket.next() => match message {
                     None | Some(Ok(Message::Close(_))) => return End::ClientClosed,
                     Some(Err(e)) => return End::ReadFailed(e.to_string()),
-                    Some(Ok(message)) => self.handle_message(message).await,
+                    Some(Ok(message)) => Box::pin(self.handle_message(message)).await,
                 },
             };
             if let Err(end) = result {
@@ -296,12 +278,12 @@ impl Session {
         let mut bytes = first.message.len();
         let mut batch = vec![first];
         while batch.len() < PUSH_BATCH && bytes < PUSH_BATCH_BYTES {
-            match self.queues.deliveries.try_recv() {
-                Ok(delivery) => {
+            match self.queues.inbox.try_recv() {
+                Some(delivery) => {
                     bytes += delivery.message.len();
                     batch.push(delivery);
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         let mut frames = Vec::with_capacity(batch.len());

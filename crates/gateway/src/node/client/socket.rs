@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 
-use super::BoxedTransport;
+use super::idle_buffer::IdleReleasingReader;
 
 /// Why a write to the client failed; the session ends either way.
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +24,12 @@ pub(super) enum WriteError {
 
 /// A client's websocket connection.
 pub(super) struct ClientSocket {
-    ws: WebSocketStream<BoxedTransport>,
+    ws: WebSocketStream<IdleReleasingReader>,
     write_timeout: Duration,
 }
 
 impl ClientSocket {
-    pub(super) fn new(ws: WebSocketStream<BoxedTransport>, write_timeout: Duration) -> Self {
+    pub(super) fn new(ws: WebSocketStream<IdleReleasingReader>, write_timeout: Duration) -> Self {
         Self { ws, write_timeout }
     }
 
@@ -88,7 +88,7 @@ impl ClientSocket {
 
     async fn bounded<'a, F>(
         &'a mut self,
-        op: impl FnOnce(&'a mut WebSocketStream<BoxedTransport>) -> F,
+        op: impl FnOnce(&'a mut WebSocketStream<IdleReleasingReader>) -> F,
     ) -> Result<(), WriteError>
     where
         F: std::future::Future<Output = Result<(), WsError>> + 'a,

@@ -402,3 +402,106 @@ fn final_hops_still_go_to_the_router_with_the_relay_role_on() {
     assert_eq!(pipeline.forwarded(), 0);
     assert_eq!(pipeline.metrics.mix_packets_unwrapped.get(), 1);
 }
+
+/// A pool job of several frames unwraps them together (`unwrap_many`) with the outcome of
+/// `unwrap` on each frame: the same result, key and rotation, with two keys (an unmarked frame
+/// tries the primary, then the secondary), packets for neither, tampered headers, wrong sizes
+/// and a replay, in batches of every size.
+#[test]
+fn a_batch_unwraps_as_each_frame_alone() {
+    let pipeline = Pipeline::gateway_only();
+    let (even, odd) = ([0x24; 32], [0x25; 32]);
+    let key = |rotation_id: u32, secret: [u8; 32]| {
+        Arc::new(RotationKey {
+            rotation_id,
+            public: [0; 32],
+            unwrapper: Arc::new(Unwrapper::new(secret, FinalHopImplementation::Fast).unwrap()),
+            replay: pipeline.replay.clone(),
+            replay_file: ReplayFile::new("/nonexistent".into(), [0; 32]),
+        })
+    };
+    let keys = KeySet {
+        primary: key(4, even),
+        secondary: Some(key(5, odd)),
+    };
+    let mut frames = Vec::new();
+    for (n, rotation) in [
+        KeyRotation::Unknown,
+        KeyRotation::Even,
+        KeyRotation::Odd,
+        KeyRotation::Unknown,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for secret in [even, odd, [0x26; 32]] {
+            let packet = two_hop_packet(
+                &secret,
+                node_address(&"192.0.2.9:1789".parse().unwrap()),
+                Duration::ZERO,
+            );
+            let mut tampered = packet.clone();
+            tampered[40 + n] ^= 1;
+            for packet in [packet, tampered] {
+                let framed = frame_bytes(FrameVersion::V8, rotation, &packet);
+                frames.push(framing::decode(&framed).unwrap().unwrap().0);
+            }
+        }
+    }
+    let mut short = frames[0].clone();
+    short.packet.truncate(100);
+    frames.insert(3, short);
+    // a copy of the first frame and, in the filter, the tag of the third
+    frames.push(frames[0].clone());
+    let tag = unwrap(&keys, &frames[2]).result.unwrap().replay_tag;
+    pipeline
+        .replay
+        .lock()
+        .unwrap()
+        .check_and_insert_at(&tag, std::time::Instant::now());
+
+    let describe = |o: &UnwrapOutcome| {
+        format!(
+            "{:?} {:?} {:?}",
+            o.result,
+            o.key.as_ref().map(|k| k.rotation_id),
+            o.key_rotation
+        )
+    };
+    let alone: Vec<String> = frames.iter().map(|f| describe(&unwrap(&keys, f))).collect();
+    assert!(alone
+        .iter()
+        .any(|o| o.starts_with("Ok(") && o.contains("Some(5)")));
+    assert!(alone.iter().any(|o| o.starts_with("Err(Replayed")));
+    assert!(alone.iter().any(|o| o.starts_with("Err(InvalidSize")));
+    for size in [2, 3, 5, 8, frames.len()] {
+        for (chunk, alone) in frames.chunks(size).zip(alone.chunks(size)) {
+            let pairs: Vec<(&KeySet, &Frame)> = chunk.iter().map(|f| (&keys, f)).collect();
+            let together: Vec<String> = unwrap_many(&pairs).iter().map(describe).collect();
+            assert_eq!(together, alone);
+        }
+    }
+
+    // One batch of the pool: jobs of several connections, each answered with its own frames'
+    // outcomes, in order.
+    let keys = Arc::new(keys);
+    let mut replies = Vec::new();
+    let mut jobs = Vec::new();
+    for chunk in frames.chunks(3) {
+        let (reply, rx) = oneshot::channel();
+        jobs.push(UnwrapJob {
+            frames: chunk.to_vec(),
+            keys: keys.clone(),
+            reply,
+        });
+        replies.push(rx);
+    }
+    assert!(jobs.len() >= 3, "several jobs in the batch");
+    unwrap_jobs(jobs);
+    let mut answered = Vec::new();
+    for mut rx in replies {
+        let outcomes = rx.try_recv().expect("answered").expect("no panic");
+        answered.extend(outcomes.iter().map(describe));
+    }
+    assert_eq!(answered, alone);
+}
