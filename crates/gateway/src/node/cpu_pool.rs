@@ -321,7 +321,9 @@ mod tests {
     }
 
     /// Occupies a one-thread pool's thread until the returned sender is used.
-    async fn hold_the_thread(pool: &CpuPool<Task>) -> (std::sync::mpsc::Sender<()>, oneshot::Receiver<bool>) {
+    async fn hold_the_thread(
+        pool: &CpuPool<Task>,
+    ) -> (std::sync::mpsc::Sender<()>, oneshot::Receiver<bool>) {
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let (started, running) = std::sync::mpsc::channel::<()>();
         let gate = submit(pool, 9, 1, move || {
@@ -403,10 +405,20 @@ mod tests {
         );
         // Taken in turn: one job of each submitter per round, each submitter's in order.
         let order = order.lock().unwrap();
-        assert_eq!(&order[..6], &[(1, 0), (2, 0), (3, 0), (1, 1), (2, 1), (3, 1)]);
+        assert_eq!(
+            &order[..6],
+            &[(1, 0), (2, 0), (3, 0), (1, 1), (2, 1), (3, 1)]
+        );
         for queue in 1..=3 {
-            let mine: Vec<i32> = order.iter().filter(|(q, _)| *q == queue).map(|(_, n)| *n).collect();
-            assert!(mine.windows(2).all(|w| w[0] < w[1]), "queue {queue} in order: {mine:?}");
+            let mine: Vec<i32> = order
+                .iter()
+                .filter(|(q, _)| *q == queue)
+                .map(|(_, n)| *n)
+                .collect();
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "queue {queue} in order: {mine:?}"
+            );
         }
         pool.shutdown();
     }
