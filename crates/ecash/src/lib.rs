@@ -9,6 +9,7 @@
 //! - `keys`: master verification keys per epoch, fetched from nym-api and cached.
 //! - `error`: why a ticket is refused, in the texts clients get.
 //! - `signers`: the JSON of the signers' later verification of an accepted ticket.
+//! - `upgrade_mode`: the attester's published attestation and clients' `upgradeModeJWT`.
 //! - `authority`: threshold signers, ticketbooks and spends, for tests and the local mixnet.
 
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@ pub mod authority;
 pub mod error;
 pub mod keys;
 pub mod signers;
+pub mod upgrade_mode;
 pub mod verify;
 pub mod wire;
 

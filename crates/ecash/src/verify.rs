@@ -58,7 +58,7 @@ impl TicketType {
     }
 
     /// Bytes of bandwidth one ticket buys (decimal units, as nym's network defaults).
-    pub fn bandwidth(self) -> i64 {
+    pub const fn bandwidth(self) -> i64 {
         match self {
             Self::V1MixnetEntry => 200_000_000,
             Self::V1MixnetExit => 100_000_000,

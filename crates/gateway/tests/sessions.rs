@@ -100,6 +100,7 @@ impl Sessions {
                 connection_limit: Arc::new(Semaphore::new(16)),
                 address_limit: nym_gateway::node::address_limit::AddressLimit::unlimited(),
                 tickets,
+                upgrade_mode: nym_gateway::node::upgrade_mode::UpgradeMode::off(),
             },
             shutdown: CancellationToken::new(),
             _dir: dir,

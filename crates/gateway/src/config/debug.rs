@@ -188,6 +188,28 @@ tuning_keys! {
     zk_nym_signer_quorum: f64 = 0.7, check between_0_and_1;
     /// A ticket the signers reject costs its client this many times its bandwidth.
     zk_nym_revocation_penalty: f64 = 10.0, check not_negative_factor;
+    /// Wait between fetches of the upgrade-mode attestation while upgrade mode is off.
+    ///
+    /// nym-node's `regular_polling_interval`.
+    #[serde(with = "humantime_serde")]
+    upgrade_mode_poll_interval: Duration = Duration::from_secs(15 * 60), check not_zero;
+    /// Wait between fetches of the upgrade-mode attestation while upgrade mode is on.
+    ///
+    /// nym-node's `expedited_poll_interval`: the end of an upgrade is noticed sooner.
+    #[serde(with = "humantime_serde")]
+    upgrade_mode_expedited_poll_interval: Duration = Duration::from_secs(2 * 60), check not_zero;
+    /// A client's upgradeModeJWT makes the gateway fetch the attestation again only this long after its last fetch.
+    ///
+    /// nym-node's `upgrade_mode_min_staleness_recheck`; a JWT sooner than that is refused.
+    #[serde(with = "humantime_serde")]
+    upgrade_mode_min_staleness_recheck: Duration = Duration::from_secs(30);
+    /// Timeout of one fetch of the upgrade-mode attestation.
+    #[serde(with = "humantime_serde")]
+    upgrade_mode_request_timeout: Duration = Duration::from_secs(5), check not_zero;
+    /// Failed attestation fetches in a row that turn upgrade mode off.
+    upgrade_mode_failure_threshold: NonZeroU32 = nonzero(5);
+    /// Largest upgrade-mode attestation document read, and largest upgradeModeJWT taken, in bytes.
+    upgrade_mode_max_document_size: NonZeroUsize = nonzero(64 * 1024);
     /// Timeout of the start-up duplicate-host check against the validator API.
     #[serde(with = "humantime_serde")]
     validator_check_timeout: Duration = Duration::from_secs(5);

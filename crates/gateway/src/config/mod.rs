@@ -174,6 +174,15 @@ pub struct Gateway {
     /// Written to the file only when set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zk_nym_signer_urls: Vec<String>,
+    /// Where the network's upgrade-mode attestation is published, polled while the gateway
+    /// follows a nym-api. Absent: the network's (`UPGRADE_MODE_ATTESTATION_URL` of the env
+    /// file, else mainnet's). Empty: upgrade mode stays off. Written to the file only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_mode_attestation_url: Option<String>,
+    /// bs58 ed25519 key of the network's upgrade-mode attester. Absent: the network's
+    /// (`UPGRADE_MODE_ATTESTER_ED25519_PUBKEY`, else mainnet's). Written only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_mode_attester_public_key: Option<String>,
     /// `$HOME/.nym/gateways`
     pub nym_root_directory: PathBuf,
     /// The SQLite store.
@@ -236,6 +245,8 @@ impl Config {
                 accepted_operator_terms_and_conditions: false,
                 enforce_zk_nyms: false,
                 zk_nym_signer_urls: Vec::new(),
+                upgrade_mode_attestation_url: None,
+                upgrade_mode_attester_public_key: None,
                 nym_root_directory: root.to_path_buf(),
                 persistent_storage: paths.default_datastore(),
             },
@@ -309,6 +320,24 @@ impl Config {
         for url in g.nym_api_urls.iter().flatten() {
             if let Err(e) = url::Url::parse(url) {
                 return invalid("nym_api_urls", format!("{url:?} is not a URL: {e}"));
+            }
+        }
+        // Empty turns upgrade mode off.
+        let upgrade_url = g.upgrade_mode_attestation_url.as_deref();
+        if let Some(url) = upgrade_url.filter(|url| !url.is_empty()) {
+            if let Err(e) = url::Url::parse(url) {
+                return invalid(
+                    "upgrade_mode_attestation_url",
+                    format!("{url:?} is not a URL: {e}"),
+                );
+            }
+        }
+        if let Some(key) = g.upgrade_mode_attester_public_key.as_deref() {
+            if gateway_ecash::upgrade_mode::bs58_key(key).is_none() {
+                return invalid(
+                    "upgrade_mode_attester_public_key",
+                    format!("{key:?} is not a bs58 ed25519 public key"),
+                );
             }
         }
         if let Err(e) = url::Url::parse(&g.statistics_service_url) {

@@ -54,6 +54,7 @@ use super::rotation::{
 };
 use super::router::Router;
 use super::statistics;
+use super::upgrade_mode::{UpgradeMode, UpgradeModeSettings};
 use crate::config::{Config, EgressFraming, NoiseMode};
 use crate::keys::{NodeKeys, NoiseKey};
 use crate::node_details::NodeDetails;
@@ -121,6 +122,7 @@ impl Pipeline {
         listeners: Listeners,
         wss: Option<Arc<WssCertificate>>,
         reload: Arc<Notify>,
+        upgrade_mode: UpgradeModeSettings,
     ) -> anyhow::Result<Self> {
         let d = &config.debug;
         crate::logging::recent::recent_warnings()
@@ -218,6 +220,11 @@ impl Pipeline {
                 d.per_address_limits_include_loopback,
             ),
             tickets,
+            upgrade_mode: UpgradeMode::start(
+                upgrade_mode,
+                ingress.shutdown.clone(),
+                &ingress.tasks,
+            ),
         };
         serve_clients(&clients, listeners.clients, None, &ingress)?;
         if let Some(certificate) = &wss {

@@ -155,6 +155,8 @@ pub struct ClientContext {
     pub address_limit: super::address_limit::AddressLimit,
     /// zk-nym ticket acceptance, and whether free bandwidth is refused.
     pub tickets: Tickets,
+    /// Whether upgrade mode is on (bandwidth unmetered), and clients' JWTs for it.
+    pub upgrade_mode: super::upgrade_mode::UpgradeMode,
 }
 
 impl ClientContext {

@@ -137,7 +137,7 @@ impl Session {
         match self.accept_ticket(enc_credential, iv).await {
             Ok(total) => ServerResponse::Bandwidth {
                 available_total: total,
-                upgrade_mode: false,
+                upgrade_mode: self.ctx.upgrade_mode.enabled(),
             },
             Err(refusal) => {
                 debug!(reason = %refusal, "ticket refused");
