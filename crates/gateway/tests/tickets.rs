@@ -311,6 +311,12 @@ async fn tickets_buy_their_bandwidth_and_every_bad_one_is_refused_with_nym_nodes
         }
     }
     assert!(failed.is_empty(), "{failed:#?}");
+    // Only the first ticket was recorded: no refused one spent its serial number.
+    let recorded: i64 = rusqlite::Connection::open(&gateway.config.gateway.persistent_storage)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM ticket_data", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(recorded, 1);
 
     // The session still works, and nothing was granted meanwhile.
     let second = entry.spend(identity, now()).unwrap();
