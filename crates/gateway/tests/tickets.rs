@@ -527,6 +527,25 @@ async fn the_signers_verify_accepted_tickets_later_and_a_rejection_revokes_bandw
         })
         .unwrap();
     assert_eq!(available, 2 * ENTRY - 10 * ENTRY);
+    // The connected client's next save picks the revocation up (it is not overwritten): its
+    // third ticket leaves it at what it had, less the penalty, plus that ticket.
+    *signers.verdict.lock().unwrap() = json!({ "Ok": null });
+    let third = entry.spend(identity, now()).unwrap();
+    assert_eq!(
+        spend(&client, &mut ws, &third).await,
+        Ok(3 * ENTRY - 10 * ENTRY)
+    );
     ws.close().await;
     gateway.node.stop().await;
+    let available: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT available FROM available_bandwidth", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        available,
+        3 * ENTRY - 10 * ENTRY,
+        "kept after the session ended"
+    );
 }

@@ -240,6 +240,24 @@ impl Store {
         .await
     }
 
+    /// Adds `delta` bytes (negative: takes them) to `client`'s allowance and sets its
+    /// expiration; returns the allowance as stored now (with changes made meanwhile by others,
+    /// such as a revoked ticket).
+    pub async fn add_bandwidth(
+        &self,
+        client: ClientAddress,
+        delta: i64,
+        expiration: UnixTime,
+    ) -> Result<Bandwidth, StoreError> {
+        self.write(|reply| WriteCommand::AddBandwidth {
+            client: address_bs58(&client),
+            delta,
+            expiration,
+            reply,
+        })
+        .await
+    }
+
     /// Sets `client`'s bandwidth, creating the row (and the client) if missing.
     pub async fn set_bandwidth(
         &self,

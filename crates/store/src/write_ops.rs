@@ -248,6 +248,34 @@ pub(crate) fn set_bandwidth(
     Ok(())
 }
 
+/// Adds `delta` bytes (negative: takes them) to a client's stored allowance and sets its
+/// expiration; returns the allowance as stored afterwards, which includes what others changed
+/// meanwhile (a revoked ticket), so a live session can pick that up.
+pub(crate) fn add_bandwidth(
+    conn: &Connection,
+    client: &str,
+    delta: i64,
+    expiration: UnixTime,
+) -> Result<Bandwidth, StoreError> {
+    let op = "add_bandwidth";
+    let id = client_id(conn, client, op)?;
+    conn.prepare_cached(
+        "INSERT INTO available_bandwidth (client_id, available, expiration) VALUES (?1, ?2, ?3)
+         ON CONFLICT (client_id) DO UPDATE
+             SET available = available + excluded.available, expiration = excluded.expiration
+         RETURNING available, expiration",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row(params![id, delta, expiration.as_secs()], |row| {
+            Ok(Bandwidth {
+                available: row.get(0)?,
+                expiration: UnixTime::from_secs(row.get(1)?),
+            })
+        })
+    })
+    .map_err(StoreError::sqlite(op))
+}
+
 /// Deletes everything about a client: messages, key, bandwidth and its `clients` row.
 pub(crate) fn forget_client(
     conn: &Connection,

@@ -72,6 +72,12 @@ pub(crate) enum WriteCommand {
         bandwidth: Bandwidth,
         reply: Reply<()>,
     },
+    AddBandwidth {
+        client: String,
+        delta: i64,
+        expiration: UnixTime,
+        reply: Reply<Bandwidth>,
+    },
     ForgetClient {
         client: String,
         reply: Reply<()>,
@@ -131,7 +137,9 @@ impl WriteCommand {
         match self {
             Self::InsertMessage { reply, .. } => answer(reply, Err(err)),
             Self::DeleteMessagesOlderThan { reply, .. } => answer(reply, Err(err)),
-            Self::EnsureBandwidth { reply, .. } => answer(reply, Err(err)),
+            Self::EnsureBandwidth { reply, .. } | Self::AddBandwidth { reply, .. } => {
+                answer(reply, Err(err))
+            }
             Self::InsertReceivedTicket { reply, .. } => answer(reply, Err(err)),
             Self::DeleteMessages { reply, .. }
             | Self::UpsertSharedKey { reply, .. }
@@ -464,6 +472,14 @@ impl Writer {
                 reply,
             } => self.step(reply, pending, unit, SEVERAL, |conn, _| {
                 write_ops::set_bandwidth(conn, &client, bandwidth)
+            }),
+            WriteCommand::AddBandwidth {
+                client,
+                delta,
+                expiration,
+                reply,
+            } => self.step(reply, pending, Pending::Bandwidth, SINGLE, |conn, _| {
+                write_ops::add_bandwidth(conn, &client, delta, expiration)
             }),
             WriteCommand::ForgetClient { client, reply } => {
                 self.step(reply, pending, unit, SEVERAL, |conn, quota| {

@@ -101,3 +101,22 @@ async fn verdicts_drop_the_credential_and_a_rejection_revokes_bandwidth() {
         .unwrap();
     assert_eq!(rows, [(good, None, None), (bad, Some(true), None)]);
 }
+
+#[tokio::test]
+async fn adding_bandwidth_keeps_a_revocation_made_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir));
+    store.upsert_shared_key(client(1), [1; 32]).await.unwrap();
+    let stored = store.add_bandwidth(client(1), 1000, at(5)).await.unwrap();
+    assert_eq!((stored.available, stored.expiration), (1000, at(5)));
+    let ticket = store
+        .insert_received_ticket(client(1), at(1), vec![1; 48], b"a".to_vec())
+        .await
+        .unwrap()
+        .unwrap();
+    store.reject_ticket(ticket, 3000).await.unwrap();
+    // A session that used 100 meanwhile saves its change, not its view.
+    let stored = store.add_bandwidth(client(1), -100, at(6)).await.unwrap();
+    assert_eq!((stored.available, stored.expiration), (-2100, at(6)));
+    store.close().await.unwrap();
+}

@@ -62,12 +62,15 @@ impl Session {
             return ServerResponse::error(super::tickets::ONLY_TICKETS);
         }
         let amount = self.ctx.limits.free_bandwidth_per_claim;
-        let total = self.bandwidth.claim(amount, UnixTime::now());
+        let now = UnixTime::now();
+        self.bandwidth.claim(amount, now);
         self.ctx
             .metrics
             .bandwidth_granted_bytes
             .inc_by(u64::try_from(amount).unwrap_or(0));
         self.bandwidth.persist(&self.ctx.store).await;
+        // As saved: with any revocation made meanwhile.
+        let total = self.bandwidth.available(now);
         ServerResponse::Bandwidth {
             available_total: total,
             upgrade_mode: self.ctx.upgrade_mode.enabled(),

@@ -190,12 +190,13 @@ impl Session {
                 return Err(TicketError::Storage.to_string());
             }
         }
-        let total = self.bandwidth.add_ticket(amount, now);
+        self.bandwidth.add_ticket(amount, now);
         self.ctx
             .metrics
             .bandwidth_granted_bytes
             .inc_by(amount.unsigned_abs());
         self.bandwidth.persist(&self.ctx.store).await;
-        Ok(total)
+        // As saved: with any revocation made meanwhile.
+        Ok(self.bandwidth.available(now))
     }
 }
