@@ -3,6 +3,11 @@
 //! master key (what runs on a blocking thread per ticket). The store lookup, the decryption and
 //! the key fetch (cached after an epoch's first ticket) are not in it.
 //!
+//! - `ticket/verify`: the whole check path of one ticket (parse, cheap checks, pay-info
+//!   checks, `spend_verify`);
+//! - `ticket/spend_verify`: the scheme's `spend_verify` alone (the pairings);
+//! - `ticket/parse`: the credential's parsing alone.
+//!
 //! One criterion iteration is one ticket, so the throughput is in tickets verified per second
 //! on one core. `cargo bench -p gateway-ecash --bench tickets -- --quick` is a short run.
 
@@ -10,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gateway_ecash::authority::Authority;
+use gateway_ecash::verify::encoded_date;
 use gateway_ecash::{precheck, SpendingData, TicketType, Verifier};
 
 const GATEWAY: [u8; 32] = [0x42; 32];
@@ -49,6 +55,20 @@ fn tickets(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    let spends: Vec<SpendingData> = encoded
+        .iter()
+        .map(|bytes| SpendingData::parse(bytes).expect("parses"))
+        .collect();
+    let mut next = 0;
+    group.bench_function("spend_verify", |b| {
+        b.iter(|| {
+            next = (next + 1) % TICKETS;
+            let data = &spends[next];
+            data.payment
+                .spend_verify(key, &data.pay_info, encoded_date(data.spend_date))
+                .expect("a valid ticket")
+        })
     });
     group.bench_function("parse", |b| {
         b.iter(|| SpendingData::parse(&encoded[0]).expect("parses"))
