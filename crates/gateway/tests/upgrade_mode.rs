@@ -2,7 +2,7 @@
 //! served by a local HTTP server standing in for the network's attestation URL: off (metered,
 //! flags false, JWTs refused with nym-node's texts), on through a client's JWT (unmetered,
 //! flags true in register, authenticate, bandwidth and send responses), and off again when
-//! the attestation is withdrawn.
+//! the attestation URL keeps failing or the attestation is withdrawn.
 
 mod util;
 
@@ -99,6 +99,7 @@ async fn upgrade_mode_turns_on_with_a_published_attestation_and_a_clients_jwt_an
     config.debug.upgrade_mode_poll_interval = Duration::from_secs(3600);
     config.debug.upgrade_mode_expedited_poll_interval = Duration::from_millis(100);
     config.debug.upgrade_mode_min_staleness_recheck = Duration::ZERO;
+    config.debug.upgrade_mode_failure_threshold = std::num::NonZeroU32::new(3).unwrap();
     let keys = NodeKeys::generate().unwrap();
     let identity = keys.identity.verifying_key();
     let node = RunningNode::start(&config, keys).await;
@@ -203,22 +204,37 @@ async fn upgrade_mode_turns_on_with_a_published_attestation_and_a_clients_jwt_an
         }
     ));
 
-    // Withdrawn: the expedited poll notices, and packets are metered again.
+    // The URL starts failing (an error page): upgrade mode holds through a failed fetch or
+    // two, and ends after more than `upgrade_mode_failure_threshold` in a row.
+    *document.lock().unwrap() = "<html>not found</html>".into();
+    assert_eq!(
+        send_packet(&newcomer, &mut ws, &hop).await,
+        Ok((UNMETERED, true))
+    );
+    wait_until_metered(&newcomer, &mut ws, &hop).await;
+
+    // On again through a JWT; then withdrawn (`null`): the expedited poll notices.
+    *document.lock().unwrap() = attestation.to_json();
+    assert_eq!(
+        jwt(&mut ws, attester.jwt(&attestation, now(), 600)).await,
+        Ok((UNMETERED, true))
+    );
     *document.lock().unwrap() = "null".into();
-    let mut metered = false;
+    wait_until_metered(&newcomer, &mut ws, &hop).await;
+    ws.close().await;
+    node.stop().await;
+}
+
+/// Sends packets until one is metered again (refused for want of bandwidth), within 5 s.
+async fn wait_until_metered(client: &TestClient, ws: &mut WsClient<TcpStream>, hop: &NextHop) {
     for _ in 0..100 {
-        match send_packet(&newcomer, &mut ws, &hop).await {
-            Err(TypedError::OutOfBandwidth { .. }) => {
-                metered = true;
-                break;
-            }
+        match send_packet(client, ws, hop).await {
+            Err(TypedError::OutOfBandwidth { .. }) => return,
             Ok((_, true)) => tokio::time::sleep(Duration::from_millis(50)).await,
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert!(metered, "upgrade mode did not end");
-    ws.close().await;
-    node.stop().await;
+    panic!("upgrade mode did not end");
 }
 
 /// The attestation's start time as written in its JSON.

@@ -296,7 +296,11 @@ impl Watcher {
                         .since_last_fetch()
                         .is_none_or(|since| since > self.settings.min_staleness_recheck);
                     if stale {
-                        self.fetch().await;
+                        // A fetch may take `upgrade_mode_request_timeout`: shutdown does not wait.
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            () = self.fetch() => {}
+                        }
                         // Rescheduled from this fetch: one that turned upgrade mode on polls at
                         // the expedited interval from now on.
                         next = self.next_poll();
@@ -304,7 +308,10 @@ impl Watcher {
                     served.send_modify(|count| *count += 1);
                 }
                 _ = tokio::time::sleep_until(next) => {
-                    self.fetch().await;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        () = self.fetch() => {}
+                    }
                     next = self.next_poll();
                 }
             }
