@@ -4,8 +4,8 @@
 //! 2. the caller looks the serial number up in its store (double spend here);
 //! 3. the caller gets the master verification key of the ticket's epoch ([`crate::keys`]);
 //! 4. [`Verifier::check_payment`]: the pay info names this gateway, its timestamp is within
-//!    the window and was not seen in it, then the scheme's `spend_verify` (CPU-heavy: a few
-//!    milliseconds of pairings; run it off the async workers).
+//!    the window and was not seen in it, then the scheme's `spend_verify` (CPU-heavy: about
+//!    40 ms of pairings, BENCHMARKS.md; run it off the async workers).
 //!
 //! Time is passed in as unix seconds, so every rule is testable at any date.
 

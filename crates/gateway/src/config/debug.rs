@@ -173,7 +173,7 @@ tuning_keys! {
     zk_nym_pay_info_window: Duration = Duration::from_secs(30), check not_zero;
     /// DKG epochs whose master verification key is kept (older ones are fetched again if needed).
     zk_nym_key_cache_epochs: NonZeroUsize = nonzero(8);
-    /// zk-nym tickets verified at once (each takes a CPU core for a few milliseconds).
+    /// zk-nym tickets verified at once (each takes a CPU core for about 40 ms: BENCHMARKS.md).
     zk_nym_verification_concurrency: NonZeroUsize = nonzero(2);
     /// Accepted zk-nym tickets waiting to be sent to the signers (as many again may wait for a retry).
     zk_nym_signer_queue_capacity: NonZeroUsize = nonzero(1024);
