@@ -56,10 +56,14 @@ pub enum AttestationError {
     BadSignature,
 }
 
-/// Why an `upgradeModeJWT` is refused; the texts are nym-node's (`UpgradeModeCheckError`).
+/// Why an `upgradeModeJWT` is refused; the texts are nym-node's (`UpgradeModeCheckError`,
+/// with `jwt-simple`'s texts inside).
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum JwtError {
-    /// Not three base64url parts of JSON, or claims without an attestation.
+    /// The header is not base64url JSON.
+    #[error("failed to decode jwt metadata: JWT compact encoding error")]
+    Metadata,
+    /// The claims carry no attestation.
     #[error("the upgrade mode JWT is malformed")]
     Malformed,
     /// The header names no signer key.
@@ -68,13 +72,17 @@ pub enum JwtError {
     /// The header's key is not an ed25519 key.
     #[error("the attached public key was not valid ed25519 public key")]
     BadPublicKey,
-    /// Wrong algorithm, bad signature, issuer or times.
+    /// Layout, algorithm, signature, times or issuer (`jwt-simple`'s text).
     #[error("failed to verify the jwt: {0}")]
     Verification(&'static str),
     /// Signed by a key the attestation does not authorise.
     #[error("the jwt signer does not appear in the authorised attestation set")]
     UnauthorisedIssuer,
 }
+
+/// `jwt-simple`'s texts for the checks [`verify_jwt`] makes.
+const COMPACT_ENCODING: &str = "JWT compact encoding error";
+const BAD_SIGNATURE: &str = "Signature tag didn't verify";
 
 #[derive(Deserialize)]
 struct RawAttestation {
@@ -212,47 +220,54 @@ struct JwtHeader {
 /// The attestation's own signature is not checked here: the caller compares it with the one
 /// it fetched and verified.
 pub fn verify_jwt(token: &str, now: i64) -> Result<Attestation, JwtError> {
+    // nym-node's order: the header's key first, then `jwt-simple`'s verification.
     let mut parts = token.split('.');
-    let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JwtError::Malformed);
-    };
-    let decode = |part: &str| {
-        URL_SAFE_NO_PAD
-            .decode(part)
-            .map_err(|_| JwtError::Malformed)
-    };
-    let header: JwtHeader =
-        serde_json::from_slice(&decode(header_b64)?).map_err(|_| JwtError::Malformed)?;
+    let header_b64 = parts.next().unwrap_or_default();
+    let header: JwtHeader = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or(JwtError::Metadata)?;
     let key = header.jwk.as_deref().ok_or(JwtError::MissingPublicKey)?;
     let key = bs58_key(key).ok_or(JwtError::BadPublicKey)?;
+
+    let (Some(claims_b64), Some(signature_b64), None) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Verification(COMPACT_ENCODING));
+    };
     if header.crit.is_some_and(|crit| !crit.is_empty()) {
-        return Err(JwtError::Verification("unknown critical extension"));
+        return Err(JwtError::Verification(
+            "Unknown critical extension in token header",
+        ));
     }
     if let Some(typ) = header.typ {
         let typ = typ.to_uppercase();
         if typ != "JWT" && !typ.ends_with("+JWT") {
-            return Err(JwtError::Verification("not a JWT"));
+            return Err(JwtError::Verification("Not a JWT token"));
         }
     }
     if header.alg != "EdDSA" {
-        return Err(JwtError::Verification("algorithm mismatch"));
+        return Err(JwtError::Verification("JWT algorithm mismatch"));
     }
-    let signature: [u8; 64] = decode(signature_b64)?
+    let signature: [u8; 64] = URL_SAFE_NO_PAD
+        .decode(signature_b64)
+        .map_err(|_| JwtError::Verification(COMPACT_ENCODING))?
         .try_into()
-        .map_err(|_| JwtError::Verification("invalid signature"))?;
+        .map_err(|_| JwtError::Verification(BAD_SIGNATURE))?;
     let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
     key.verify_strict(signed.as_bytes(), &Signature::from_bytes(&signature))
-        .map_err(|_| JwtError::Verification("invalid signature"))?;
+        .map_err(|_| JwtError::Verification(BAD_SIGNATURE))?;
 
-    let claims: Value =
-        serde_json::from_slice(&decode(claims_b64)?).map_err(|_| JwtError::Malformed)?;
+    let claims: Value = URL_SAFE_NO_PAD
+        .decode(claims_b64)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or(JwtError::Malformed)?;
     check_times(&claims, now)?;
     match claims.get("iss").and_then(Value::as_str) {
         Some(JWT_ISSUER) => {}
-        Some(_) => return Err(JwtError::Verification("required issuer mismatch")),
-        None => return Err(JwtError::Verification("required issuer missing")),
+        Some(_) => return Err(JwtError::Verification("Required issuer mismatch")),
+        None => return Err(JwtError::Verification("Required issuer missing")),
     }
     let attestation = Attestation::from_value(claims).map_err(|_| JwtError::Malformed)?;
     if !attestation.authorised_jwt_issuers.contains(&key) {
@@ -270,13 +285,13 @@ fn check_times(claims: &Value, now: i64) -> Result<(), JwtError> {
         }
     };
     if time("iat")?.is_some_and(|iat| iat > now.saturating_add(JWT_TIME_TOLERANCE_SECS)) {
-        return Err(JwtError::Verification("clock drift detected"));
+        return Err(JwtError::Verification("Clock drift detected"));
     }
     if time("nbf")?.is_some_and(|nbf| now.saturating_add(JWT_TIME_TOLERANCE_SECS) < nbf) {
-        return Err(JwtError::Verification("token not valid yet"));
+        return Err(JwtError::Verification("Token not valid yet"));
     }
     if time("exp")?.is_some_and(|exp| now.saturating_sub(JWT_TIME_TOLERANCE_SECS) > exp) {
-        return Err(JwtError::Verification("token has expired"));
+        return Err(JwtError::Verification("Token has expired"));
     }
     Ok(())
 }
@@ -413,11 +428,11 @@ mod tests {
         assert_eq!(verify_jwt(&jwt, now + 3600 + 900), Ok(attestation.clone()));
         assert_eq!(
             verify_jwt(&jwt, now + 3600 + 901),
-            Err(JwtError::Verification("token has expired"))
+            Err(JwtError::Verification("Token has expired"))
         );
         assert_eq!(
             verify_jwt(&jwt, now - 901),
-            Err(JwtError::Verification("clock drift detected"))
+            Err(JwtError::Verification("Clock drift detected"))
         );
         let stranger = SigningKey::from_bytes(&[5; 32]);
         assert_eq!(
@@ -433,19 +448,26 @@ mod tests {
                 &jwt_signed_by(&attestation, now, 60, &proxy, "someone"),
                 now
             ),
-            Err(JwtError::Verification("required issuer mismatch"))
+            Err(JwtError::Verification("Required issuer mismatch"))
         );
         let (signed, _) = jwt.rsplit_once('.').unwrap();
         let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode([7u8; 64]));
         assert_eq!(
             verify_jwt(&forged, now),
-            Err(JwtError::Verification("invalid signature"))
+            Err(JwtError::Verification(BAD_SIGNATURE))
         );
-        for garbage in ["", "x", "a.b", "a.b.c.d", "!!.??.**"] {
+        for garbage in ["", "x", "a.b", "!!.??.**"] {
             assert_eq!(
                 verify_jwt(garbage, now),
-                Err(JwtError::Malformed),
+                Err(JwtError::Metadata),
                 "{garbage}"
+            );
+        }
+        let (header, _) = jwt.split_once('.').unwrap();
+        for layout in [header.to_owned(), format!("{jwt}.x")] {
+            assert_eq!(
+                verify_jwt(&layout, now),
+                Err(JwtError::Verification(COMPACT_ENCODING))
             );
         }
     }

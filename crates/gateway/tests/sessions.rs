@@ -383,7 +383,7 @@ async fn an_authenticated_client_gets_an_error_per_bad_request_and_keeps_its_ses
         (
             "upgrade mode",
             r#"{"type":"upgradeModeJWT","token":"x"}"#.to_owned(),
-            "provided upgrade mode JWT is invalid: the upgrade mode JWT is malformed",
+            "provided upgrade mode JWT is invalid: failed to decode jwt metadata: JWT compact encoding error",
         ),
         (
             "coconut credential",

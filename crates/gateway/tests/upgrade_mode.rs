@@ -141,7 +141,7 @@ async fn upgrade_mode_turns_on_with_a_published_attestation_and_a_clients_jwt_an
     );
     assert_eq!(
         jwt(&mut ws, "not a jwt".into()).await,
-        Err("provided upgrade mode JWT is invalid: the upgrade mode JWT is malformed".into())
+        Err("provided upgrade mode JWT is invalid: failed to decode jwt metadata: JWT compact encoding error".into())
     );
     assert!(matches!(
         send_packet(&client, &mut ws, &hop).await,

@@ -240,7 +240,7 @@ impl UpgradeMode {
             return Err(UpgradeModeError::TooManyRecheckRequests);
         }
         if token.len() > self.0.max_jwt_size {
-            return Err(JwtError::Malformed.into());
+            return Err(JwtError::Verification("Token is too long").into());
         }
         let claimed = verify_jwt(token, now)?;
         self.recheck().await;
