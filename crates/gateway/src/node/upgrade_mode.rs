@@ -405,3 +405,77 @@ pub fn settings(
         &config.debug,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use gateway_ecash::upgrade_mode::TestAttester;
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    #[tokio::test]
+    async fn a_jwt_needs_a_published_attestation_and_may_not_force_fetches_too_often() {
+        let attester = TestAttester::new([1; 32], [2; 32]);
+        let attestation = attester.attest(NOW - 60);
+        let token = attester.jwt(&attestation, NOW, 600);
+
+        // No watcher: a valid JWT finds nothing published, a bad one is refused as such.
+        let off = UpgradeMode::off();
+        assert_eq!(
+            off.try_enable_with_jwt(&token, NOW).await,
+            Err(UpgradeModeError::AttestationNotPublished)
+        );
+        assert_eq!(
+            off.try_enable_with_jwt("x", NOW).await,
+            Err(UpgradeModeError::InvalidJwt(JwtError::Metadata))
+        );
+        assert!(!off.enabled());
+
+        // Fetched a moment ago: a JWT may not ask for another fetch yet.
+        let recent = UpgradeMode::new(
+            Duration::from_secs(30),
+            4096,
+            None,
+            watch::channel(0).1,
+            Duration::ZERO,
+        );
+        recent.fetched();
+        assert_eq!(
+            recent.try_enable_with_jwt(&token, NOW).await,
+            Err(UpgradeModeError::TooManyRecheckRequests)
+        );
+
+        // Published (as a fetch records it): the JWT carrying it matches, another does not.
+        let published = UpgradeMode::new(
+            Duration::ZERO,
+            4096,
+            None,
+            watch::channel(0).1,
+            Duration::ZERO,
+        );
+        published.set(Some(attestation));
+        assert!(published.enabled());
+        assert_eq!(published.try_enable_with_jwt(&token, NOW).await, Ok(()));
+        let other = attester.jwt(&attester.attest(NOW - 120), NOW, 600);
+        assert_eq!(
+            published.try_enable_with_jwt(&other, NOW).await,
+            Err(UpgradeModeError::MismatchedAttestation)
+        );
+        assert_eq!(
+            published.try_enable_with_jwt(&"a".repeat(4097), NOW).await,
+            Err(UpgradeModeError::InvalidJwt(JwtError::Verification(
+                "Token is too long"
+            )))
+        );
+        published.set(None);
+        assert!(!published.enabled());
+    }
+
+    #[test]
+    fn unmetered_bandwidth_is_enough_that_a_client_does_not_spend_a_ticket() {
+        assert_eq!(unmetered_bandwidth(0), 40_000_001);
+        assert_eq!(unmetered_bandwidth(-5), 40_000_001);
+        assert_eq!(unmetered_bandwidth(1 << 40), 1 << 40);
+    }
+}
