@@ -118,6 +118,14 @@ fn expected_network(vars: &HashMap<String, String>, network: &Network) {
         nymd_validator: pick(&["NYMD_VALIDATOR", "NYXD"], &mainnet.nymd_validator),
         api_validator: pick(&["API_VALIDATOR", "NYM_API"], &mainnet.api_validator),
         chain_id: pick(&["CHAIN_ID"], &mainnet.chain_id),
+        upgrade_mode_attestation_url: pick(
+            &["UPGRADE_MODE_ATTESTATION_URL"],
+            &mainnet.upgrade_mode_attestation_url,
+        ),
+        upgrade_mode_attester_public_key: pick(
+            &["UPGRADE_MODE_ATTESTER_ED25519_PUBKEY"],
+            &mainnet.upgrade_mode_attester_public_key,
+        ),
     };
     assert_eq!(*network, expected);
 }

@@ -21,6 +21,8 @@
 //! - [`authenticate`]: `authenticateV2` verification.
 //! - [`binary_frame`]: encrypted binary frames and the MixPackets inside them.
 //! - [`encrypted_request`]: `encryptedRequest` and its plaintext.
+//! - [`ticket`]: the `ecashCredential` plaintext (a zk-nym ticket).
+//! - [`upgrade_mode`]: the published upgrade-mode attestation and `upgradeModeJWT`.
 //!
 //! Operator files and the statistics service:
 //! - [`config`]: `config.toml` parsing, validation and rendering.
@@ -51,6 +53,8 @@ pub mod replay_file;
 pub mod routing_address;
 pub mod statistics_report;
 pub mod surb_ack;
+pub mod ticket;
+pub mod upgrade_mode;
 pub mod x25519_batch;
 
 use arbitrary::Unstructured;

@@ -42,6 +42,10 @@ pub struct Network {
     pub api_validator: String,
     /// Chain id for `nyxd` commands.
     pub chain_id: String,
+    /// Where the upgrade-mode attestation is published.
+    pub upgrade_mode_attestation_url: String,
+    /// The upgrade-mode attester's ed25519 public key, bs58.
+    pub upgrade_mode_attester_public_key: String,
 }
 
 /// A `--config-env-file` that cannot be used.
@@ -87,6 +91,10 @@ impl Network {
             nymd_validator: "https://rpc.nyx.nodes.guru/".into(),
             api_validator: "https://validator.nymtech.net/api/".into(),
             chain_id: "nyx".into(),
+            // nym's `network-defaults` (mainnet.rs) and envs/mainnet.env.
+            upgrade_mode_attestation_url:
+                "https://nymtech.net/.wellknown/upgrade-mode/attestation.json".into(),
+            upgrade_mode_attester_public_key: "3bgffBYcfFkTTXc2npNNn9MkddFZ3H2LrPjXDmnJzrqd".into(),
         }
     }
 
@@ -152,6 +160,14 @@ impl Network {
         set(&mut self.nymd_validator, &["NYMD_VALIDATOR", "NYXD"]);
         set(&mut self.api_validator, &["API_VALIDATOR", "NYM_API"]);
         set(&mut self.chain_id, &["CHAIN_ID"]);
+        set(
+            &mut self.upgrade_mode_attestation_url,
+            &["UPGRADE_MODE_ATTESTATION_URL"],
+        );
+        set(
+            &mut self.upgrade_mode_attester_public_key,
+            &["UPGRADE_MODE_ATTESTER_ED25519_PUBKEY"],
+        );
         if let Some(value) = vars.get("DENOMS_EXPONENT") {
             self.denoms_exponent = value.parse().map_err(|_| NetworkError::InvalidValue {
                 key: "DENOMS_EXPONENT",
@@ -225,6 +241,15 @@ mod tests {
                 .join(name);
             let network = Network::resolve(Some(&path), &HashMap::new()).unwrap();
             assert_eq!(network.bech32_prefix, prefix, "{name}");
+            assert!(
+                gateway_ecash::upgrade_mode::bs58_key(&network.upgrade_mode_attester_public_key)
+                    .is_some(),
+                "{name}"
+            );
+            assert!(
+                url::Url::parse(&network.upgrade_mode_attestation_url).is_ok(),
+                "{name}"
+            );
         }
     }
 }

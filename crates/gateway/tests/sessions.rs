@@ -20,7 +20,9 @@ use gateway_protocol::framing::{FrameVersion, KeyRotation};
 use gateway_protocol::mix_packet::MixPacket;
 use nym_gateway::config::{NoiseMode, Tuning};
 use nym_gateway::keys::NoiseKey;
-use nym_gateway::node::client::{serve_connection, ClientContext, ClientLimits};
+use nym_gateway::node::client::{
+    serve_connection, ClientContext, ClientLimits, SignerQueue, TicketSettings, Tickets,
+};
 use nym_gateway::node::egress::{Egress, EgressConfig};
 use nym_gateway::node::metrics::Metrics;
 use nym_gateway::node::noise::Noise;
@@ -81,6 +83,11 @@ impl Sessions {
         let mut limits = ClientLimits::from_config(&Tuning::default());
         tune(&mut limits);
         let identity = SigningKey::from_bytes(&random());
+        let tickets = Tickets::new(
+            identity.verifying_key().to_bytes(),
+            &TicketSettings::from_config(false, &[], &Tuning::default()),
+            SignerQueue::disabled(),
+        );
         Self {
             identity: identity.verifying_key(),
             ctx: ClientContext {
@@ -92,6 +99,8 @@ impl Sessions {
                 limits: Arc::new(limits),
                 connection_limit: Arc::new(Semaphore::new(16)),
                 address_limit: nym_gateway::node::address_limit::AddressLimit::unlimited(),
+                tickets,
+                upgrade_mode: nym_gateway::node::upgrade_mode::UpgradeMode::off(),
             },
             shutdown: CancellationToken::new(),
             _dir: dir,
@@ -361,15 +370,20 @@ async fn an_authenticated_client_gets_an_error_per_bad_request_and_keeps_its_ses
             "received a text request of an unknown type",
         ),
         (
-            "ticket",
+            "undecryptable ticket",
             r#"{"type":"ecashCredential","enc_credential":[1],"iv":[0,0,0,0,0,0,0,0,0,0,0,0]}"#
                 .to_owned(),
-            "This gateway grants bandwidth for free",
+            "Provided binary request was malformed - failed to either encrypt or decrypt provided message",
+        ),
+        (
+            "ticket with a short iv",
+            r#"{"type":"ecashCredential","enc_credential":[1],"iv":[0,0,0]}"#.to_owned(),
+            "Provided binary request was malformed - the provided nonce (or legacy IV) did not have the expected length",
         ),
         (
             "upgrade mode",
             r#"{"type":"upgradeModeJWT","token":"x"}"#.to_owned(),
-            "This gateway does not support upgrade mode",
+            "provided upgrade mode JWT is invalid: failed to decode jwt metadata: JWT compact encoding error",
         ),
         (
             "coconut credential",

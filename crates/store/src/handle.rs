@@ -240,6 +240,24 @@ impl Store {
         .await
     }
 
+    /// Adds `delta` bytes (negative: takes them) to `client`'s allowance and sets its
+    /// expiration; returns the allowance as stored now (with changes made meanwhile by others,
+    /// such as a revoked ticket).
+    pub async fn add_bandwidth(
+        &self,
+        client: ClientAddress,
+        delta: i64,
+        expiration: UnixTime,
+    ) -> Result<Bandwidth, StoreError> {
+        self.write(|reply| WriteCommand::AddBandwidth {
+            client: address_bs58(&client),
+            delta,
+            expiration,
+            reply,
+        })
+        .await
+    }
+
     /// Sets `client`'s bandwidth, creating the row (and the client) if missing.
     pub async fn set_bandwidth(
         &self,
@@ -258,6 +276,53 @@ impl Store {
     pub async fn forget_client(&self, client: ClientAddress) -> Result<(), StoreError> {
         self.write(|reply| WriteCommand::ForgetClient {
             client: address_bs58(&client),
+            reply,
+        })
+        .await
+    }
+
+    /// Whether a ticket with this serial number was spent here (committed).
+    pub async fn ticket_spent(&self, serial_number: Vec<u8>) -> Result<bool, StoreError> {
+        self.read(|reply| ReadCommand::TicketSpent {
+            serial_number,
+            reply,
+        })
+        .await
+    }
+
+    /// Records a zk-nym ticket `client` spent, with its serial number and the credential as
+    /// received, once committed. `None`: the serial number was spent before, nothing changed
+    /// (the check and the insert are one step of the writer, so two spends of one ticket
+    /// cannot both succeed).
+    pub async fn insert_received_ticket(
+        &self,
+        client: ClientAddress,
+        received_at: UnixTime,
+        serial_number: Vec<u8>,
+        data: Vec<u8>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.write(|reply| WriteCommand::InsertReceivedTicket {
+            client: address_bs58(&client),
+            received_at,
+            serial_number,
+            data,
+            reply,
+        })
+        .await
+    }
+
+    /// The signers confirmed ticket `ticket_id`: its credential bytes are dropped.
+    pub async fn mark_ticket_verified(&self, ticket_id: i64) -> Result<(), StoreError> {
+        self.write(|reply| WriteCommand::MarkTicketVerified { ticket_id, reply })
+            .await
+    }
+
+    /// The signers refused ticket `ticket_id`: marked rejected, and `revoked` bytes taken from
+    /// its client's stored bandwidth. Its serial number stays spent.
+    pub async fn reject_ticket(&self, ticket_id: i64, revoked: i64) -> Result<(), StoreError> {
+        self.write(|reply| WriteCommand::RejectTicket {
+            ticket_id,
+            revoked,
             reply,
         })
         .await

@@ -1,5 +1,5 @@
 //! The gateway's durable state in SQLite: client inboxes (messages stored for clients that are
-//! offline), shared keys, and bandwidth.
+//! offline), shared keys, bandwidth, and the serial numbers of zk-nym tickets spent here.
 //!
 //! [`Store::open`] opens (or creates) the database file, migrates its schema and starts its
 //! threads: one **writer** that owns the only write connection and commits queued commands in

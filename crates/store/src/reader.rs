@@ -40,6 +40,10 @@ pub(crate) enum ReadCommand {
     Stats {
         reply: Reply<StoreStats>,
     },
+    TicketSpent {
+        serial_number: Vec<u8>,
+        reply: Reply<bool>,
+    },
 }
 
 /// The thread's body; returns when the queue is closed and drained.
@@ -82,6 +86,12 @@ fn execute(conn: &Connection, command: ReadCommand) {
         }
         ReadCommand::Stats { reply } => {
             let _ = reply.send(stats(conn));
+        }
+        ReadCommand::TicketSpent {
+            serial_number,
+            reply,
+        } => {
+            let _ = reply.send(ticket_spent(conn, &serial_number));
         }
     }
 }
@@ -140,6 +150,12 @@ fn shared_key(conn: &Connection, client: &str) -> Result<Option<SharedKeyRecord>
         key,
         last_used_authentication: last_used_authentication.map(UnixTime::from_secs),
     }))
+}
+
+fn ticket_spent(conn: &Connection, serial_number: &[u8]) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM ticket_data WHERE serial_number = ?1)")
+        .and_then(|mut stmt| stmt.query_row([serial_number], |row| row.get(0)))
+        .map_err(StoreError::sqlite("ticket_spent"))
 }
 
 fn bandwidth(conn: &Connection, client: &str) -> Result<Option<Bandwidth>, StoreError> {

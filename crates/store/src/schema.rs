@@ -38,6 +38,20 @@ const MIGRATIONS: &[&str] = &[
         timestamp INTEGER NOT NULL -- unix seconds
     );
     CREATE INDEX message_store_client_id ON message_store (client_address_bs58, id);",
+    // Version 2: zk-nym tickets. A spent serial number stays when its client is forgotten
+    // (`ON DELETE SET NULL`): forgetting a client must not make its tickets spendable again.
+    "CREATE TABLE received_ticket (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_id INTEGER NULL REFERENCES clients(id) ON DELETE SET NULL,
+        received_at INTEGER NOT NULL, -- unix seconds
+        rejected BOOLEAN NULL
+    );
+    CREATE INDEX received_ticket_received_at ON received_ticket (received_at);
+    CREATE TABLE ticket_data (
+        ticket_id INTEGER PRIMARY KEY REFERENCES received_ticket(id),
+        serial_number BLOB NOT NULL UNIQUE,
+        data BLOB NULL -- the credential as received, until the signers verified it
+    );",
 ];
 
 /// The schema version this build writes.
@@ -51,6 +65,8 @@ const SCHEMA_PROBES: &[&str] = &[
      FROM shared_keys LIMIT 0",
     "SELECT client_id, available, expiration FROM available_bandwidth LIMIT 0",
     "SELECT id, client_address_bs58, content, timestamp FROM message_store LIMIT 0",
+    "SELECT id, client_id, received_at, rejected FROM received_ticket LIMIT 0",
+    "SELECT ticket_id, serial_number, data FROM ticket_data LIMIT 0",
 ];
 
 /// The write connection, and whether it is in WAL mode.

@@ -248,6 +248,34 @@ pub(crate) fn set_bandwidth(
     Ok(())
 }
 
+/// Adds `delta` bytes (negative: takes them) to a client's stored allowance and sets its
+/// expiration; returns the allowance as stored afterwards, which includes what others changed
+/// meanwhile (a revoked ticket), so a live session can pick that up.
+pub(crate) fn add_bandwidth(
+    conn: &Connection,
+    client: &str,
+    delta: i64,
+    expiration: UnixTime,
+) -> Result<Bandwidth, StoreError> {
+    let op = "add_bandwidth";
+    let id = client_id(conn, client, op)?;
+    conn.prepare_cached(
+        "INSERT INTO available_bandwidth (client_id, available, expiration) VALUES (?1, ?2, ?3)
+         ON CONFLICT (client_id) DO UPDATE
+             SET available = available + excluded.available, expiration = excluded.expiration
+         RETURNING available, expiration",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row(params![id, delta, expiration.as_secs()], |row| {
+            Ok(Bandwidth {
+                available: row.get(0)?,
+                expiration: UnixTime::from_secs(row.get(1)?),
+            })
+        })
+    })
+    .map_err(StoreError::sqlite(op))
+}
+
 /// Deletes everything about a client: messages, key, bandwidth and its `clients` row.
 pub(crate) fn forget_client(
     conn: &Connection,
@@ -269,5 +297,69 @@ pub(crate) fn forget_client(
             .map_err(StoreError::sqlite("forget_client"))?;
     }
     quota.forget(client);
+    Ok(())
+}
+
+/// Records a ticket received from `client`, unless its serial number was spent before here:
+/// then nothing changes and the answer is `None`. Otherwise the new ticket's id.
+pub(crate) fn insert_received_ticket(
+    conn: &Connection,
+    client: &str,
+    received_at: UnixTime,
+    serial_number: &[u8],
+    data: &[u8],
+) -> Result<Option<i64>, StoreError> {
+    let op = "insert_received_ticket";
+    let spent: bool = conn
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM ticket_data WHERE serial_number = ?1)")
+        .and_then(|mut stmt| stmt.query_row([serial_number], |row| row.get(0)))
+        .map_err(StoreError::sqlite(op))?;
+    if spent {
+        return Ok(None);
+    }
+    conn.prepare_cached(
+        "INSERT INTO received_ticket (client_id, received_at)
+         VALUES ((SELECT id FROM clients WHERE client_address_bs58 = ?1), ?2)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![client, received_at.as_secs()]))
+    .map_err(StoreError::sqlite(op))?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "INSERT INTO ticket_data (ticket_id, serial_number, data) VALUES (?1, ?2, ?3)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![id, serial_number, data]))
+    .map_err(StoreError::sqlite(op))?;
+    Ok(Some(id))
+}
+
+/// The signers confirmed ticket `ticket_id`: its credential is no longer needed (its serial
+/// number stays, so it can never be spent here again).
+pub(crate) fn mark_ticket_verified(conn: &Connection, ticket_id: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE ticket_data SET data = NULL WHERE ticket_id = ?1")
+        .and_then(|mut stmt| stmt.execute([ticket_id]))
+        .map_err(StoreError::sqlite("mark_ticket_verified"))?;
+    Ok(())
+}
+
+/// The signers refused ticket `ticket_id`: it is marked rejected and `revoked` bytes are taken
+/// from its client's stored bandwidth (which may go negative). The serial number stays spent.
+pub(crate) fn reject_ticket(
+    conn: &Connection,
+    ticket_id: i64,
+    revoked: i64,
+) -> Result<(), StoreError> {
+    let op = "reject_ticket";
+    conn.prepare_cached("UPDATE received_ticket SET rejected = TRUE WHERE id = ?1")
+        .and_then(|mut stmt| stmt.execute([ticket_id]))
+        .map_err(StoreError::sqlite(op))?;
+    conn.prepare_cached("UPDATE ticket_data SET data = NULL WHERE ticket_id = ?1")
+        .and_then(|mut stmt| stmt.execute([ticket_id]))
+        .map_err(StoreError::sqlite(op))?;
+    conn.prepare_cached(
+        "UPDATE available_bandwidth SET available = available - ?2
+         WHERE client_id = (SELECT client_id FROM received_ticket WHERE id = ?1)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![ticket_id, revoked]))
+    .map_err(StoreError::sqlite(op))?;
     Ok(())
 }

@@ -72,8 +72,30 @@ pub(crate) enum WriteCommand {
         bandwidth: Bandwidth,
         reply: Reply<()>,
     },
+    AddBandwidth {
+        client: String,
+        delta: i64,
+        expiration: UnixTime,
+        reply: Reply<Bandwidth>,
+    },
     ForgetClient {
         client: String,
+        reply: Reply<()>,
+    },
+    InsertReceivedTicket {
+        client: String,
+        received_at: UnixTime,
+        serial_number: Vec<u8>,
+        data: Vec<u8>,
+        reply: Reply<Option<i64>>,
+    },
+    MarkTicketVerified {
+        ticket_id: i64,
+        reply: Reply<()>,
+    },
+    RejectTicket {
+        ticket_id: i64,
+        revoked: i64,
         reply: Reply<()>,
     },
 }
@@ -84,6 +106,7 @@ enum Pending {
     Unit(Reply<()>),
     Count(Reply<u64>, u64),
     Bandwidth(Reply<Bandwidth>, Bandwidth),
+    Ticket(Reply<Option<i64>>, Option<i64>),
 }
 
 impl Pending {
@@ -93,6 +116,7 @@ impl Pending {
             Self::Unit(reply) => answer(reply, Ok(())),
             Self::Count(reply, n) => answer(reply, Ok(n)),
             Self::Bandwidth(reply, b) => answer(reply, Ok(b)),
+            Self::Ticket(reply, id) => answer(reply, Ok(id)),
         }
     }
 
@@ -102,6 +126,7 @@ impl Pending {
             Self::Unit(reply) => answer(reply, Err(err)),
             Self::Count(reply, _) => answer(reply, Err(err)),
             Self::Bandwidth(reply, _) => answer(reply, Err(err)),
+            Self::Ticket(reply, _) => answer(reply, Err(err)),
         }
     }
 }
@@ -112,12 +137,17 @@ impl WriteCommand {
         match self {
             Self::InsertMessage { reply, .. } => answer(reply, Err(err)),
             Self::DeleteMessagesOlderThan { reply, .. } => answer(reply, Err(err)),
-            Self::EnsureBandwidth { reply, .. } => answer(reply, Err(err)),
+            Self::EnsureBandwidth { reply, .. } | Self::AddBandwidth { reply, .. } => {
+                answer(reply, Err(err))
+            }
+            Self::InsertReceivedTicket { reply, .. } => answer(reply, Err(err)),
             Self::DeleteMessages { reply, .. }
             | Self::UpsertSharedKey { reply, .. }
             | Self::SetLastUsedAuthentication { reply, .. }
             | Self::SetBandwidth { reply, .. }
-            | Self::ForgetClient { reply, .. } => answer(reply, Err(err)),
+            | Self::ForgetClient { reply, .. }
+            | Self::MarkTicketVerified { reply, .. }
+            | Self::RejectTicket { reply, .. } => answer(reply, Err(err)),
         }
     }
 }
@@ -443,11 +473,40 @@ impl Writer {
             } => self.step(reply, pending, unit, SEVERAL, |conn, _| {
                 write_ops::set_bandwidth(conn, &client, bandwidth)
             }),
+            WriteCommand::AddBandwidth {
+                client,
+                delta,
+                expiration,
+                reply,
+            } => self.step(reply, pending, Pending::Bandwidth, SINGLE, |conn, _| {
+                write_ops::add_bandwidth(conn, &client, delta, expiration)
+            }),
             WriteCommand::ForgetClient { client, reply } => {
                 self.step(reply, pending, unit, SEVERAL, |conn, quota| {
                     write_ops::forget_client(conn, quota, &client)
                 })
             }
+            WriteCommand::InsertReceivedTicket {
+                client,
+                received_at,
+                serial_number,
+                data,
+                reply,
+            } => self.step(reply, pending, Pending::Ticket, SEVERAL, |conn, _| {
+                write_ops::insert_received_ticket(conn, &client, received_at, &serial_number, &data)
+            }),
+            WriteCommand::MarkTicketVerified { ticket_id, reply } => {
+                self.step(reply, pending, unit, SINGLE, |conn, _| {
+                    write_ops::mark_ticket_verified(conn, ticket_id)
+                })
+            }
+            WriteCommand::RejectTicket {
+                ticket_id,
+                revoked,
+                reply,
+            } => self.step(reply, pending, unit, SEVERAL, |conn, _| {
+                write_ops::reject_ticket(conn, ticket_id, revoked)
+            }),
         }
     }
 

@@ -133,7 +133,7 @@ async fn a_1_0_store_is_imported_with_its_messages_and_a_backup() {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 1);
+        assert_eq!(version, 2);
 
         // The backup is the 1.0.x store as it was, WAL content included.
         let backup = Connection::open(dir.path().join("db.sqlite.1.0.1.bak")).unwrap();

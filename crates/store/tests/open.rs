@@ -56,7 +56,7 @@ async fn creates_the_documented_schema_in_wal_mode() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     store.close().await.unwrap();
 }
 

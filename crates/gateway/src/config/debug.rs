@@ -165,6 +165,51 @@ tuning_keys! {
     ///
     /// Per `claimFreeTestnetBandwidth` request (64 GiB).
     free_bandwidth_per_claim: i64 = 64 * 1024 * 1024 * 1024, check not_negative;
+    /// How far a zk-nym ticket's pay-info timestamp may be from our clock.
+    ///
+    /// nym-node's window (30 s): a ticket spent longer ago or later is refused, and a pay info
+    /// is remembered this long to refuse its replay.
+    #[serde(with = "humantime_serde")]
+    zk_nym_pay_info_window: Duration = Duration::from_secs(30), check not_zero;
+    /// DKG epochs whose master verification key is kept (older ones are fetched again if needed).
+    zk_nym_key_cache_epochs: NonZeroUsize = nonzero(8);
+    /// zk-nym tickets verified at once (each takes a CPU core for about 40 ms: BENCHMARKS.md).
+    zk_nym_verification_concurrency: NonZeroUsize = nonzero(2);
+    /// Accepted zk-nym tickets waiting to be sent to the signers (as many again may wait for a retry).
+    zk_nym_signer_queue_capacity: NonZeroUsize = nonzero(1024);
+    /// Attempts to get a ticket's verdict from the signers before it is left unverified.
+    zk_nym_signer_attempts: NonZeroU32 = nonzero(5);
+    /// Wait before asking signers that did not answer about a ticket again.
+    ///
+    /// nym-node retries pending tickets every 5 minutes.
+    #[serde(with = "humantime_serde")]
+    zk_nym_signer_retry_interval: Duration = Duration::from_secs(300), check not_zero;
+    /// Share of the signers whose acceptance settles a ticket; `1 -` this share refusing rejects it.
+    zk_nym_signer_quorum: f64 = 0.7, check between_0_and_1;
+    /// A ticket the signers reject costs its client this many times its bandwidth.
+    zk_nym_revocation_penalty: f64 = 10.0, check not_negative_factor;
+    /// Wait between fetches of the upgrade-mode attestation while upgrade mode is off.
+    ///
+    /// nym-node's `regular_polling_interval`.
+    #[serde(with = "humantime_serde")]
+    upgrade_mode_poll_interval: Duration = Duration::from_secs(15 * 60), check not_zero;
+    /// Wait between fetches of the upgrade-mode attestation while upgrade mode is on.
+    ///
+    /// nym-node's `expedited_poll_interval`: the end of an upgrade is noticed sooner.
+    #[serde(with = "humantime_serde")]
+    upgrade_mode_expedited_poll_interval: Duration = Duration::from_secs(2 * 60), check not_zero;
+    /// A client's upgradeModeJWT makes the gateway fetch the attestation again only this long after its last fetch.
+    ///
+    /// nym-node's `upgrade_mode_min_staleness_recheck`; a JWT sooner than that is refused.
+    #[serde(with = "humantime_serde")]
+    upgrade_mode_min_staleness_recheck: Duration = Duration::from_secs(30);
+    /// Timeout of one fetch of the upgrade-mode attestation.
+    #[serde(with = "humantime_serde")]
+    upgrade_mode_request_timeout: Duration = Duration::from_secs(5), check not_zero;
+    /// Failed attestation fetches in a row that turn upgrade mode off.
+    upgrade_mode_failure_threshold: NonZeroU32 = nonzero(5);
+    /// Largest upgrade-mode attestation document read, and largest upgradeModeJWT taken, in bytes.
+    upgrade_mode_max_document_size: NonZeroUsize = nonzero(64 * 1024);
     /// Timeout of the start-up duplicate-host check against the validator API.
     #[serde(with = "humantime_serde")]
     validator_check_timeout: Duration = Duration::from_secs(5);
@@ -403,6 +448,14 @@ fn not_negative(value: &i64) -> Result<(), String> {
         return Err("must not be negative".into());
     }
     Ok(())
+}
+
+fn not_negative_factor(value: &f64) -> Result<(), String> {
+    if value.is_finite() && *value >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{value} is not a finite factor of 0 or more"))
+    }
 }
 
 fn not_zero(value: &Duration) -> Result<(), String> {

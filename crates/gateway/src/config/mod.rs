@@ -165,6 +165,24 @@ pub struct Gateway {
     /// `/api/v1/auxiliary-details`). Default false; written to the file only when true.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub accepted_operator_terms_and_conditions: bool,
+    /// Bandwidth only for zk-nym tickets: `claimFreeTestnetBandwidth` is refused. Tickets are
+    /// accepted either way. Default false; written to the file only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enforce_zk_nyms: bool,
+    /// The e-cash signers' APIs that verify the tickets this gateway accepted, after the
+    /// client got its bandwidth. Empty (the default): tickets are only verified here.
+    /// Written to the file only when set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zk_nym_signer_urls: Vec<String>,
+    /// Where the network's upgrade-mode attestation is published, polled while the gateway
+    /// follows a nym-api. Absent: the network's (`UPGRADE_MODE_ATTESTATION_URL` of the env
+    /// file, else mainnet's). Empty: upgrade mode stays off. Written to the file only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_mode_attestation_url: Option<String>,
+    /// bs58 ed25519 key of the network's upgrade-mode attester. Absent: the network's
+    /// (`UPGRADE_MODE_ATTESTER_ED25519_PUBKEY`, else mainnet's). Written only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_mode_attester_public_key: Option<String>,
     /// `$HOME/.nym/gateways`
     pub nym_root_directory: PathBuf,
     /// The SQLite store.
@@ -225,6 +243,10 @@ impl Config {
                 cosmos_mnemonic: PLACEHOLDER_MNEMONIC.to_owned(),
                 wallet_address: String::new(),
                 accepted_operator_terms_and_conditions: false,
+                enforce_zk_nyms: false,
+                zk_nym_signer_urls: Vec::new(),
+                upgrade_mode_attestation_url: None,
+                upgrade_mode_attester_public_key: None,
                 nym_root_directory: root.to_path_buf(),
                 persistent_storage: paths.default_datastore(),
             },
@@ -298,6 +320,24 @@ impl Config {
         for url in g.nym_api_urls.iter().flatten() {
             if let Err(e) = url::Url::parse(url) {
                 return invalid("nym_api_urls", format!("{url:?} is not a URL: {e}"));
+            }
+        }
+        // Empty turns upgrade mode off.
+        let upgrade_url = g.upgrade_mode_attestation_url.as_deref();
+        if let Some(url) = upgrade_url.filter(|url| !url.is_empty()) {
+            if let Err(e) = url::Url::parse(url) {
+                return invalid(
+                    "upgrade_mode_attestation_url",
+                    format!("{url:?} is not a URL: {e}"),
+                );
+            }
+        }
+        if let Some(key) = g.upgrade_mode_attester_public_key.as_deref() {
+            if gateway_ecash::upgrade_mode::bs58_key(key).is_none() {
+                return invalid(
+                    "upgrade_mode_attester_public_key",
+                    format!("{key:?} is not a bs58 ed25519 public key"),
+                );
             }
         }
         if let Err(e) = url::Url::parse(&g.statistics_service_url) {

@@ -130,7 +130,7 @@ cosmos_mnemonic = {cosmos_mnemonic}
 
 # Wallet address this gateway is bonded with.
 wallet_address = {wallet_address}
-{accepted_terms}"#,
+{accepted_terms}{enforce_zk_nyms}{zk_nym_signer_urls}{upgrade_mode}"#,
         announce_address = string(&g.announce_address),
         mix_port = g.mix_port,
         clients_port = g.clients_port,
@@ -158,6 +158,36 @@ wallet_address = {wallet_address}
         cosmos_mnemonic = string(&g.cosmos_mnemonic),
         wallet_address = string(&g.wallet_address),
         // Written only once accepted, so files without the key render as before.
+        enforce_zk_nyms = if g.enforce_zk_nyms {
+            "\n# Bandwidth only for zk-nym tickets: free bandwidth claims are refused.\nenforce_zk_nyms = true\n"
+        } else {
+            ""
+        },
+        zk_nym_signer_urls = if g.zk_nym_signer_urls.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n# E-cash signers that verify the tickets this gateway accepted.\nzk_nym_signer_urls = {}\n",
+                string_array(&g.zk_nym_signer_urls)
+            )
+        },
+        // Written only when set, so files without the keys render as before.
+        upgrade_mode = {
+            let mut keys = String::new();
+            if let Some(url) = &g.upgrade_mode_attestation_url {
+                keys.push_str(&format!(
+                    "\n# Where the network's upgrade-mode attestation is published (empty: upgrade mode off).\nupgrade_mode_attestation_url = {}\n",
+                    string(url)
+                ));
+            }
+            if let Some(key) = &g.upgrade_mode_attester_public_key {
+                keys.push_str(&format!(
+                    "\n# The network's upgrade-mode attester (bs58 ed25519 public key).\nupgrade_mode_attester_public_key = {}\n",
+                    string(key)
+                ));
+            }
+            keys
+        },
         accepted_terms = if g.accepted_operator_terms_and_conditions {
             "\n# The operator accepted Nym's operator terms and conditions.\naccepted_operator_terms_and_conditions = true\n"
         } else {

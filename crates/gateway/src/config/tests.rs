@@ -393,3 +393,36 @@ fn the_dashboard_history_is_bounded_by_its_keys() {
     config.debug.dashboard_history = Duration::ZERO;
     assert_eq!(config.debug.dashboard_samples(), 1);
 }
+
+#[test]
+fn upgrade_mode_keys_are_written_only_when_set_parse_back_and_are_checked() {
+    let without = sample().render();
+    assert!(!without.contains("upgrade_mode_att"), "{without}");
+    let mut config = sample();
+    config.gateway.upgrade_mode_attestation_url = Some(String::new());
+    config.gateway.upgrade_mode_attester_public_key =
+        Some("3bgffBYcfFkTTXc2npNNn9MkddFZ3H2LrPjXDmnJzrqd".into());
+    let text = config.render();
+    assert!(text.contains("upgrade_mode_attestation_url = ''"), "{text}");
+    assert_eq!(Config::parse(&text).unwrap(), config);
+    config.validate().unwrap();
+
+    let mut bad = config.clone();
+    bad.gateway.upgrade_mode_attester_public_key = Some("not a key".into());
+    assert!(matches!(
+        bad.validate(),
+        Err(ConfigError::Invalid {
+            key: "upgrade_mode_attester_public_key",
+            ..
+        })
+    ));
+    let mut bad = config;
+    bad.gateway.upgrade_mode_attestation_url = Some("no url".into());
+    assert!(matches!(
+        bad.validate(),
+        Err(ConfigError::Invalid {
+            key: "upgrade_mode_attestation_url",
+            ..
+        })
+    ));
+}

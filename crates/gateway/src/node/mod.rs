@@ -31,6 +31,7 @@ pub mod rotation;
 pub mod router;
 pub mod statistics;
 pub mod unwrapper;
+pub mod upgrade_mode;
 pub mod validator_check;
 
 use std::sync::Arc;
@@ -66,8 +67,18 @@ pub async fn run(
     let details = NodeDetails::new(&config, &keys, &network.bech32_prefix)?;
     // Before anything slow: a wss listener without a usable certificate is a start-up error.
     let wss = load_wss_certificate(&config)?;
+    let upgrade_mode = upgrade_mode::settings(&config, &network)?;
     check_directory(&config, &keys).await?;
-    let pipeline = Pipeline::start(&config, &keys, details, listeners, wss, reload).await?;
+    let pipeline = Pipeline::start(
+        &config,
+        &keys,
+        details,
+        listeners,
+        wss,
+        reload,
+        upgrade_mode,
+    )
+    .await?;
     info!("Finished nym gateway startup procedure - it should now be able to receive mix and client traffic!");
     // Tell systemd (Type=notify) we are up; a no-op when not run by systemd.
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);

@@ -36,7 +36,9 @@ use tracing::{info, warn};
 
 use super::address_limit::AddressLimit;
 use super::client::tls::WssCertificate;
-use super::client::{self, ClientContext, ClientLimits};
+use super::client::{
+    self, ClientContext, ClientLimits, SignerQueue, SignerSettings, TicketSettings, Tickets,
+};
 use super::dashboard::history::{History, Sampler};
 use super::dashboard::Dashboard;
 use super::described::{self, Described, ServedPorts};
@@ -52,6 +54,7 @@ use super::rotation::{
 };
 use super::router::Router;
 use super::statistics;
+use super::upgrade_mode::{UpgradeMode, UpgradeModeSettings};
 use crate::config::{Config, EgressFraming, NoiseMode};
 use crate::keys::{NodeKeys, NoiseKey};
 use crate::node_details::NodeDetails;
@@ -119,6 +122,7 @@ impl Pipeline {
         listeners: Listeners,
         wss: Option<Arc<WssCertificate>>,
         reload: Arc<Notify>,
+        upgrade_mode: UpgradeModeSettings,
     ) -> anyhow::Result<Self> {
         let d = &config.debug;
         crate::logging::recent::recent_warnings()
@@ -184,6 +188,25 @@ impl Pipeline {
         serve_mix(mix, listeners.mix, &ingress)?;
 
         info!("Starting client [web]socket listener...");
+        let signers = SignerQueue::start(
+            SignerSettings::from_config(
+                &config.gateway.zk_nym_signer_urls,
+                &config.gateway.wallet_address,
+                d,
+            ),
+            store.clone(),
+            ingress.shutdown.clone(),
+            &ingress.tasks,
+        );
+        let tickets = Tickets::new(
+            keys.identity.verifying_key().to_bytes(),
+            &TicketSettings::from_config(
+                config.gateway.enforce_zk_nyms,
+                rotation::followed_apis(config),
+                d,
+            ),
+            signers,
+        );
         let clients = ClientContext {
             router: router.clone(),
             store: store.clone(),
@@ -195,6 +218,12 @@ impl Pipeline {
             address_limit: AddressLimit::new(
                 d.maximum_client_connections_per_address.get(),
                 d.per_address_limits_include_loopback,
+            ),
+            tickets,
+            upgrade_mode: UpgradeMode::start(
+                upgrade_mode,
+                ingress.shutdown.clone(),
+                &ingress.tasks,
             ),
         };
         serve_clients(&clients, listeners.clients, None, &ingress)?;

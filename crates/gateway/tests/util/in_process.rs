@@ -125,6 +125,8 @@ pub fn loopback_config(id: &str, root: &Path, network: &Network) -> Config {
     config.gateway.mix_port = 0;
     config.gateway.clients_port = 0;
     config.gateway.http_api_address = SocketAddr::from(([127, 0, 0, 1], 0));
+    // Tests that follow a local nym-api must not poll the network's attestation URL.
+    config.gateway.upgrade_mode_attestation_url = Some(String::new());
     std::fs::create_dir_all(config.gateway.persistent_storage.parent().unwrap()).unwrap();
     config
 }

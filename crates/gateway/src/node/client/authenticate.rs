@@ -19,6 +19,7 @@ use super::socket::ClientSocket;
 use super::{ClientContext, DUPLICATE_CONNECTION, STORAGE_ERROR};
 use crate::node::metrics::{ClientRejection, Outcome};
 use crate::node::router::{Registration, SessionHandle};
+use crate::node::upgrade_mode::unmetered_bandwidth;
 
 /// How long a live session gets to report whether its client answered our ping (which itself
 /// has 1 s); past this the session counts as dead (PROTOCOL §2.10).
@@ -52,6 +53,12 @@ pub(super) async fn run(
             // An expired allowance was just reset; the reset is saved now, as it is reported.
             bandwidth.persist(&ctx.store).await;
             let remaining = bandwidth.available(UnixTime::now());
+            let upgrade_mode = ctx.upgrade_mode.enabled();
+            let remaining = if upgrade_mode {
+                unmetered_bandwidth(remaining)
+            } else {
+                remaining
+            };
             let session = Session::new(
                 socket,
                 ctx.clone(),
@@ -67,7 +74,7 @@ pub(super) async fn run(
                     protocol_version: version,
                     status: true,
                     bandwidth_remaining: remaining,
-                    upgrade_mode: false,
+                    upgrade_mode,
                 },
             })
         }

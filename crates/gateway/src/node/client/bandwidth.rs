@@ -1,6 +1,10 @@
 //! A session's bandwidth allowance (PROTOCOL §2.7, §2.8.4), metered in memory and saved to
 //! the store when it changed by [`PERSIST_THRESHOLD`], after a claim, and at session end.
 //!
+//! A save adds the session's net change to the stored allowance and reads it back, as
+//! nym-node's sync does: a ticket the signers rejected meanwhile (its bandwidth revoked in the
+//! store) then counts for a connected client too, instead of being overwritten.
+//!
 //! An allowance expires at the end of the UTC day of its `expiration` (which a claim sets to
 //! today 00:00 UTC): it counts as expired once `expiration` is before today 00:00 UTC, and an
 //! expired allowance is reset to 0 before it is used or reported.
@@ -12,6 +16,10 @@ use gateway_store::{Bandwidth, ClientAddress, Store, UnixTime};
 /// most this much metering per client.
 const PERSIST_THRESHOLD: i64 = 512 * 1024;
 
+/// Days a ticket's bandwidth outlasts today: a ticketbook is valid for 7 days, today included.
+const TICKET_VALIDITY_EXTRA_DAYS: i64 = 6;
+const DAY_SECS: i64 = 24 * 60 * 60;
+
 /// One client's allowance during a session.
 #[derive(Debug)]
 pub(super) struct ClientBandwidth {
@@ -19,6 +27,8 @@ pub(super) struct ClientBandwidth {
     current: Bandwidth,
     /// Bytes used or dropped since the last save.
     unsaved: i64,
+    /// Net change of `current.available` since the last save (what a save adds to the store).
+    delta: i64,
     /// Changed since the last save.
     dirty: bool,
     /// The client asked to be forgotten: saving would recreate its rows.
@@ -32,6 +42,7 @@ impl ClientBandwidth {
             client,
             current: stored,
             unsaved: 0,
+            delta: 0,
             dirty: false,
             forgotten: false,
         };
@@ -49,7 +60,22 @@ impl ClientBandwidth {
     pub(super) fn claim(&mut self, amount: i64, now: UnixTime) -> i64 {
         self.expire(now);
         self.current.available = self.current.available.saturating_add(amount);
+        self.delta = self.delta.saturating_add(amount);
         self.current.expiration = now.start_of_utc_day();
+        self.dirty = true;
+        self.current.available
+    }
+
+    /// Adds a zk-nym ticket's `amount` bytes; the whole allowance then lasts until the end of
+    /// the ticketbook's last possible day (today + 6 days), as nym-node sets it. Returns the
+    /// new total.
+    pub(super) fn add_ticket(&mut self, amount: i64, now: UnixTime) -> i64 {
+        self.expire(now);
+        self.current.available = self.current.available.saturating_add(amount);
+        self.delta = self.delta.saturating_add(amount);
+        self.current.expiration = UnixTime::from_secs(
+            now.start_of_utc_day().as_secs() + TICKET_VALIDITY_EXTRA_DAYS * DAY_SECS,
+        );
         self.dirty = true;
         self.current.available
     }
@@ -69,6 +95,7 @@ impl ClientBandwidth {
     /// Uses `cost` bytes (after a successful [`check`](Self::check)); returns what remains.
     pub(super) fn charge(&mut self, cost: i64) -> i64 {
         self.current.available = self.current.available.saturating_sub(cost);
+        self.delta = self.delta.saturating_sub(cost);
         self.unsaved = self.unsaved.saturating_add(cost);
         self.dirty = true;
         self.current.available
@@ -90,8 +117,13 @@ impl ClientBandwidth {
         if !self.dirty || self.forgotten {
             return;
         }
-        match store.set_bandwidth(self.client, self.current).await {
-            Ok(()) => {
+        match store
+            .add_bandwidth(self.client, self.delta, self.current.expiration)
+            .await
+        {
+            Ok(stored) => {
+                self.current.available = stored.available;
+                self.delta = 0;
                 self.dirty = false;
                 self.unsaved = 0;
             }
@@ -103,6 +135,7 @@ impl ClientBandwidth {
 
     fn expire(&mut self, now: UnixTime) {
         if self.current.expiration < now.start_of_utc_day() && self.current.available != 0 {
+            self.delta = self.delta.saturating_sub(self.current.available);
             self.current.available = 0;
             self.dirty = true;
         }
@@ -180,6 +213,17 @@ mod tests {
         assert!(!b.save_due());
         b.charge(1);
         assert!(b.save_due());
+    }
+
+    #[test]
+    fn a_ticket_lasts_a_week_and_a_claim_shortens_it_again() {
+        let mut b = fresh(0, EPOCH);
+        assert_eq!(b.add_ticket(200_000_000, NOW), 200_000_000);
+        let last_second = today_start() + 7 * DAY - 1;
+        assert_eq!(b.available(UnixTime::from_secs(last_second)), 200_000_000);
+        // nym-node's rule: any increase sets the whole allowance's expiry.
+        b.claim(1, NOW);
+        assert_eq!(b.available(UnixTime::from_secs(today_start() + DAY)), 0);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! `supportedProtocol`, then `register` or `authenticate`), which on success registers the session
 //! with the router and yields a `session::Session`. That sends the client everything stored for it
 //! (`delivery`), answers the register/authenticate request, and then loops over the client's
-//! requests (bandwidth in `bandwidth`, packets to egress), live messages from the router, liveness
+//! requests (bandwidth in `bandwidth`, zk-nym tickets in `tickets`, packets to egress), live messages from the router, liveness
 //! probes and store notifications.
 //!
 //! # Invariants
@@ -32,8 +32,13 @@ mod listener;
 mod register;
 mod requests;
 mod session;
+mod signer_queue;
 mod socket;
+mod tickets;
 pub mod tls;
+
+pub use signer_queue::{SignerQueue, SignerSettings};
+pub use tickets::{TicketSettings, Tickets};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,6 +153,10 @@ pub struct ClientContext {
     pub connection_limit: Arc<Semaphore>,
     /// Open client connections per source address (`maximum_client_connections_per_address`).
     pub address_limit: super::address_limit::AddressLimit,
+    /// zk-nym ticket acceptance, and whether free bandwidth is refused.
+    pub tickets: Tickets,
+    /// Whether upgrade mode is on (bandwidth unmetered), and clients' JWTs for it.
+    pub upgrade_mode: super::upgrade_mode::UpgradeMode,
 }
 
 impl ClientContext {

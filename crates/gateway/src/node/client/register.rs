@@ -127,7 +127,7 @@ async fn start_session(
         response: ServerResponse::Register {
             protocol_version: version,
             status: true,
-            upgrade_mode: false,
+            upgrade_mode: ctx.upgrade_mode.enabled(),
         },
     })
 }

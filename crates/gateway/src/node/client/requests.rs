@@ -14,10 +14,8 @@ use tracing::debug;
 use super::delivery::random_bytes;
 use super::session::Session;
 use super::STORAGE_ERROR;
+use crate::node::upgrade_mode::unmetered_bandwidth;
 
-/// Our answer to `ecashCredential`: bandwidth here is free, so tickets are never spent.
-const ECASH_REFUSED: &str = "This gateway grants bandwidth for free (claimFreeTestnetBandwidth) and does not accept e-cash credentials";
-const UPGRADE_MODE_REFUSED: &str = "This gateway does not support upgrade mode";
 const COCONUT_REFUSED: &str = "The received request is not valid in the current context: coconut credential are not longer supported";
 const UNKNOWN_TEXT_REQUEST: &str = "received a text request of an unknown type";
 
@@ -45,8 +43,10 @@ impl Session {
             ClientRequest::EncryptedRequest { ciphertext, nonce } => {
                 self.handle_sensitive(&ciphertext, &nonce).await
             }
-            ClientRequest::EcashCredential { .. } => ServerResponse::error(ECASH_REFUSED),
-            ClientRequest::UpgradeModeJwt { .. } => ServerResponse::error(UPGRADE_MODE_REFUSED),
+            ClientRequest::EcashCredential { enc_credential, iv } => {
+                self.spend_ticket(&enc_credential, &iv).await
+            }
+            ClientRequest::UpgradeModeJwt { token } => self.upgrade_mode_jwt(&token).await,
             ClientRequest::BandwidthCredential { .. }
             | ClientRequest::BandwidthCredentialV2 { .. } => ServerResponse::error(COCONUT_REFUSED),
             ClientRequest::Authenticate { .. } => ServerResponse::error(illegal("Authenticate")),
@@ -58,16 +58,39 @@ impl Session {
     }
 
     async fn claim_free_bandwidth(&mut self) -> ServerResponse {
+        if self.ctx.tickets.enforced() {
+            return ServerResponse::error(super::tickets::ONLY_TICKETS);
+        }
         let amount = self.ctx.limits.free_bandwidth_per_claim;
-        let total = self.bandwidth.claim(amount, UnixTime::now());
+        let now = UnixTime::now();
+        self.bandwidth.claim(amount, now);
         self.ctx
             .metrics
             .bandwidth_granted_bytes
             .inc_by(u64::try_from(amount).unwrap_or(0));
         self.bandwidth.persist(&self.ctx.store).await;
+        // As saved: with any revocation made meanwhile.
+        let total = self.bandwidth.available(now);
         ServerResponse::Bandwidth {
             available_total: total,
-            upgrade_mode: false,
+            upgrade_mode: self.ctx.upgrade_mode.enabled(),
+        }
+    }
+
+    /// Answers `upgradeModeJWT` as nym-node: the unmetered allowance if upgrade mode is on or
+    /// the JWT shows it is, else why not.
+    async fn upgrade_mode_jwt(&mut self, token: &str) -> ServerResponse {
+        let upgrade_mode = &self.ctx.upgrade_mode;
+        if !upgrade_mode.enabled() {
+            let now = UnixTime::now().as_secs();
+            if let Err(e) = upgrade_mode.try_enable_with_jwt(token, now).await {
+                debug!(error = %e, "upgrade mode JWT refused");
+                return ServerResponse::error(e.to_string());
+            }
+        }
+        ServerResponse::Bandwidth {
+            available_total: unmetered_bandwidth(self.bandwidth.available(UnixTime::now())),
+            upgrade_mode: true,
         }
     }
 
@@ -122,25 +145,34 @@ impl Session {
                 return ServerResponse::error(e.gateway_reply());
             }
         };
-        // The cost is the Sphinx packet alone, as the reference meters it.
+        // The cost is the Sphinx packet alone, as the reference meters it; nothing is
+        // metered during upgrade mode.
         let cost = i64::try_from(packet.packet.len()).unwrap_or(i64::MAX);
-        if let Err(error) = self.bandwidth.check(cost, UnixTime::now()) {
-            return ServerResponse::TypedError { error };
+        let upgrade_mode = self.ctx.upgrade_mode.enabled();
+        if !upgrade_mode {
+            if let Err(error) = self.bandwidth.check(cost, UnixTime::now()) {
+                return ServerResponse::TypedError { error };
+            }
         }
         if let Err(e) = self.ctx.egress.send(&packet) {
             // Not charged: the packet never left.
             return ServerResponse::error(format!("the packet could not be forwarded: {e}"));
         }
-        let remaining = self.bandwidth.charge(cost);
         let metrics = &self.ctx.metrics;
         metrics.client_packets_forwarded.inc();
-        metrics.bandwidth_used_bytes.inc_by(cost.unsigned_abs());
-        if self.bandwidth.save_due() {
-            self.bandwidth.persist(&self.ctx.store).await;
-        }
+        let remaining = if upgrade_mode {
+            unmetered_bandwidth(self.bandwidth.available(UnixTime::now()))
+        } else {
+            let remaining = self.bandwidth.charge(cost);
+            metrics.bandwidth_used_bytes.inc_by(cost.unsigned_abs());
+            if self.bandwidth.save_due() {
+                self.bandwidth.persist(&self.ctx.store).await;
+            }
+            remaining
+        };
         ServerResponse::Send {
             remaining_bandwidth: remaining,
-            upgrade_mode: false,
+            upgrade_mode,
         }
     }
 }
