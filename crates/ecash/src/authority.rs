@@ -138,7 +138,9 @@ impl Authority {
     }
 }
 
-/// A client's ticketbook: 50 tickets, spent one at a time.
+/// A client's ticketbook: 50 tickets, spent one at a time. A clone spends the same tickets
+/// again (double spends, for tests).
+#[derive(Clone)]
 pub struct TicketBook {
     epoch_id: u64,
     user: KeyPairUser,
