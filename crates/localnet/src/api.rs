@@ -22,6 +22,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::directory::{Directory, ListLayout, NodeKind, RefreshRefused};
@@ -273,15 +274,26 @@ fn query_value<'a>(uri: &'a Uri, name: &str) -> Option<&'a str> {
 struct Services {
     directory: Arc<Directory>,
     ecash: Arc<Ecash>,
+    /// E-cash requests worked on at once (pairings; the rest wait for a slot).
+    ecash_slots: Arc<Semaphore>,
 }
 
 async fn handle(
-    State(Services { directory, ecash }): State<Services>,
+    State(services): State<Services>,
     method: Method,
     uri: Uri,
     body: Bytes,
 ) -> Response {
+    let Services {
+        directory,
+        ecash,
+        ecash_slots,
+    } = services;
     if let Some(endpoint) = EcashEndpoint::from_request(&method, uri.path()) {
+        // The semaphore is never closed.
+        let Ok(_slot) = ecash_slots.acquire_owned().await else {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        };
         let answered = tokio::task::spawn_blocking(move || {
             ecash_answer(&ecash, endpoint, &uri, &body, SystemTime::now())
         })
@@ -322,9 +334,12 @@ pub async fn serve(
     ecash: Arc<Ecash>,
     shutdown: CancellationToken,
 ) {
-    let app = axum::Router::new()
-        .fallback(handle)
-        .with_state(Services { directory, ecash });
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let app = axum::Router::new().fallback(handle).with_state(Services {
+        directory,
+        ecash,
+        ecash_slots: Arc::new(Semaphore::new(cores)),
+    });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;
