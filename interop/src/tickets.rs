@@ -1,7 +1,10 @@
-//! A `BandwidthTicketProvider` (nym-bandwidth-controller 2.0.0, the trait `GatewayClient` asks
-//! for tickets) fed by nym-localnet's e-cash authority: each ticket is spent for the asking
-//! gateway at the asked time by `POST /localnet/v1/ecash/ticket`, and arrives as nym's
-//! `CredentialSpendingData` (bs58).
+//! Tickets from nym-localnet's e-cash authority for the real client, two ways:
+//!
+//! * [`LocalnetTickets`], a `BandwidthTicketProvider` (nym-bandwidth-controller 2.0.0, the trait
+//!   `GatewayClient` asks for tickets): each ticket is spent for the asking gateway at the asked
+//!   time by `POST /localnet/v1/ecash/ticket`, and arrives as nym's `CredentialSpendingData`;
+//! * [`imported_ticketbook`]: a whole ticketbook from `POST /localnet/v1/ecash/ticketbook`,
+//!   imported as nym's clients import one, for nym's own `BandwidthController` to spend.
 
 use crate::localnet::post_json;
 use anyhow::Context;
@@ -10,6 +13,10 @@ use nym_bandwidth_controller::error::BandwidthControllerError;
 use nym_bandwidth_controller::{
     BandwidthTicketProvider, PreparedCredential, PreparedCredentialMetadata,
 };
+use nym_credential_storage::ephemeral_storage::EphemeralStorage;
+use nym_credential_storage::storage::Storage as _;
+use nym_credentials::ecash::bandwidth::serialiser::VersionedSerialise as _;
+use nym_credentials::ImportableTicketBook;
 use nym_credentials_interface::{CredentialSpendingData, TicketType};
 use nym_crypto::asymmetric::ed25519;
 use std::net::SocketAddr;
@@ -19,6 +26,71 @@ use time::OffsetDateTime;
 
 /// Where nym-localnet hands out tickets.
 pub const TICKET_PATH: &str = "/localnet/v1/ecash/ticket";
+/// Where nym-localnet hands out ticketbooks.
+pub const TICKETBOOK_PATH: &str = "/localnet/v1/ecash/ticketbook";
+
+/// A ticketbook of `ticket_type` from nym-localnet at `api`, imported into a fresh in-memory
+/// credential store the way nym-id's `import_full_ticketbook` (`nym-client import-ticket-book
+/// --full`) does: decoded by nym-credentials, the ticketbook and its global data stored.
+pub async fn imported_ticketbook(
+    api: SocketAddr,
+    ticket_type: TicketType,
+) -> anyhow::Result<(EphemeralStorage, IssuedTicketBookInfo)> {
+    let request = serde_json::json!({ "ticket_type": ticket_type.to_string() });
+    let (status, body) = post_json(api, TICKETBOOK_PATH, &request).await?;
+    anyhow::ensure!(
+        status == 200,
+        "nym-localnet gave no ticketbook ({status}): {body}"
+    );
+    let answer: serde_json::Value = serde_json::from_str(&body).context("the answer's JSON")?;
+    let encoded = answer["ticketbook"]
+        .as_str()
+        .context("the answer has no ticketbook")?;
+    let raw = bs58::decode(encoded).into_vec()?;
+    let importable =
+        ImportableTicketBook::try_unpack(&raw, None).context("not nym's ImportableTicketBook")?;
+    let decoded = importable
+        .try_unpack_full()
+        .context("the ticketbook's parts do not decode")?;
+    let storage = EphemeralStorage::default();
+    let key = decoded
+        .master_verification_key
+        .context("no master verification key included")?;
+    let dates = decoded
+        .expiration_date_signatures
+        .context("no expiration date signatures included")?;
+    let coins = decoded
+        .coin_index_signatures
+        .context("no coin index signatures included")?;
+    storage.insert_master_verification_key(&key).await?;
+    storage.insert_expiration_date_signatures(&dates).await?;
+    storage.insert_coin_index_signatures(&coins).await?;
+    storage
+        .insert_issued_ticketbook(&decoded.ticketbook)
+        .await?;
+    let info = IssuedTicketBookInfo {
+        epoch_id: decoded.ticketbook.epoch_id(),
+        ticket_type: decoded.ticketbook.ticketbook_type(),
+        expiration_date: decoded.ticketbook.expiration_date(),
+        spent_tickets: decoded.ticketbook.spent_tickets(),
+        key_epoch: key.epoch_id,
+        coin_index_signatures: coins.signatures.len(),
+        expiration_date_signatures: dates.signatures.len(),
+    };
+    Ok((storage, info))
+}
+
+/// What an imported ticketbook says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedTicketBookInfo {
+    pub epoch_id: u64,
+    pub ticket_type: TicketType,
+    pub expiration_date: time::Date,
+    pub spent_tickets: u64,
+    pub key_epoch: u64,
+    pub coin_index_signatures: usize,
+    pub expiration_date_signatures: usize,
+}
 
 /// A ticket as nym-localnet hands it out.
 #[derive(Debug, Clone)]

@@ -8,19 +8,29 @@
 //! 2. With a ticket it gets the bandwidth of a mixnet-entry ticket, sends a packet through the
 //!    gateway's mix port and receives it back, with its SURB-ack.
 //! 3. The same ticket from another client is refused as spent.
-//! 4. nym-api's client (nym-http-api-client with nym-validator-client's API) reads the authority's master key (which verifies the tickets) and asks
-//!    the signers' endpoint to verify a ticket: accepted once, then refused as a replay.
+//! 4. nym-api's client (nym-http-api-client with nym-validator-client's API) reads the
+//!    authority's master key (which verifies the tickets) and asks the signers' endpoint to
+//!    verify a ticket: accepted once, then refused as a replay.
+//! 5. A whole ticketbook from the authority, imported as nym's clients import one
+//!    (nym-credentials decodes it into an in-memory credential store), is spent by nym's own
+//!    `BandwidthController`: bandwidth, a packet both ways, one ticket of 50 used.
 
 use gateway_interop::client::{Bandwidth, ConnectedClient};
+use gateway_interop::keys::GatewayKeys;
 use gateway_interop::localnet::Localnet;
 use gateway_interop::packets::{
     expected_final_hop, gateway_node, route_provider, Framing, PacketFactory, TestClient,
 };
-use gateway_interop::tickets::{fetch_ticket, LocalnetTickets, Supply};
+use gateway_interop::tickets::{
+    fetch_ticket, imported_ticketbook, IssuedTicketBookInfo, LocalnetTickets, Supply,
+};
 use gateway_interop::within;
 use nym_bandwidth_controller::mock::MockBandwidthController;
+use nym_bandwidth_controller::BandwidthController;
+use nym_credential_storage::storage::Storage as _;
 use nym_credentials_interface::TicketType;
 use nym_sphinx::params::PacketSize;
+use nym_topology::RoutingNode;
 use nym_validator_client::ecash::models::{
     EcashTicketVerificationRejection, VerifyEcashTicketBody,
 };
@@ -107,25 +117,7 @@ async fn scenario(net: &Localnet) -> anyhow::Result<()> {
         client.client.remaining_bandwidth()
     );
 
-    let mut own = PacketFactory::new(&me, route_provider(std::slice::from_ref(&gateway)));
-    let text = b"paid for with a zk-nym ticket".to_vec();
-    let packet = own.prepare_single(&me.recipient(), &text, PacketSize::RegularPacket)?;
-    let expected = expected_final_hop(&packet.frame(Framing::V7), &keys)?;
-    client.send(packet.mix_packet()).await?;
-    let pushed = client.messages(1, WAIT).await?;
-    anyhow::ensure!(
-        pushed[0] == expected.message,
-        "the pushed message differs from the final-hop message"
-    );
-    anyhow::ensure!(
-        me.reassembler().push(&pushed[0])? == Some(text),
-        "the pushed message does not decrypt to what was sent"
-    );
-    let acks = client.acks(1, WAIT).await?;
-    anyhow::ensure!(
-        me.acked_fragment(&acks[0])? == packet.fragment_id,
-        "the pushed ack does not acknowledge the fragment we sent"
-    );
+    echo(&mut client, &me, &gateway, &keys).await?;
     client.close().await?;
 
     // 3. alice's ticket once more, from another client
@@ -183,6 +175,78 @@ async fn scenario(net: &Localnet) -> anyhow::Result<()> {
             Err(EcashTicketVerificationRejection::ReplayedTicket)
         ),
         "the signer accepted a ticket twice: {verdict:?}"
+    );
+
+    // 5. nym's own bandwidth controller, spending an imported ticketbook
+    let (storage, book) = imported_ticketbook(net.api, TicketType::V1MixnetEntry).await?;
+    let today = OffsetDateTime::now_utc().date();
+    anyhow::ensure!(
+        book == IssuedTicketBookInfo {
+            epoch_id: EPOCH,
+            ticket_type: TicketType::V1MixnetEntry,
+            expiration_date: today + time::Duration::days(6),
+            spent_tickets: 0,
+            key_epoch: EPOCH,
+            coin_index_signatures: 50,
+            expiration_date_signatures: 7,
+        },
+        "the imported ticketbook: {book:?}"
+    );
+    let carol = TestClient::new(keys.identity);
+    let controller = BandwidthController::new(storage.clone());
+    let mut client = ConnectedClient::connect_with(
+        &ws,
+        keys.identity,
+        &carol,
+        None,
+        Bandwidth::Tickets(Box::new(controller)),
+    )
+    .await?;
+    anyhow::ensure!(
+        client.client.remaining_bandwidth() == ENTRY_TICKET_BANDWIDTH,
+        "bandwidth after the controller's ticket: {}",
+        client.client.remaining_bandwidth()
+    );
+    echo(&mut client, &carol, &gateway, &keys).await?;
+    client.close().await?;
+    let stored: Vec<(u32, u32)> = storage
+        .get_ticketbooks_info()
+        .await?
+        .iter()
+        .map(|book| (book.used_tickets, book.total_tickets))
+        .collect();
+    anyhow::ensure!(
+        stored == [(1, 50)],
+        "the credential store after one spend (used, total): {stored:?}"
+    );
+    Ok(())
+}
+
+/// A packet to ourselves through the gateway's mix port, pushed back with its SURB-ack.
+async fn echo(
+    client: &mut ConnectedClient,
+    me: &TestClient,
+    gateway: &RoutingNode,
+    keys: &GatewayKeys,
+) -> anyhow::Result<()> {
+    let mut own = PacketFactory::new(me, route_provider(std::slice::from_ref(gateway)));
+    let text = b"paid for with a zk-nym ticket".to_vec();
+    let packet = own.prepare_single(&me.recipient(), &text, PacketSize::RegularPacket)?;
+    let expected = expected_final_hop(&packet.frame(Framing::V7), keys)?;
+    client.send(packet.mix_packet()).await?;
+    let pushed = client.messages(1, WAIT).await?;
+    anyhow::ensure!(
+        pushed[0] == expected.message,
+        "the pushed message differs from the final-hop message"
+    );
+    anyhow::ensure!(
+        me.reassembler().push(&pushed[0])? == Some(text),
+        "the pushed message does not decrypt to what was sent"
+    );
+    let acks = client.acks(1, WAIT).await?;
+    anyhow::ensure!(
+        me.acked_fragment(&acks[0])? == packet.fragment_id,
+        "the pushed ack does not acknowledge the fragment we sent"
     );
     Ok(())
 }

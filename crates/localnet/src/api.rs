@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::directory::{Directory, ListLayout, NodeKind, RefreshRefused};
-use crate::ecash::{Ecash, TICKET_PATH};
+use crate::ecash::{Ecash, TICKETBOOK_PATH, TICKET_PATH};
 
 /// Where the upgrade-mode attestation is served (the path of mainnet's URL); it answers `null`:
 /// no upgrade mode.
@@ -118,6 +118,8 @@ pub enum EcashEndpoint {
     VerifyTicket,
     /// `POST` [`TICKET_PATH`]
     Ticket,
+    /// `POST` [`TICKETBOOK_PATH`]
+    TicketBook,
 }
 
 impl EcashEndpoint {
@@ -130,6 +132,8 @@ impl EcashEndpoint {
             Some(Self::VerifyTicket)
         } else if *method == Method::POST && path == TICKET_PATH {
             Some(Self::Ticket)
+        } else if *method == Method::POST && path == TICKETBOOK_PATH {
+            Some(Self::TicketBook)
         } else {
             None
         }
@@ -170,6 +174,11 @@ pub fn ecash_answer(
         EcashEndpoint::Ticket => {
             let ticket = ecash.ticket(body, now_unix).map_err(refused)?;
             serde_json::to_value(ticket)
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        }
+        EcashEndpoint::TicketBook => {
+            let book = ecash.ticketbook(body, now_unix).map_err(refused)?;
+            serde_json::to_value(book)
                 .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
         }
     }

@@ -10,6 +10,8 @@
 //! - `POST /localnet/v1/ecash/ticket` ([`TICKET_PATH`]): one ticket spent for a gateway, from a
 //!   ticketbook the authority issued to the named client: what a client's ticket provider hands
 //!   its gateway client (`CredentialSpendingData`, bs58 of its bytes).
+//! - `POST /localnet/v1/ecash/ticketbook` ([`TICKETBOOK_PATH`]): a whole ticketbook for the
+//!   client to spend itself, as nym's clients import one (see [`export`]).
 //!
 //! A new authority is made at every start: tickets are valid only while it runs. Everything
 //! here blocks (pairings, a few milliseconds each; a ticketbook takes longer): call it from a
@@ -37,6 +39,8 @@ const SIGNERS: u64 = 3;
 const THRESHOLD: u64 = 2;
 /// Where clients get tickets.
 pub const TICKET_PATH: &str = "/localnet/v1/ecash/ticket";
+/// Where clients get ticketbooks.
+pub const TICKETBOOK_PATH: &str = "/localnet/v1/ecash/ticketbook";
 /// Clients with a ticketbook at once; a local network has a handful.
 const MAX_CLIENTS: usize = 10_000;
 /// Tickets the signer remembers (serial numbers); each one cost a ticket this authority issued.
@@ -107,6 +111,31 @@ pub struct IssuedTicket {
     pub serial_number: String,
     /// Tickets left in the client's ticketbook (a new book is issued when it is empty).
     pub tickets_left: u64,
+}
+
+/// `POST` [`TICKETBOOK_PATH`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TicketBookRequest {
+    /// nym's kebab-case ticket type name; default `v1-mixnet-entry`.
+    #[serde(default)]
+    ticket_type: Option<String>,
+}
+
+/// The answer to a ticketbook request.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IssuedTicketBook {
+    /// bs58 of nym's `ImportableTicketBook` (revision 1) with the master key, expiration-date
+    /// and coin-index signatures included.
+    pub ticketbook: String,
+    /// The DKG epoch that issued it.
+    pub epoch_id: u64,
+    /// nym's name of its type.
+    pub ticket_type: String,
+    /// Its last valid day (UTC), `YYYY-MM-DD`.
+    pub expiration_date: String,
+    /// Tickets in it.
+    pub tickets: u64,
 }
 
 /// nym-api's `VerifyEcashTicketBody`.
@@ -245,6 +274,32 @@ impl Ecash {
         })
     }
 
+    /// [`TICKETBOOK_PATH`]: a fresh ticketbook valid from today (of `now_unix`) for a week.
+    pub fn ticketbook(&self, body: &[u8], now_unix: i64) -> Result<IssuedTicketBook, Refused> {
+        let request: TicketBookRequest = if body.iter().all(u8::is_ascii_whitespace) {
+            TicketBookRequest::default()
+        } else {
+            serde_json::from_slice(body).map_err(|e| Refused::new(422, e.to_string()))?
+        };
+        let type_name = request.ticket_type.as_deref().unwrap_or("v1-mixnet-entry");
+        let ticket_type = ticket_type(type_name)
+            .ok_or_else(|| Refused::new(400, format!("unknown ticket type {type_name:?}")))?;
+        let book = self
+            .authority
+            .issue_current(ticket_type, now_unix)
+            .map_err(|e| Refused::new(500, format!("failed to issue a ticketbook: {e}")))?;
+        let parts = book.parts();
+        let bytes = export::importable_ticketbook(&parts)
+            .map_err(|e| Refused::new(500, format!("failed to encode the ticketbook: {e}")))?;
+        Ok(IssuedTicketBook {
+            ticketbook: bs58::encode(bytes).into_string(),
+            epoch_id: parts.epoch_id,
+            ticket_type: type_name.to_owned(),
+            expiration_date: date_text(parts.expiration),
+            tickets: ecash_parameters().get_total_coins(),
+        })
+    }
+
     /// `POST /v1/ecash/verify-ecash-ticket` at `now_unix`: nym-api's answer, or its refusal of
     /// the request.
     pub fn verify_ticket(&self, body: &[u8], now_unix: i64) -> Result<Value, Refused> {
@@ -340,5 +395,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+pub mod export;
 #[cfg(test)]
 mod tests;

@@ -388,3 +388,172 @@ fn dates_parse_in_both_serde_forms_and_nothing_else() {
     }
     assert_eq!(DateForm::Tuple(2026, 400).date(), None);
 }
+
+/// The exported ticketbook, read back field by field (nym's layout; `interop/` reads it with
+/// nym-credentials itself and spends it with nym's bandwidth controller).
+mod exported {
+    use nym_compact_ecash::scheme::coin_indices_signatures::AnnotatedCoinIndexSignature;
+    use nym_compact_ecash::scheme::expiration_date_signatures::AnnotatedExpirationDateSignature;
+    use nym_compact_ecash::scheme::keygen::SecretKeyUser;
+    use nym_compact_ecash::scheme::WalletSignatures;
+    use nym_compact_ecash::VerificationKeyAuth;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub(super) struct Versioned {
+        pub(super) data: Vec<u8>,
+        pub(super) revision: u8,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Importable {
+        pub(super) ticketbook: Versioned,
+        pub(super) expiration_date_signatures: Option<Versioned>,
+        pub(super) coin_index_signatures: Option<Versioned>,
+        pub(super) master_verification_key: Option<Versioned>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Issued {
+        pub(super) wallet: WalletSignatures,
+        pub(super) spent_tickets: u64,
+        pub(super) epoch_id: u64,
+        pub(super) secret_key: SecretKeyUser,
+        pub(super) expiration_date: (i32, u16),
+        pub(super) ticket_type: u32,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct ExpirationDates {
+        pub(super) epoch_id: u64,
+        pub(super) expiration_date: String,
+        pub(super) signatures: Vec<AnnotatedExpirationDateSignature>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct CoinIndices {
+        pub(super) epoch_id: u64,
+        pub(super) signatures: Vec<AnnotatedCoinIndexSignature>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct EpochKey {
+        pub(super) epoch_id: u64,
+        pub(super) key: VerificationKeyAuth,
+    }
+
+    pub(super) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
+        use bincode::Options as _;
+        bincode::DefaultOptions::new()
+            .with_big_endian()
+            .with_varint_encoding()
+            .deserialize(bytes)
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_ticketbook_holds_what_a_client_spends_it_with() {
+    let server = Server::start().await;
+    let (status, body) = server.request("POST", TICKETBOOK_PATH, b"").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer: IssuedTicketBook = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (answer.epoch_id, answer.tickets, answer.ticket_type.as_str()),
+        (DKG_EPOCH, 50, "v1-mixnet-entry")
+    );
+    let now = now_unix();
+    let expiration = utc_date(now).checked_add(time::Duration::days(6)).unwrap();
+    assert_eq!(answer.expiration_date, date_text(expiration));
+
+    let bytes = bs58::decode(&answer.ticketbook).into_vec().unwrap();
+    let outer: exported::Importable = exported::decode(&bytes);
+    assert_eq!(outer.ticketbook.revision, 1);
+    let issued: exported::Issued = exported::decode(&outer.ticketbook.data);
+    assert_eq!((issued.spent_tickets, issued.epoch_id), (0, DKG_EPOCH));
+    assert_eq!(
+        issued.expiration_date,
+        (expiration.year(), expiration.ordinal())
+    );
+    assert_eq!(issued.ticket_type, 0, "mixnet entry is nym's first type");
+    let dates = outer.expiration_date_signatures.unwrap();
+    let coins = outer.coin_index_signatures.unwrap();
+    let key = outer.master_verification_key.unwrap();
+    assert_eq!((dates.revision, coins.revision, key.revision), (2, 2, 2));
+    let dates: exported::ExpirationDates = exported::decode(&dates.data);
+    let coins: exported::CoinIndices = exported::decode(&coins.data);
+    let key: exported::EpochKey = exported::decode(&key.data);
+    assert_eq!((dates.epoch_id, coins.epoch_id, key.epoch_id), (1, 1, 1));
+    assert_eq!(dates.expiration_date, answer.expiration_date);
+    assert_eq!(&key.key, server.ecash.authority.master_key());
+    assert_eq!(coins.signatures.len(), 50);
+    assert!(coins.signatures.iter().zip(0..).all(|(s, i)| s.index == i));
+    let day = 86_400;
+    let exp = encoded_date(expiration);
+    assert_eq!(dates.signatures.len(), 7);
+    for (offset, signature) in dates.signatures.iter().enumerate() {
+        assert_eq!(signature.expiration_timestamp, exp);
+        assert_eq!(
+            signature.spending_timestamp,
+            exp - (6 - offset as u32) * day,
+            "day {offset}"
+        );
+    }
+
+    // Spent by the client with nothing but what it was given, the ticket passes the gateway.
+    let pay_info = PayInfoFields {
+        randomness: [4; 32],
+        timestamp: now,
+        provider: GATEWAY,
+    }
+    .to_pay_info();
+    let date_signatures: Vec<_> = dates.signatures.iter().map(|s| s.signature).collect();
+    let coin_signatures: Vec<_> = coins.signatures.iter().map(|s| s.signature).collect();
+    let mut wallet = issued.wallet.new_wallet();
+    let payment = wallet
+        .spend(
+            ecash_parameters(),
+            &key.key,
+            &issued.secret_key,
+            &pay_info,
+            1,
+            &date_signatures,
+            &coin_signatures,
+            encoded_date(utc_date(now)),
+        )
+        .unwrap();
+    let data = SpendingData {
+        payment,
+        pay_info,
+        spend_date: utc_date(now),
+        epoch_id: issued.epoch_id,
+    };
+    let ticket = precheck(data, now).unwrap();
+    Verifier::new(GATEWAY, 30)
+        .check_payment(&ticket, &key.key, now)
+        .unwrap();
+
+    // Other types, and bad requests.
+    let (status, body) = server
+        .request(
+            "POST",
+            TICKETBOOK_PATH,
+            br#"{"ticket_type": "v1-wireguard-entry"}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let answer: IssuedTicketBook = serde_json::from_slice(&body).unwrap();
+    let outer: exported::Importable =
+        exported::decode(&bs58::decode(&answer.ticketbook).into_vec().unwrap());
+    let issued: exported::Issued = exported::decode(&outer.ticketbook.data);
+    assert_eq!(issued.ticket_type, 2);
+    for (request, expected) in [
+        (&br#"{"ticket_type": "gold"}"#[..], 400),
+        (br#"{"tickets": 3}"#, 422),
+        (b"[", 422),
+    ] {
+        let (status, _) = server.request("POST", TICKETBOOK_PATH, request).await;
+        assert_eq!(status, expected, "{}", String::from_utf8_lossy(request));
+    }
+    server.stop().await;
+}
