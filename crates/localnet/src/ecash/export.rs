@@ -53,6 +53,8 @@ struct Issued<'a> {
 
 /// nym's `TicketType`: bincode writes a variant's index, so the order is what matters.
 #[derive(Serialize)]
+// The names are nym's.
+#[allow(clippy::enum_variant_names)]
 enum TicketTypeForm {
     V1MixnetEntry,
     V1MixnetExit,
