@@ -30,8 +30,9 @@ pub const TICKET_PATH: &str = "/localnet/v1/ecash/ticket";
 pub const TICKETBOOK_PATH: &str = "/localnet/v1/ecash/ticketbook";
 
 /// A ticketbook of `ticket_type` from nym-localnet at `api`, imported into a fresh in-memory
-/// credential store the way nym-id's `import_full_ticketbook` (`nym-client import-ticket-book
-/// --full`) does: decoded by nym-credentials, the ticketbook and its global data stored.
+/// credential store the way nym-id's `import_full_ticketbook` (`nym-client ecash
+/// import-ticket-book --full`) does: decoded by nym-credentials, the ticketbook and its global
+/// data stored.
 pub async fn imported_ticketbook(
     api: SocketAddr,
     ticket_type: TicketType,

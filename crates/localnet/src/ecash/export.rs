@@ -1,7 +1,7 @@
 //! A ticketbook in the form Nym's clients import it: nym-credentials' `ImportableTicketBook`
 //! with the global data it is spent with (master key, expiration-date and coin-index
-//! signatures), as `nym-cli ecash issue-ticket-book` writes it and `import-ticket-book --full`
-//! (nym-id's `import_full_ticketbook`) reads it.
+//! signatures), as `nym-cli ecash issue-ticket-book` writes it and a client's
+//! `ecash import-ticket-book --full` (nym-id's `import_full_ticketbook`) reads it.
 //!
 //! The encoding is nym's "versioned serialisation": bincode 1 with big-endian integers and
 //! varint encoding, each part wrapped as `{data, revision}`. The structs below mirror nym's field
