@@ -321,12 +321,13 @@ fn banner(
             node.identity_key,
         );
     }
+    let api = api_url.trim_end_matches('/');
     let _ = writeln!(
         out,
-        "  e-cash       DKG epoch {}, tickets: POST {}{}  ({})",
+        "  e-cash       DKG epoch {}, tickets: POST {api}{}  ticketbooks: POST {api}{}  ({})",
         ecash::DKG_EPOCH,
-        api_url.trim_end_matches('/'),
         ecash::TICKET_PATH,
+        ecash::TICKETBOOK_PATH,
         if tickets_required {
             "the gateway requires tickets"
         } else {
@@ -375,8 +376,10 @@ mod tests {
             let url = format!("dashboard http://{}/dashboard", node.http_address);
             assert!(text.contains(&url), "{url} missing from:\n{text}");
         }
-        let tickets = "tickets: POST http://127.0.0.1:9/localnet/v1/ecash/ticket";
-        assert!(text.contains(tickets), "{tickets} missing from:\n{text}");
+        for path in ["ticket ", "ticketbook "] {
+            let endpoint = format!("POST http://127.0.0.1:9/localnet/v1/ecash/{path}");
+            assert!(text.contains(&endpoint), "{endpoint} missing from:\n{text}");
+        }
         assert!(text.contains("requires tickets"), "{text}");
     }
 }
