@@ -1,11 +1,13 @@
-//! The real `nym_gateway_client::GatewayClient` (2.0.0), set up as a Nym client sets it up,
-//! minus e-cash: disabled credentials mode, no reconnection, no DNS.
+//! The real `nym_gateway_client::GatewayClient` (2.0.0), set up as a Nym client sets it up: no
+//! reconnection, no DNS, and either disabled credentials mode (free bandwidth) or credentials
+//! mode with a given ticket provider.
 
 use crate::packets::TestClient;
 use anyhow::{bail, Context};
 use futures::channel::mpsc;
 use futures::StreamExt;
 use nym_bandwidth_controller::mock::MockBandwidthController;
+use nym_bandwidth_controller::BandwidthTicketProvider;
 use nym_crypto::asymmetric::ed25519;
 use nym_gateway_client::client::GatewayListeners;
 use nym_gateway_client::{
@@ -30,20 +32,50 @@ pub struct ConnectedClient {
     shutdown: ShutdownToken,
 }
 
+/// How a client pays for bandwidth.
+pub enum Bandwidth {
+    /// Disabled credentials mode: `claimFreeTestnetBandwidth`.
+    Free,
+    /// Credentials mode: `ecashCredential` with the tickets of this provider.
+    Tickets(Box<dyn BandwidthTicketProvider>),
+}
+
 impl ConnectedClient {
     /// Connects to `ws_url`: registers when `shared_key` is `None`, else `authenticateV2`s.
-    /// Then claims bandwidth if needed and starts listening, as `nym-client-core` does.
+    /// Then claims free bandwidth if needed and starts listening, as `nym-client-core` does.
     pub async fn connect(
         ws_url: &str,
         gateway_identity: ed25519::PublicKey,
         client: &TestClient,
         shared_key: Option<Arc<SharedSymmetricKey>>,
     ) -> anyhow::Result<Self> {
+        Self::connect_with(
+            ws_url,
+            gateway_identity,
+            client,
+            shared_key,
+            Bandwidth::Free,
+        )
+        .await
+    }
+
+    /// [`connect`](Self::connect), paying for bandwidth as `bandwidth` says.
+    pub async fn connect_with(
+        ws_url: &str,
+        gateway_identity: ed25519::PublicKey,
+        client: &TestClient,
+        shared_key: Option<Arc<SharedSymmetricKey>>,
+        bandwidth: Bandwidth,
+    ) -> anyhow::Result<Self> {
         let shutdown = ShutdownToken::default();
         let (ack_tx, ack_rx) = mpsc::unbounded();
         let (mix_tx, mix_rx) = mpsc::unbounded();
+        let (free, provider): (bool, Box<dyn BandwidthTicketProvider>) = match bandwidth {
+            Bandwidth::Free => (true, Box::new(MockBandwidthController::default())),
+            Bandwidth::Tickets(provider) => (false, provider),
+        };
         let config = GatewayClientConfig::new_default()
-            .with_disabled_credentials_mode(true)
+            .with_disabled_credentials_mode(free)
             .with_reconnection_on_failure(false)
             .with_hickory_dns(false)
             .with_response_timeout(RESPONSE_TIMEOUT);
@@ -57,7 +89,7 @@ impl ConnectedClient {
             client.identity.clone(),
             shared_key,
             PacketRouter::new(ack_tx, mix_tx, shutdown.clone()),
-            Box::new(MockBandwidthController::default()),
+            provider,
             ClientStatsSender::new(None, shutdown.clone()),
             None,
             shutdown.clone(),

@@ -14,16 +14,20 @@
 //! * [`metrics`] — scraping and reading the Prometheus text format.
 //! * [`store`] — reading the gateway's message store.
 //! * [`nym_api`] — a stand-in nym-api serving key-rotation information on wall-clock epochs.
+//! * [`localnet`] — `nym-localnet` (our gateway, relays, nym-api and an e-cash authority) as a peer.
+//! * [`tickets`] — a ticket provider for the real client, fed by nym-localnet's authority.
 
 pub mod ack_sink;
 pub mod client;
 pub mod gateway;
 pub mod keys;
+pub mod localnet;
 pub mod metrics;
 pub mod mix;
 pub mod nym_api;
 pub mod packets;
 pub mod store;
+pub mod tickets;
 
 use std::future::Future;
 use std::time::Duration;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use nym_compact_ecash::scheme::coin_indices_signatures::CoinIndexSignature;
 use nym_compact_ecash::scheme::expiration_date_signatures::ExpirationDateSignature;
-use nym_compact_ecash::scheme::keygen::{KeyPairAuth, KeyPairUser, SecretKeyAuth};
-use nym_compact_ecash::scheme::Wallet;
+use nym_compact_ecash::scheme::keygen::{KeyPairAuth, KeyPairUser, SecretKeyAuth, SecretKeyUser};
+use nym_compact_ecash::scheme::{Wallet, WalletSignatures};
 use nym_compact_ecash::tests::helpers::{
     generate_coin_indices_signatures, generate_expiration_date_signatures,
 };
@@ -117,6 +117,8 @@ impl Authority {
         )?;
         Ok(TicketBook {
             epoch_id: self.epoch_id,
+            ticket_type,
+            expiration,
             user,
             wallet,
             master_key: self.master_key.clone(),
@@ -138,9 +140,13 @@ impl Authority {
     }
 }
 
-/// A client's ticketbook: 50 tickets, spent one at a time.
+/// A client's ticketbook: 50 tickets, spent one at a time. A clone spends the same tickets
+/// again (double spends, for tests).
+#[derive(Clone)]
 pub struct TicketBook {
     epoch_id: u64,
+    ticket_type: TicketType,
+    expiration: Date,
     user: KeyPairUser,
     wallet: Wallet,
     master_key: VerificationKeyAuth,
@@ -148,7 +154,42 @@ pub struct TicketBook {
     coin_index_signatures: Arc<Vec<CoinIndexSignature>>,
 }
 
+/// Everything a ticketbook is made of, for handing it to a client: what nym's
+/// `IssuedTicketBook` holds and the global data it is spent with.
+pub struct TicketBookParts {
+    /// The DKG epoch of the signers.
+    pub epoch_id: u64,
+    /// Its ticket type.
+    pub ticket_type: TicketType,
+    /// Its last valid day (UTC).
+    pub expiration: Date,
+    /// The wallet's signatures.
+    pub wallet: WalletSignatures,
+    /// The client's secret e-cash key.
+    pub secret_key: SecretKeyUser,
+    /// The signers' aggregated key.
+    pub master_key: VerificationKeyAuth,
+    /// Signatures on each day of the validity period, the first day first.
+    pub expiration_date_signatures: Vec<ExpirationDateSignature>,
+    /// Signatures on each coin index, index 0 first.
+    pub coin_index_signatures: Vec<CoinIndexSignature>,
+}
+
 impl TicketBook {
+    /// Its parts, for a client that spends it itself; this book should then not be spent.
+    pub fn parts(&self) -> TicketBookParts {
+        TicketBookParts {
+            epoch_id: self.epoch_id,
+            ticket_type: self.ticket_type,
+            expiration: self.expiration,
+            wallet: self.wallet.clone().into_wallet_signatures(),
+            secret_key: self.user.secret_key().clone(),
+            master_key: self.master_key.clone(),
+            expiration_date_signatures: self.date_signatures.clone(),
+            coin_index_signatures: self.coin_index_signatures.as_ref().clone(),
+        }
+    }
+
     /// Spends the next ticket at the gateway with ed25519 identity key `gateway`, now: the
     /// credential a client sends in `ecashCredential`.
     pub fn spend(

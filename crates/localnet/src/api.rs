@@ -6,6 +6,9 @@
 //!
 //! A background task reads every node's self-description periodically (see [`refresher`]), so
 //! the lists follow the nodes' key rotations.
+//!
+//! The e-cash endpoints ([`EcashEndpoint`]: nym-api's master verification key, a signer's
+//! ticket verification, and tickets for clients) are answered by [`crate::ecash`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,9 +22,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::directory::{Directory, ListLayout, NodeKind, RefreshRefused};
+use crate::ecash::{Ecash, TICKETBOOK_PATH, TICKET_PATH};
 
 /// Where the upgrade-mode attestation is served (the path of mainnet's URL); it answers `null`:
 /// no upgrade mode.
@@ -100,6 +105,81 @@ impl Endpoint {
                 Some(Self::Nodes { kind, layout, semi })
             }
             _ => None,
+        }
+    }
+}
+
+/// An e-cash request, parsed from its method and path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EcashEndpoint {
+    /// `GET /v1/ecash/master-verification-key`
+    MasterVerificationKey,
+    /// `POST /v1/ecash/verify-ecash-ticket`
+    VerifyTicket,
+    /// `POST` [`TICKET_PATH`]
+    Ticket,
+    /// `POST` [`TICKETBOOK_PATH`]
+    TicketBook,
+}
+
+impl EcashEndpoint {
+    /// The endpoint at `method` `path`, if it is an e-cash one.
+    pub fn from_request(method: &Method, path: &str) -> Option<Self> {
+        let path = path.trim_end_matches('/');
+        if *method == Method::GET && path == "/v1/ecash/master-verification-key" {
+            Some(Self::MasterVerificationKey)
+        } else if *method == Method::POST && path == "/v1/ecash/verify-ecash-ticket" {
+            Some(Self::VerifyTicket)
+        } else if *method == Method::POST && path == TICKET_PATH {
+            Some(Self::Ticket)
+        } else if *method == Method::POST && path == TICKETBOOK_PATH {
+            Some(Self::TicketBook)
+        } else {
+            None
+        }
+    }
+}
+
+/// The answer to an e-cash request at `now` (blocks: pairings).
+pub fn ecash_answer(
+    ecash: &Ecash,
+    endpoint: EcashEndpoint,
+    uri: &Uri,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<Value, (StatusCode, String)> {
+    let now_unix = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let refused = |r: crate::ecash::Refused| {
+        (
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            r.message,
+        )
+    };
+    match endpoint {
+        EcashEndpoint::MasterVerificationKey => {
+            let epoch = match query_value(uri, "epoch_id") {
+                None => None,
+                Some(value) => Some(value.parse::<u64>().map_err(|_| {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        format!("epoch_id {value:?} is not a number"),
+                    )
+                })?),
+            };
+            ecash.master_verification_key(epoch).map_err(refused)
+        }
+        EcashEndpoint::VerifyTicket => ecash.verify_ticket(body, now_unix).map_err(refused),
+        EcashEndpoint::Ticket => {
+            let ticket = ecash.ticket(body, now_unix).map_err(refused)?;
+            serde_json::to_value(ticket)
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        }
+        EcashEndpoint::TicketBook => {
+            let book = ecash.ticketbook(body, now_unix).map_err(refused)?;
+            serde_json::to_value(book)
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
         }
     }
 }
@@ -185,20 +265,59 @@ fn refused_status(refused: RefreshRefused, identity: &str) -> (StatusCode, Strin
 
 /// The `page` query parameter (0 when absent or unreadable).
 pub fn page(uri: &Uri) -> u32 {
-    uri.query()
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|pair| pair.strip_prefix("page="))
+    query_value(uri, "page")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 
+/// The value of query parameter `name`, if present.
+fn query_value<'a>(uri: &'a Uri, name: &str) -> Option<&'a str> {
+    uri.query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// What the endpoints answer from.
+#[derive(Clone)]
+struct Services {
+    directory: Arc<Directory>,
+    ecash: Arc<Ecash>,
+    /// E-cash requests worked on at once (pairings; the rest wait for a slot).
+    ecash_slots: Arc<Semaphore>,
+}
+
 async fn handle(
-    State(directory): State<Arc<Directory>>,
+    State(services): State<Services>,
     method: Method,
     uri: Uri,
     body: Bytes,
 ) -> Response {
+    let Services {
+        directory,
+        ecash,
+        ecash_slots,
+    } = services;
+    if let Some(endpoint) = EcashEndpoint::from_request(&method, uri.path()) {
+        // The semaphore is never closed.
+        let Ok(_slot) = ecash_slots.acquire_owned().await else {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        };
+        let answered = tokio::task::spawn_blocking(move || {
+            ecash_answer(&ecash, endpoint, &uri, &body, SystemTime::now())
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the e-cash authority failed".to_owned(),
+            ))
+        });
+        return match answered {
+            Ok(value) => Json(value).into_response(),
+            Err(error) => error.into_response(),
+        };
+    }
     let Some(endpoint) = Endpoint::from_request(&method, uri.path()) else {
         eprintln!("nym-api: no such endpoint: {method} {uri}");
         return (StatusCode::NOT_FOUND, "not served by nym-localnet").into_response();
@@ -217,9 +336,19 @@ pub async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Serves `directory` on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, directory: Arc<Directory>, shutdown: CancellationToken) {
-    let app = axum::Router::new().fallback(handle).with_state(directory);
+/// Serves `directory` and `ecash` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    directory: Arc<Directory>,
+    ecash: Arc<Ecash>,
+    shutdown: CancellationToken,
+) {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let app = axum::Router::new().fallback(handle).with_state(Services {
+        directory,
+        ecash,
+        ecash_slots: Arc::new(Semaphore::new(cores)),
+    });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;

@@ -42,6 +42,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 24,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rotation_epochs: u32,
+
+    /// The gateway grants bandwidth only for zk-nym tickets (`enforce_zk_nyms = true`): clients
+    /// must run in credentials mode and get their tickets from this network's e-cash authority
+    #[arg(long)]
+    pub tickets_required: bool,
 }
 
 /// The shortest epoch nym-node's key rotation keeps up with.
@@ -69,6 +74,7 @@ impl Cli {
             api_address: self.api_address,
             epoch: Duration::from_secs(self.epoch_seconds),
             rotation_epochs: self.rotation_epochs,
+            tickets_required: self.tickets_required,
         })
     }
 }
@@ -95,6 +101,8 @@ mod tests {
         assert_eq!(o.epoch, Duration::from_secs(3600));
         assert_eq!(o.rotation_epochs, 24);
         assert!(o.nym_node_bin.is_none());
+        assert!(!o.tickets_required, "free bandwidth unless asked");
+        assert!(options(&["--tickets-required"]).unwrap().tickets_required);
         let o = options(&["--epoch-seconds", "5", "--rotation-epochs", "1"]).unwrap();
         assert_eq!((o.epoch, o.rotation_epochs), (Duration::from_secs(5), 1));
         assert!(options(&["--epoch-seconds", "0"]).is_err());

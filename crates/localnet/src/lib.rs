@@ -5,6 +5,8 @@
 //! need, so a client needs nothing but that address. Like nym-api, the directory reads every
 //! node's self-description and lists the sphinx key of the current key rotation; epochs and
 //! rotations can be short (`--epoch-seconds`, `--rotation-epochs`), so keys really rotate.
+//! A small e-cash authority serves nym-api's and the signers' ticket endpoints and hands out
+//! zk-nym tickets, so clients that pay work too (`--tickets-required` makes the gateway insist).
 //!
 //! # Layout
 //! - [`cli`]: the command line.
@@ -14,6 +16,7 @@
 //! - [`processes`]: starting, watching and stopping the node processes.
 //! - [`described`]: reading and checking a node's self-description.
 //! - [`directory`]: what the nym-api knows and answers.
+//! - [`ecash`]: the e-cash authority: master key, ticket verification, tickets for clients.
 //! - [`api`]: the nym-api endpoints over HTTP, and the periodic refresh of descriptions.
 //! - [`http`]: the small HTTP client the refresh uses.
 #![forbid(unsafe_code)]
@@ -23,6 +26,7 @@ pub mod cli;
 pub mod clock;
 pub mod described;
 pub mod directory;
+pub mod ecash;
 pub mod http;
 pub mod nodes;
 pub mod nym_node;
@@ -64,6 +68,8 @@ pub struct Options {
     pub epoch: Duration,
     /// Epochs per key rotation.
     pub rotation_epochs: u32,
+    /// The gateway grants bandwidth only for zk-nym tickets (`enforce_zk_nyms`).
+    pub tickets_required: bool,
 }
 
 /// Runs the local mixnet until SIGINT or SIGTERM, then stops every node.
@@ -97,10 +103,20 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let directory = Arc::new(Directory::new(clock));
     let listener = api::bind(options.api_address).await?;
     let api_url = format!("http://{}/", listener.local_addr()?);
+    // Key generation and the coin-index signatures take a moment: off the async workers.
+    let ecash = tokio::task::spawn_blocking(ecash::Ecash::new)
+        .await
+        .context("creating the e-cash authority panicked")??;
     let shutdown = CancellationToken::new();
-    let api_task = tokio::spawn(api::serve(listener, directory.clone(), shutdown.clone()));
+    let api_task = tokio::spawn(api::serve(
+        listener,
+        directory.clone(),
+        Arc::new(ecash),
+        shutdown.clone(),
+    ));
 
     // Creating a store and initialising a nym-node block: off the async workers.
+    let tickets_required = options.tickets_required;
     let prepared = {
         let (dir, api_url, nym_node_bin) = (dir.clone(), api_url.clone(), nym_node_bin.clone());
         tokio::task::spawn_blocking(move || {
@@ -110,7 +126,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                     (Some(nym_node), Role::Mix(_)) => {
                         nym_node::prepare(nym_node, &dir, *role, &api_url)
                     }
-                    _ => nodes::prepare(&dir, *role, &api_url),
+                    _ => nodes::prepare(&dir, *role, &api_url, tickets_required),
                 })
                 .collect::<anyhow::Result<Vec<Node>>>()
         })
@@ -165,7 +181,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     write_description(&dir, &api_url, &nodes)?;
-    print!("{}", banner(&dir, &api_url, &nodes, clock));
+    print!(
+        "{}",
+        banner(&dir, &api_url, &nodes, clock, tickets_required)
+    );
 
     let reason = tokio::select! {
         _ = interrupt.recv() => None,
@@ -273,7 +292,13 @@ fn write_description(dir: &Path, api_url: &str, nodes: &[Node]) -> anyhow::Resul
 }
 
 /// What is printed once everything runs.
-fn banner(dir: &Path, api_url: &str, nodes: &[Node], clock: Clock) -> String {
+fn banner(
+    dir: &Path,
+    api_url: &str,
+    nodes: &[Node],
+    clock: Clock,
+    tickets_required: bool,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "nym-localnet: a local Nym mixnet is running\n");
     let _ = writeln!(out, "  nym-api      {api_url}");
@@ -296,6 +321,19 @@ fn banner(dir: &Path, api_url: &str, nodes: &[Node], clock: Clock) -> String {
             node.identity_key,
         );
     }
+    let api = api_url.trim_end_matches('/');
+    let _ = writeln!(
+        out,
+        "  e-cash       DKG epoch {}, tickets: POST {api}{}  ticketbooks: POST {api}{}  ({})",
+        ecash::DKG_EPOCH,
+        ecash::TICKET_PATH,
+        ecash::TICKETBOOK_PATH,
+        if tickets_required {
+            "the gateway requires tickets"
+        } else {
+            "the gateway also grants free bandwidth"
+        }
+    );
     let _ = writeln!(
         out,
         "\nEpochs last {} s, key rotations {} epochs.",
@@ -325,18 +363,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let api = "http://127.0.0.1:9/";
         let nodes = vec![
-            nodes::prepare(dir.path(), Role::Gateway, api).unwrap(),
-            nodes::prepare(dir.path(), Role::Mix(1), api).unwrap(),
+            nodes::prepare(dir.path(), Role::Gateway, api, false).unwrap(),
+            nodes::prepare(dir.path(), Role::Mix(1), api, false).unwrap(),
         ];
         let clock = clock::Clock {
             genesis: SystemTime::now(),
             epoch: Duration::from_secs(60),
             rotation_epochs: 2,
         };
-        let text = banner(dir.path(), api, &nodes, clock);
+        let text = banner(dir.path(), api, &nodes, clock, true);
         for node in &nodes {
             let url = format!("dashboard http://{}/dashboard", node.http_address);
             assert!(text.contains(&url), "{url} missing from:\n{text}");
         }
+        for path in ["ticket ", "ticketbook "] {
+            let endpoint = format!("POST http://127.0.0.1:9/localnet/v1/ecash/{path}");
+            assert!(text.contains(&endpoint), "{endpoint} missing from:\n{text}");
+        }
+        assert!(text.contains("requires tickets"), "{text}");
     }
 }

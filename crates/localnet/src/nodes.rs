@@ -121,8 +121,14 @@ pub fn root(dir: &Path) -> PathBuf {
 }
 
 /// Creates our node's config, keys and store unless they exist, and describes it. Its
-/// nym-api is `api_url` (the directory), for key-rotation info.
-pub fn prepare(dir: &Path, role: Role, api_url: &str) -> anyhow::Result<Node> {
+/// nym-api is `api_url` (the directory), for key-rotation info and e-cash master keys. The
+/// gateway grants bandwidth only for tickets when `tickets_required`.
+pub fn prepare(
+    dir: &Path,
+    role: Role,
+    api_url: &str,
+    tickets_required: bool,
+) -> anyhow::Result<Node> {
     let id = role.id();
     let root = root(dir);
     let config_file = config::config_path(&root, &id);
@@ -133,8 +139,11 @@ pub fn prepare(dir: &Path, role: Role, api_url: &str) -> anyhow::Result<Node> {
         create(&root, &id, role)?
     };
     let api_urls = Some(vec![api_url.to_owned()]);
-    if config.gateway.nym_api_urls != api_urls {
+    let enforce_zk_nyms = role == Role::Gateway && tickets_required;
+    if config.gateway.nym_api_urls != api_urls || config.gateway.enforce_zk_nyms != enforce_zk_nyms
+    {
         config.gateway.nym_api_urls = api_urls;
+        config.gateway.enforce_zk_nyms = enforce_zk_nyms;
         config.save(&config_file)?;
     }
     let keys = NodeKeys::load(&config.key_paths())
@@ -215,8 +224,8 @@ mod tests {
     fn nodes_are_created_once_and_then_reused() {
         let dir = tempfile::tempdir().unwrap();
         let api = "http://127.0.0.1:8099/";
-        let mix = prepare(dir.path(), Role::Mix(2), api).unwrap();
-        let again = prepare(dir.path(), Role::Mix(2), api).unwrap();
+        let mix = prepare(dir.path(), Role::Mix(2), api, true).unwrap();
+        let again = prepare(dir.path(), Role::Mix(2), api, true).unwrap();
         assert_eq!(mix.identity_key, again.identity_key);
         assert_eq!(mix.sphinx_key, again.sphinx_key);
         assert_eq!(mix.mix_address, again.mix_address);
@@ -234,16 +243,31 @@ mod tests {
         );
         assert_eq!(mix.sphinx_rotation_id, LEGACY_ROTATION_ID);
         // Another run's directory elsewhere: the same node, told the new address.
-        let moved = prepare(dir.path(), Role::Mix(2), "http://127.0.0.1:9000/").unwrap();
+        let moved = prepare(dir.path(), Role::Mix(2), "http://127.0.0.1:9000/", false).unwrap();
         assert_eq!(moved.identity_key, mix.identity_key);
         let config = Config::load(&mix.config_file).unwrap();
         assert_eq!(
             nym_gateway::node::rotation::followed_apis(&config),
             ["http://127.0.0.1:9000/"]
         );
-        let gateway = prepare(dir.path(), Role::Gateway, api).unwrap();
+        let gateway = prepare(dir.path(), Role::Gateway, api, false).unwrap();
         let config = Config::load(&gateway.config_file).unwrap();
         assert!(!config.debug.forward_hop_processing, "the gateway does not");
+        assert!(!config.gateway.enforce_zk_nyms, "free bandwidth by default");
+        assert!(
+            !Config::load(&mix.config_file)
+                .unwrap()
+                .gateway
+                .enforce_zk_nyms,
+            "relays serve no clients"
+        );
+        // The same directory with --tickets-required, and without it again.
+        prepare(dir.path(), Role::Gateway, api, true).unwrap();
+        let config = Config::load(&gateway.config_file).unwrap();
+        assert!(config.gateway.enforce_zk_nyms, "tickets required");
+        prepare(dir.path(), Role::Gateway, api, false).unwrap();
+        let config = Config::load(&gateway.config_file).unwrap();
+        assert!(!config.gateway.enforce_zk_nyms);
         assert_ne!(gateway.identity_key, mix.identity_key);
     }
 }

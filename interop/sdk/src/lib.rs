@@ -306,6 +306,34 @@ pub async fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<String>
     Ok(body.to_owned())
 }
 
+/// The body of `POST http://<address><path>` with a JSON `body`, which must answer 200.
+pub async fn http_post(address: SocketAddr, path: &str, body: &str) -> anyhow::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .context("HTTP request timed out")??;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("no HTTP header end")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!(
+            "POST {path}: {} {body}",
+            head.lines().next().unwrap_or_default()
+        );
+    }
+    Ok(body.to_owned())
+}
+
 /// One node's metrics: `series` (name with labels) → value.
 pub type Metrics = BTreeMap<String, f64>;
 

@@ -173,7 +173,8 @@ async fn the_upgrade_mode_attestation_is_null_and_served_over_http() {
     let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let address = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(serve(listener, d, shutdown.clone()));
+    let ecash = Arc::new(crate::ecash::Ecash::new().unwrap());
+    let server = tokio::spawn(serve(listener, d, ecash, shutdown.clone()));
     let timeout = Duration::from_secs(5);
     let body = crate::http::get(address, UPGRADE_MODE_ATTESTATION_PATH, timeout)
         .await
