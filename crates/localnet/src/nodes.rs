@@ -140,10 +140,28 @@ pub fn prepare(
     };
     let api_urls = Some(vec![api_url.to_owned()]);
     let enforce_zk_nyms = role == Role::Gateway && tickets_required;
-    if config.gateway.nym_api_urls != api_urls || config.gateway.enforce_zk_nyms != enforce_zk_nyms
+    // The directory also plays the e-cash signers (it serves verify-ecash-ticket), so tickets
+    // the gateway accepts are verified there as on the network, and publishes the upgrade-mode
+    // attestation (`null`: none), which the gateway watches instead of the network's.
+    let signer_urls = if role == Role::Gateway {
+        vec![api_url.to_owned()]
+    } else {
+        Vec::new()
+    };
+    let upgrade_mode_url = Some(format!(
+        "{}{}",
+        api_url.trim_end_matches('/'),
+        crate::api::UPGRADE_MODE_ATTESTATION_PATH
+    ));
+    if config.gateway.nym_api_urls != api_urls
+        || config.gateway.enforce_zk_nyms != enforce_zk_nyms
+        || config.gateway.zk_nym_signer_urls != signer_urls
+        || config.gateway.upgrade_mode_attestation_url != upgrade_mode_url
     {
         config.gateway.nym_api_urls = api_urls;
         config.gateway.enforce_zk_nyms = enforce_zk_nyms;
+        config.gateway.zk_nym_signer_urls = signer_urls;
+        config.gateway.upgrade_mode_attestation_url = upgrade_mode_url;
         config.save(&config_file)?;
     }
     let keys = NodeKeys::load(&config.key_paths())
@@ -254,6 +272,20 @@ mod tests {
         let config = Config::load(&gateway.config_file).unwrap();
         assert!(!config.debug.forward_hop_processing, "the gateway does not");
         assert!(!config.gateway.enforce_zk_nyms, "free bandwidth by default");
+        assert_eq!(
+            config.gateway.zk_nym_signer_urls,
+            [api],
+            "the directory verifies accepted tickets as the signers"
+        );
+        assert_eq!(
+            config.gateway.upgrade_mode_attestation_url,
+            Some(format!(
+                "{}{}",
+                api.trim_end_matches('/'),
+                crate::api::UPGRADE_MODE_ATTESTATION_PATH
+            )),
+            "the directory's attestation, not the network's"
+        );
         assert!(
             !Config::load(&mix.config_file)
                 .unwrap()
