@@ -282,7 +282,8 @@ fn query_value<'a>(uri: &'a Uri, name: &str) -> Option<&'a str> {
 #[derive(Clone)]
 struct Services {
     directory: Arc<Directory>,
-    ecash: Arc<Ecash>,
+    /// The e-cash authority, if this directory runs one.
+    ecash: Option<Arc<Ecash>>,
     /// E-cash requests worked on at once (pairings; the rest wait for a slot).
     ecash_slots: Arc<Semaphore>,
 }
@@ -299,6 +300,9 @@ async fn handle(
         ecash_slots,
     } = services;
     if let Some(endpoint) = EcashEndpoint::from_request(&method, uri.path()) {
+        let Some(ecash) = ecash else {
+            return (StatusCode::NOT_FOUND, "no e-cash authority here").into_response();
+        };
         // The semaphore is never closed.
         let Ok(_slot) = ecash_slots.acquire_owned().await else {
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
@@ -336,11 +340,12 @@ pub async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Serves `directory` and `ecash` on `listener` until `shutdown`.
+/// Serves `directory` and `ecash` (none: its endpoints answer 404) on `listener` until
+/// `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     directory: Arc<Directory>,
-    ecash: Arc<Ecash>,
+    ecash: Option<Arc<Ecash>>,
     shutdown: CancellationToken,
 ) {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);

@@ -111,7 +111,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let api_task = tokio::spawn(api::serve(
         listener,
         directory.clone(),
-        Arc::new(ecash),
+        Some(Arc::new(ecash)),
         shutdown.clone(),
     ));
 

@@ -64,6 +64,8 @@ impl FakeApi {
         tokio::spawn(nym_localnet::api::serve(
             listener,
             directory.clone(),
+            // nym-node runs with mock e-cash here: no authority
+            None,
             shutdown.clone(),
         ));
         Ok(Self {

@@ -173,8 +173,9 @@ async fn the_upgrade_mode_attestation_is_null_and_served_over_http() {
     let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let address = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let ecash = Arc::new(crate::ecash::Ecash::new().unwrap());
-    let server = tokio::spawn(serve(listener, d, ecash, shutdown.clone()));
+    // No e-cash authority (as the load generator's directory for nym-node): its endpoints are
+    // not found, the directory's are served.
+    let server = tokio::spawn(serve(listener, d, None, shutdown.clone()));
     let timeout = Duration::from_secs(5);
     let body = crate::http::get(address, UPGRADE_MODE_ATTESTATION_PATH, timeout)
         .await
@@ -187,6 +188,9 @@ async fn the_upgrade_mode_attestation_is_null_and_served_over_http() {
     assert_eq!(info["key_rotation_state"]["validity_epochs"], 2);
     let missing = crate::http::get(address, "/v1/nope", timeout).await;
     assert!(format!("{:#}", missing.unwrap_err()).contains("404"));
+    let no_authority =
+        crate::http::get(address, "/v1/ecash/master-verification-key", timeout).await;
+    assert!(format!("{:#}", no_authority.unwrap_err()).contains("404"));
     shutdown.cancel();
     server.await.unwrap();
 }

@@ -51,7 +51,7 @@ impl Server {
         let task = tokio::spawn(api::serve(
             listener,
             directory,
-            ecash.clone(),
+            Some(ecash.clone()),
             shutdown.clone(),
         ));
         Self {
