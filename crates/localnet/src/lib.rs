@@ -149,7 +149,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         for node in &nodes {
             let (program, args) = match (node.implementation, &nym_node_bin) {
                 (Implementation::NymNode, Some(nym_node)) => {
-                    (nym_node, nym_node::run_args(node, &api_url))
+                    (nym_node, nym_node::run_args(&node.id, &api_url))
                 }
                 _ => (
                     &bin,

@@ -33,13 +33,19 @@ const REPLAY_FILTER_SETTINGS: &str = "\n[mixnet.replay_protection.debug]\n\
 
 /// The loopback ports a nym-node listens on, chosen once and kept in `localnet-node.json`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-struct Ports {
-    http: u16,
-    mix: u16,
-    verloc: u16,
-    websockets: u16,
-    lp_control: u16,
-    lp_data_udp: u16,
+pub struct Ports {
+    /// Its HTTP API.
+    pub http: u16,
+    /// The mix port.
+    pub mix: u16,
+    /// Verloc.
+    pub verloc: u16,
+    /// The clients' websocket port.
+    pub websockets: u16,
+    /// The Lewes protocol's control listener (TCP).
+    pub lp_control: u16,
+    /// The Lewes protocol's data listener (UDP).
+    pub lp_data_udp: u16,
 }
 
 /// `nym-node node-details --output json`, the fields we use.
@@ -57,13 +63,14 @@ struct PrimarySphinxKey {
     rotation_id: u32,
 }
 
-/// The arguments of `nym-node run` for `node`, whose nym-api is `api_url` (ending in `/`).
-pub fn run_args(node: &Node, api_url: &str) -> Vec<String> {
+/// The arguments of `nym-node run` for node `id`, whose nym-api is `api_url` (ending in `/`):
+/// `--local` and the mock e-cash are not saved by its initialisation.
+pub fn run_args(id: &str, api_url: &str) -> Vec<String> {
     [
         "--no-banner",
         "run",
         "--id",
-        &node.id,
+        id,
         "--deny-init",
         "--local",
         "--lp-use-mock-ecash",
@@ -138,21 +145,42 @@ fn init(bin: &Path, home: &Path, id: &str, role: Role, api_url: &str) -> anyhow:
             role.label()
         );
     };
-    fs::create_dir_all(home).with_context(|| format!("failed to create {home:?}"))?;
+    let ports = free_ports()?;
+    init_node(bin, home, id, "mixnode", ports, api_url)?;
+    Ok(ports)
+}
+
+/// Free loopback ports for a nym-node (TCP, and UDP for the Lewes protocol's data).
+pub fn free_ports() -> anyhow::Result<Ports> {
     let [http, mix, verloc, websockets, lp_control] = nodes::free_ports()?;
     let lp_data_udp = UdpSocket::bind(SocketAddr::new(LOOPBACK, 0))
         .and_then(|s| s.local_addr())
         .context("failed to find a free loopback UDP port")?
         .port();
-    let ports = Ports {
+    Ok(Ports {
         http,
         mix,
         verloc,
         websockets,
         lp_control,
         lp_data_udp,
-    };
+    })
+}
+
+/// `nym-node run --init-only --mode <mode>` of node `id` in `home`, offline on `ports` against
+/// the directory at `api_url` (free bandwidth, mock e-cash, the directory's upgrade-mode
+/// attestation), then the config edits it needs ([`edit_config`]); returns its config file.
+pub fn init_node(
+    bin: &Path,
+    home: &Path,
+    id: &str,
+    mode: &str,
+    ports: Ports,
+    api_url: &str,
+) -> anyhow::Result<PathBuf> {
+    fs::create_dir_all(home).with_context(|| format!("failed to create {home:?}"))?;
     let at = |port: u16| SocketAddr::new(LOOPBACK, port).to_string();
+    let attestation = attestation_url(api_url);
     let args = [
         "--no-banner",
         "run",
@@ -161,19 +189,19 @@ fn init(bin: &Path, home: &Path, id: &str, role: Role, api_url: &str) -> anyhow:
         "--init-only",
         "--local",
         "--mode",
-        "mixnode",
+        mode,
         "--public-ips",
         &LOOPBACK.to_string(),
         "--http-bind-address",
-        &at(http),
+        &at(ports.http),
         "--mixnet-bind-address",
-        &at(mix),
+        &at(ports.mix),
         "--mixnet-announce-port",
-        &mix.to_string(),
+        &ports.mix.to_string(),
         "--entry-bind-address",
-        &at(websockets),
+        &at(ports.websockets),
         "--verloc-bind-address",
-        &at(verloc),
+        &at(ports.verloc),
         "--nym-api-urls",
         api_url,
         "--nyxd-urls",
@@ -185,17 +213,17 @@ fn init(bin: &Path, home: &Path, id: &str, role: Role, api_url: &str) -> anyhow:
         "--wireguard-enabled",
         "false",
         "--upgrade-mode-attestation-url",
-        &attestation_url(api_url),
+        &attestation,
         "--accept-operator-terms-and-conditions",
     ];
     run(bin, home, &args).with_context(|| format!("failed to initialise nym-node {id}"))?;
     let config_file = node_dir(home, id).join("config").join("config.toml");
     let config = fs::read_to_string(&config_file)
         .with_context(|| format!("nym-node {id} wrote no {config_file:?}"))?;
-    let config = edit_config(&config, &at(lp_control), &at(lp_data_udp))
+    let config = edit_config(&config, &at(ports.lp_control), &at(ports.lp_data_udp))
         .with_context(|| format!("unexpected nym-node config {config_file:?}"))?;
     fs::write(&config_file, config).with_context(|| format!("failed to write {config_file:?}"))?;
-    Ok(ports)
+    Ok(config_file)
 }
 
 /// `config` with the `[lp]` listeners on the given addresses and a small replay filter.
@@ -362,7 +390,7 @@ mod tests {
             "http_address": "127.0.0.1:3", "config_file": "c", "home": "h", "log_file": "l",
         }))
         .unwrap();
-        let args = run_args(&node, "http://127.0.0.1:8099/").join(" ");
+        let args = run_args(&node.id, "http://127.0.0.1:8099/").join(" ");
         assert!(
             args.contains("run --id localnet-mix2 --deny-init --local"),
             "{args}"

@@ -9,12 +9,12 @@
 
 pub mod api;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{ensure, Context as _};
-use nym_localnet::api::UPGRADE_MODE_ATTESTATION_PATH;
+use nym_localnet::nym_node::{self, Ports};
 
 use crate::external::NymNodeKeys;
 use crate::target::{HttpApi, Process, Software, Target, START_TIMEOUT};
@@ -35,17 +35,6 @@ pub struct NymNodeSettings {
     pub replay_packets_per_second: u32,
 }
 
-/// Its ports.
-#[derive(Debug, Clone, Copy)]
-struct Ports {
-    http: u16,
-    mix: u16,
-    verloc: u16,
-    websockets: u16,
-    lp_control: u16,
-    lp_data_udp: u16,
-}
-
 /// Initialises and starts a nym-node entry gateway; the target, once its ports answer.
 pub async fn start(settings: NymNodeSettings) -> anyhow::Result<Target> {
     ensure!(
@@ -58,7 +47,7 @@ pub async fn start(settings: NymNodeSettings) -> anyhow::Result<Target> {
         .prefix("loadgen-nym-node")
         .tempdir()?;
     let fake_api = FakeApi::start().await?;
-    let ports = free_ports()?;
+    let ports = nym_node::free_ports()?;
     let binary = settings.binary.clone();
     let (home_path, api_url) = (home.path().to_path_buf(), fake_api.url.clone());
     let node_dir = home_path.join(".nym/nym-nodes").join(ID);
@@ -79,7 +68,7 @@ pub async fn start(settings: NymNodeSettings) -> anyhow::Result<Target> {
     );
 
     let log = home.path().join("nym-node.log");
-    let args = run_args(&fake_api.url);
+    let args = nym_node::run_args(ID, &fake_api.url);
     let (binary, home_path, log_path) = (
         settings.binary.clone(),
         home.path().to_path_buf(),
@@ -121,30 +110,8 @@ pub async fn start(settings: NymNodeSettings) -> anyhow::Result<Target> {
     Ok(target)
 }
 
-fn free_ports() -> anyhow::Result<Ports> {
-    let [http, mix, verloc, websockets, lp_control] = nym_localnet::nodes::free_ports()?;
-    let lp_data_udp = UdpSocket::bind(SocketAddr::new(LOOPBACK, 0))
-        .and_then(|s| s.local_addr())
-        .context("no free loopback UDP port")?
-        .port();
-    Ok(Ports {
-        http,
-        mix,
-        verloc,
-        websockets,
-        lp_control,
-        lp_data_udp,
-    })
-}
-
-fn attestation_url(api_url: &str) -> String {
-    format!(
-        "{}{UPGRADE_MODE_ATTESTATION_PATH}",
-        api_url.trim_end_matches('/')
-    )
-}
-
-/// `nym-node run --init-only --mode entry-gateway`, then the config edits it needs.
+/// `nym-node run --init-only --mode entry-gateway` as nym-localnet initialises its nym-nodes,
+/// with the replay filter sized for `replay_pps`.
 fn init(
     binary: &Path,
     home: &Path,
@@ -152,65 +119,9 @@ fn init(
     ports: Ports,
     replay_pps: u32,
 ) -> anyhow::Result<()> {
-    let at = |port: u16| SocketAddr::new(LOOPBACK, port).to_string();
-    let args = [
-        "--no-banner",
-        "run",
-        "--id",
-        ID,
-        "--init-only",
-        "--local",
-        "--mode",
-        "entry-gateway",
-        "--public-ips",
-        "127.0.0.1",
-        "--http-bind-address",
-        &at(ports.http),
-        "--mixnet-bind-address",
-        &at(ports.mix),
-        "--mixnet-announce-port",
-        &ports.mix.to_string(),
-        "--entry-bind-address",
-        &at(ports.websockets),
-        "--verloc-bind-address",
-        &at(ports.verloc),
-        "--nym-api-urls",
-        api_url,
-        "--nyxd-urls",
-        "http://127.0.0.1:1/",
-        "--enforce-zk-nyms",
-        "false",
-        "--lp-use-mock-ecash",
-        "true",
-        "--wireguard-enabled",
-        "false",
-        "--upgrade-mode-attestation-url",
-        &attestation_url(api_url),
-        "--accept-operator-terms-and-conditions",
-    ];
-    let output = Command::new(binary)
-        .args(args)
-        .env("HOME", home)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("starting {}", binary.display()))?;
-    ensure!(
-        output.status.success(),
-        "nym-node init failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let config_file = home
-        .join(".nym/nym-nodes")
-        .join(ID)
-        .join("config/config.toml");
+    let config_file = nym_node::init_node(binary, home, ID, "entry-gateway", ports, api_url)?;
     let config = std::fs::read_to_string(&config_file)
         .with_context(|| format!("nym-node wrote no {}", config_file.display()))?;
-    let config =
-        nym_localnet::nym_node::edit_config(&config, &at(ports.lp_control), &at(ports.lp_data_udp))
-            .with_context(|| format!("unexpected nym-node config {}", config_file.display()))?;
     std::fs::write(&config_file, size_replay_filter(&config, replay_pps))?;
     Ok(())
 }
@@ -230,27 +141,6 @@ fn size_replay_filter(config: &str, pps: u32) -> String {
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
-}
-
-/// The arguments of `nym-node run` (`--local` and the mock ecash are not saved by `init`).
-fn run_args(api_url: &str) -> Vec<String> {
-    [
-        "--no-banner",
-        "run",
-        "--id",
-        ID,
-        "--deny-init",
-        "--local",
-        "--lp-use-mock-ecash",
-        "true",
-        "--accept-operator-terms-and-conditions",
-        "--nym-api-urls",
-        api_url,
-        "--upgrade-mode-attestation-url",
-        &attestation_url(api_url),
-    ]
-    .map(str::to_owned)
-    .to_vec()
 }
 
 fn spawn_run(
