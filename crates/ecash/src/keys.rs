@@ -9,7 +9,6 @@
 //! Fetching blocks (ureq): call [`MasterKeys::get`] from a blocking thread.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -17,9 +16,6 @@ use nym_compact_ecash::VerificationKeyAuth;
 use serde::Deserialize;
 
 use crate::error::TicketError;
-
-/// Largest answer read from nym-api: a key of a few attributes is about 2 KB of JSON.
-const MAX_BODY: u64 = 256 * 1024;
 
 /// nym-api's `VerificationKeyResponse`.
 #[derive(Deserialize)]
@@ -33,13 +29,15 @@ pub struct MasterKeys {
     urls: Vec<String>,
     agent: ureq::Agent,
     capacity: usize,
+    max_answer: u64,
     cache: Mutex<BTreeMap<u64, Arc<VerificationKeyAuth>>>,
 }
 
 impl MasterKeys {
     /// Keys from the nym-apis at `urls` (bases such as `https://validator.nymtech.net/api/`,
-    /// tried in order), each request bounded by `timeout`; at most `capacity` epochs kept.
-    pub fn new(urls: &[String], timeout: Duration, capacity: usize) -> Self {
+    /// tried in order), each request bounded by `timeout` and its answer by `max_answer`
+    /// bytes (a larger one is a failed request); at most `capacity` epochs kept.
+    pub fn new(urls: &[String], timeout: Duration, capacity: usize, max_answer: usize) -> Self {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
@@ -49,6 +47,7 @@ impl MasterKeys {
             urls: urls.to_vec(),
             agent,
             capacity: capacity.max(1),
+            max_answer: max_answer as u64,
             cache: Mutex::new(BTreeMap::new()),
         }
     }
@@ -113,7 +112,7 @@ impl MasterKeys {
     }
 
     fn fetch_from(&self, url: &str) -> Result<VerificationKeyAuth, Fetch> {
-        let response = self
+        let mut response = self
             .agent
             .get(url)
             .call()
@@ -125,12 +124,11 @@ impl MasterKeys {
         if !status.is_success() {
             return Err(Fetch::Failed(format!("status {status}")));
         }
-        let mut body = Vec::new();
-        response
-            .into_body()
-            .into_reader()
-            .take(MAX_BODY)
-            .read_to_end(&mut body)
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(self.max_answer)
+            .read_to_vec()
             .map_err(|e| Fetch::Failed(e.to_string()))?;
         let answer: KeyResponse = serde_json::from_slice(&body)
             .map_err(|e| Fetch::Failed(format!("not a verification key: {e}")))?;

@@ -209,6 +209,9 @@ fn parsing_never_panics() {
     ));
 }
 
+/// Room for any key answer (one is about 2 KB).
+const MAX_ANSWER: usize = 256 * 1024;
+
 /// A one-connection-at-a-time HTTP server answering every request with `status` and `body`;
 /// returns its base URL.
 fn serve(status: u16, body: String) -> String {
@@ -236,7 +239,7 @@ fn serve(status: u16, body: String) -> String {
 fn master_keys_come_from_nym_api_once_per_epoch() {
     let key = authority().master_key();
     let url = serve(200, key_response_json(key));
-    let keys = MasterKeys::new(&[url], Duration::from_secs(5), 2);
+    let keys = MasterKeys::new(&[url], Duration::from_secs(5), 2, MAX_ANSWER);
     assert_eq!(*keys.get(7).unwrap(), *key);
     assert!(keys.cached(7).is_some());
     keys.get(8).unwrap();
@@ -250,6 +253,7 @@ fn master_keys_come_from_nym_api_once_per_epoch() {
         &[serve(404, "\"no key\"".into())],
         Duration::from_secs(5),
         2,
+        MAX_ANSWER,
     );
     assert_eq!(
         missing.get(3).unwrap_err().to_string(),
@@ -259,6 +263,7 @@ fn master_keys_come_from_nym_api_once_per_epoch() {
         &[serve(200, "{\"key\":1}".into())],
         Duration::from_secs(5),
         2,
+        MAX_ANSWER,
     );
     assert!(matches!(
         garbage.get(3),
@@ -268,13 +273,36 @@ fn master_keys_come_from_nym_api_once_per_epoch() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}/api/", closed.local_addr().unwrap());
     drop(closed);
-    let unreachable = MasterKeys::new(&[dead], Duration::from_secs(5), 2);
+    let unreachable = MasterKeys::new(&[dead], Duration::from_secs(5), 2, MAX_ANSWER);
     let e = unreachable.get(3).unwrap_err().to_string();
     assert!(
         e.starts_with("failed to query the nym API for the verification key of epoch 3: "),
         "{e}"
     );
     assert!(unreachable.cached(3).is_none(), "failures are not cached");
+}
+
+#[test]
+fn a_key_answer_larger_than_the_limit_is_refused() {
+    let answer = key_response_json(authority().master_key());
+    let urls = [serve(200, answer.clone())];
+    let exact = MasterKeys::new(&urls, Duration::from_secs(5), 2, answer.len());
+    exact.get(7).unwrap();
+    let short = MasterKeys::new(&urls, Duration::from_secs(5), 2, answer.len() - 1);
+    let e = short.get(7).unwrap_err();
+    assert!(
+        matches!(e, TicketError::NymApiUnavailable { epoch: 7, .. }),
+        "{e:?}"
+    );
+    let e = e.to_string();
+    assert!(
+        e.ends_with(&format!(
+            "the response body is larger than request limit: {}",
+            answer.len() - 1
+        )),
+        "{e}"
+    );
+    assert!(short.cached(7).is_none(), "failures are not cached");
 }
 
 #[test]

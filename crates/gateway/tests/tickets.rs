@@ -17,9 +17,7 @@ use gateway_ecash::authority::{Authority, TicketBook};
 use gateway_ecash::keys::key_response_json;
 use gateway_ecash::verify::utc_date;
 use gateway_ecash::{PayInfoFields, SpendingData, TicketType};
-use gateway_protocol::client::{ClientRequest, RequestKind, ServerResponse, SharedKey};
-use gateway_protocol::framing::KeyRotation;
-use gateway_protocol::mix_packet::MixPacket;
+use gateway_protocol::client::{ClientRequest, ServerResponse, SharedKey};
 use nym_gateway::config::Config;
 use nym_gateway::keys::NodeKeys;
 use nym_gateway::network::Network;
@@ -330,17 +328,8 @@ async fn tickets_buy_their_bandwidth_and_every_bad_one_is_refused_with_nym_nodes
 
     // The bandwidth pays for packets.
     let hop = NextHop::bind().await;
-    let packet: Vec<u8> = (0..2413).map(|_| random::<1>()[0]).collect();
-    let packet = MixPacket::new(hop.addr(), KeyRotation::Odd, packet).unwrap();
-    ws.send_binary(client.forward_frame(RequestKind::ForwardSphinxV2, &packet))
-        .await;
-    match ws.next_response().await {
-        ServerResponse::Send {
-            remaining_bandwidth,
-            ..
-        } => assert_eq!(remaining_bandwidth, 2 * ENTRY + 500_000_000 - 2413),
-        other => panic!("expected send, got {other:?}"),
-    }
+    let (remaining, _) = client.send_forward(&mut ws, hop.addr()).await.unwrap();
+    assert_eq!(remaining, 2 * ENTRY + 500_000_000 - 2413);
     let mut next_hop = hop.accept().await;
     assert!(!read_exact(&mut next_hop, 8).await.is_empty());
 

@@ -13,15 +13,13 @@ use axum::extract::State;
 use axum::routing::get;
 use ed25519_dalek::SigningKey;
 use gateway_ecash::upgrade_mode::{jwt_signed_by, TestAttester, JWT_ISSUER};
-use gateway_protocol::client::{ClientRequest, RequestKind, ServerResponse, TypedError};
-use gateway_protocol::framing::KeyRotation;
-use gateway_protocol::mix_packet::MixPacket;
+use gateway_protocol::client::{ClientRequest, ServerResponse, TypedError};
 use nym_gateway::keys::NodeKeys;
 use nym_gateway::network::Network;
 use tokio::net::TcpStream;
 use util::harness::NextHop;
 use util::in_process::{loopback_config, RunningNode};
-use util::ws_client::{random, TestClient, WsClient};
+use util::ws_client::{TestClient, WsClient};
 
 /// Just over a fifth of an entry ticket: what nym-node reports while nothing is metered.
 const UNMETERED: i64 = 200_000_000 / 5 + 1;
@@ -66,26 +64,6 @@ async fn jwt(ws: &mut WsClient<TcpStream>, token: String) -> Result<(i64, bool),
     }
 }
 
-/// Forwards one packet: `(remaining, upgrade_mode)` or the typed error.
-async fn send_packet(
-    client: &TestClient,
-    ws: &mut WsClient<TcpStream>,
-    hop: &NextHop,
-) -> Result<(i64, bool), TypedError> {
-    let packet: Vec<u8> = (0..2413).map(|_| random::<1>()[0]).collect();
-    let packet = MixPacket::new(hop.addr(), KeyRotation::Odd, packet).unwrap();
-    ws.send_binary(client.forward_frame(RequestKind::ForwardSphinxV2, &packet))
-        .await;
-    match ws.next_response().await {
-        ServerResponse::Send {
-            remaining_bandwidth,
-            upgrade_mode,
-        } => Ok((remaining_bandwidth, upgrade_mode)),
-        ServerResponse::TypedError { error } => Err(error),
-        other => panic!("expected send, got {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_mode_turns_on_with_a_published_attestation_and_a_clients_jwt_and_off_again() {
     let attester = TestAttester::new([11; 32], [12; 32]);
@@ -110,7 +88,7 @@ async fn upgrade_mode_turns_on_with_a_published_attestation_and_a_clients_jwt_an
     let mut ws = WsClient::connect_to(node.clients).await;
     client.register(&mut ws, &identity).await;
     assert!(matches!(
-        send_packet(&client, &mut ws, &hop).await,
+        client.send_forward(&mut ws, hop.addr()).await,
         Err(TypedError::OutOfBandwidth { .. })
     ));
 
@@ -144,7 +122,7 @@ async fn upgrade_mode_turns_on_with_a_published_attestation_and_a_clients_jwt_an
         Err("provided upgrade mode JWT is invalid: failed to decode jwt metadata: JWT compact encoding error".into())
     );
     assert!(matches!(
-        send_packet(&client, &mut ws, &hop).await,
+        client.send_forward(&mut ws, hop.addr()).await,
         Err(TypedError::OutOfBandwidth { .. })
     ));
 
@@ -164,7 +142,7 @@ async fn upgrade_mode_turns_on_with_a_published_attestation_and_a_clients_jwt_an
     // enough that an older client does not spend a ticket.
     for _ in 0..3 {
         assert_eq!(
-            send_packet(&client, &mut ws, &hop).await,
+            client.send_forward(&mut ws, hop.addr()).await,
             Ok((UNMETERED, true))
         );
     }
@@ -208,7 +186,7 @@ async fn upgrade_mode_turns_on_with_a_published_attestation_and_a_clients_jwt_an
     // two, and ends after more than `upgrade_mode_failure_threshold` in a row.
     *document.lock().unwrap() = "<html>not found</html>".into();
     assert_eq!(
-        send_packet(&newcomer, &mut ws, &hop).await,
+        newcomer.send_forward(&mut ws, hop.addr()).await,
         Ok((UNMETERED, true))
     );
     wait_until_metered(&newcomer, &mut ws, &hop).await;
@@ -228,7 +206,7 @@ async fn upgrade_mode_turns_on_with_a_published_attestation_and_a_clients_jwt_an
 /// Sends packets until one is metered again (refused for want of bandwidth), within 5 s.
 async fn wait_until_metered(client: &TestClient, ws: &mut WsClient<TcpStream>, hop: &NextHop) {
     for _ in 0..100 {
-        match send_packet(client, ws, hop).await {
+        match client.send_forward(ws, hop.addr()).await {
             Err(TypedError::OutOfBandwidth { .. }) => return,
             Ok((_, true)) => tokio::time::sleep(Duration::from_millis(50)).await,
             other => panic!("unexpected {other:?}"),

@@ -278,58 +278,45 @@ impl Localnet {
 
     /// `GET <nym-api><path>`, parsed from JSON as `T` (nym-api's own types, or a `Value`).
     pub async fn api_get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let body = http_get(self.api_address()?, path)
-            .await
-            .with_context(|| format!("GET {path}"))?;
+        let body = http_get(self.api_address()?, path).await?;
         serde_json::from_str(&body).with_context(|| format!("GET {path}: not the expected JSON"))
     }
 }
 
-/// The body of `GET http://<address><path>` (HTTP/1.1, no keep-alive).
+/// The body of `GET http://<address><path>` (HTTP/1.1, no keep-alive), which must answer 200.
 pub async fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        stream.read_to_string(&mut response),
-    )
-    .await
-    .context("HTTP request timed out")??;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .context("no HTTP header end")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        bail!("GET {path}: {}", head.lines().next().unwrap_or_default());
-    }
-    Ok(body.to_owned())
+    round_trip(address, &request, Duration::from_secs(10))
+        .await
+        .with_context(|| format!("GET {path}"))
 }
 
 /// The body of `POST http://<address><path>` with a JSON `body`, which must answer 200.
 pub async fn http_post(address: SocketAddr, path: &str, body: &str) -> anyhow::Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
+    round_trip(address, &request, Duration::from_secs(30))
+        .await
+        .with_context(|| format!("POST {path}"))
+}
+
+/// Sends `request` (which asks for `Connection: close`) and reads the response until the peer
+/// closes; the body of a 200, else an error naming the status line and body.
+async fn round_trip(address: SocketAddr, request: &str, limit: Duration) -> anyhow::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
     stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        stream.read_to_string(&mut response),
-    )
-    .await
-    .context("HTTP request timed out")??;
+    tokio::time::timeout(limit, stream.read_to_string(&mut response))
+        .await
+        .context("HTTP request timed out")??;
     let (head, body) = response
         .split_once("\r\n\r\n")
         .context("no HTTP header end")?;
     if !head.starts_with("HTTP/1.1 200") {
-        bail!(
-            "POST {path}: {} {body}",
-            head.lines().next().unwrap_or_default()
-        );
+        bail!("{} {body}", head.lines().next().unwrap_or_default());
     }
     Ok(body.to_owned())
 }

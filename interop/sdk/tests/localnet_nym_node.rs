@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context as _};
 use gateway_interop_sdk::clients::{self, exchange, wait_for_every_ack};
-use gateway_interop_sdk::{client_statistic, http_get, nym_node_bin, Localnet};
+use gateway_interop_sdk::{client_statistic, http_get, http_post, nym_node_bin, Localnet};
 use nym_api_requests::models::described::v1::NymNodeDescriptionV1;
 use nym_api_requests::models::{KeyRotationInfoResponse, RewardedSetResponse};
 use nym_api_requests::nym_nodes::{
@@ -294,8 +294,8 @@ async fn wait_until_described(localnet: &Localnet) -> anyhow::Result<Listing> {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    let by_address = post_json(
-        localnet,
+    let by_address = http_post(
+        localnet.api_address()?,
         "/v1/unstable/nym-nodes/by-addresses",
         r#"{"addresses": ["127.0.0.1", "192.0.2.1"]}"#,
     )
@@ -347,22 +347,4 @@ async fn nodes_rotated(localnet: &Localnet, rotation: u32) -> anyhow::Result<boo
         }
     }
     Ok(true)
-}
-
-/// The body of `POST <nym-api><path>` with a JSON `body`.
-async fn post_json(localnet: &Localnet, path: &str, body: &str) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let address = localnet.api_address()?;
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let (head, body) = response.split_once("\r\n\r\n").context("no header end")?;
-    ensure!(head.starts_with("HTTP/1.1 200"), "POST {path}: {head}");
-    Ok(body.to_owned())
 }

@@ -173,6 +173,11 @@ tuning_keys! {
     zk_nym_pay_info_window: Duration = Duration::from_secs(30), check not_zero;
     /// DKG epochs whose master verification key is kept (older ones are fetched again if needed).
     zk_nym_key_cache_epochs: NonZeroUsize = nonzero(8);
+    /// Largest answer read from nym-api for a master verification key, in bytes.
+    ///
+    /// A key of a few attributes is about 2 KB of JSON; a larger answer is refused like an
+    /// unreachable nym-api.
+    zk_nym_key_max_answer_size: NonZeroUsize = nonzero(256 * 1024);
     /// zk-nym tickets verified at once (each takes a CPU core for about 40 ms: BENCHMARKS.md).
     zk_nym_verification_concurrency: NonZeroUsize = nonzero(2);
     /// Accepted zk-nym tickets waiting to be sent to the signers (as many again may wait for a retry).
@@ -188,6 +193,10 @@ tuning_keys! {
     zk_nym_signer_quorum: f64 = 0.7, check between_0_and_1;
     /// A ticket the signers reject costs its client this many times its bandwidth.
     zk_nym_revocation_penalty: f64 = 10.0, check not_negative_factor;
+    /// Largest answer read from an e-cash signer about a ticket, in bytes.
+    ///
+    /// A verdict is a few dozen bytes; a larger answer counts as no answer (asked again later).
+    zk_nym_signer_max_answer_size: NonZeroUsize = nonzero(64 * 1024);
     /// Wait between fetches of the upgrade-mode attestation while upgrade mode is off.
     ///
     /// nym-node's `regular_polling_interval`.

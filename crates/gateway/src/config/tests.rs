@@ -260,6 +260,8 @@ fn a_zero_limit_is_refused_when_the_file_is_read_naming_file_key_and_line() {
         "store_cache_kib",
         "replay_filter_initial_capacity",
         "store_max_batch",
+        "zk_nym_key_max_answer_size",
+        "zk_nym_signer_max_answer_size",
     ] {
         let line = text
             .lines()
@@ -269,6 +271,20 @@ fn a_zero_limit_is_refused_when_the_file_is_read_naming_file_key_and_line() {
         assert!(message.contains(&format!("{key} = 0")), "{message}");
         assert!(message.contains("expected a nonzero"), "{message}");
     }
+}
+
+#[test]
+fn e_cash_answer_limits_have_defaults_and_are_read_from_the_file() {
+    let text = sample().render();
+    let key = "\nzk_nym_key_max_answer_size = 262144\n";
+    let signer = "\nzk_nym_signer_max_answer_size = 65536\n";
+    assert!(text.contains(key) && text.contains(signer), "{text}");
+    let smaller = text
+        .replace(key, "\nzk_nym_key_max_answer_size = 100\n")
+        .replace(signer, "\nzk_nym_signer_max_answer_size = 200\n");
+    let debug = Config::parse(&smaller).unwrap().debug;
+    assert_eq!(debug.zk_nym_key_max_answer_size.get(), 100);
+    assert_eq!(debug.zk_nym_signer_max_answer_size.get(), 200);
 }
 
 #[test]

@@ -10,8 +10,9 @@ use futures_util::{SinkExt, StreamExt};
 use gateway_protocol::client::binary::{decrypt_pushed_message, encrypt_request};
 use gateway_protocol::client::handshake::derive_shared_key;
 use gateway_protocol::client::{
-    AuthenticateV2Request, ClientRequest, RequestKind, ServerResponse, SharedKey,
+    AuthenticateV2Request, ClientRequest, RequestKind, ServerResponse, SharedKey, TypedError,
 };
+use gateway_protocol::framing::KeyRotation;
 use gateway_protocol::mix_packet::MixPacket;
 use rand::Rng;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -441,6 +442,28 @@ impl TestClient {
             RequestKind::ForwardSphinxV2 => packet.to_v2_bytes(),
         };
         encrypt_request(kind, &plaintext, self.key(), &random()).unwrap()
+    }
+
+    /// Forwards a random regular-size (2413-byte) packet for `next_hop` as `ForwardSphinxV2`
+    /// and reads the answer: the `Send` response's `(remaining_bandwidth, upgrade_mode)`, or
+    /// the typed error the packet was refused with; panics on anything else.
+    pub async fn send_forward<S: Transport>(
+        &self,
+        ws: &mut WsClient<S>,
+        next_hop: SocketAddr,
+    ) -> Result<(i64, bool), TypedError> {
+        let bytes: Vec<u8> = (0..2413).map(|_| random::<1>()[0]).collect();
+        let packet = MixPacket::new(next_hop, KeyRotation::Odd, bytes).unwrap();
+        ws.send_binary(self.forward_frame(RequestKind::ForwardSphinxV2, &packet))
+            .await;
+        match ws.next_response().await {
+            ServerResponse::Send {
+                remaining_bandwidth,
+                upgrade_mode,
+            } => Ok((remaining_bandwidth, upgrade_mode)),
+            ServerResponse::TypedError { error } => Err(error),
+            other => panic!("expected send, got {other:?}"),
+        }
     }
 
     /// Opens a pushed-message frame.

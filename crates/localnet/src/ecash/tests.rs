@@ -168,7 +168,7 @@ async fn issued_tickets_pass_the_gateways_checks_with_the_key_it_fetches() {
     let now = now_unix();
     let urls = [server.url()];
     let checked = tokio::task::spawn_blocking(move || {
-        let keys = MasterKeys::new(&urls, Duration::from_secs(5), 4);
+        let keys = MasterKeys::new(&urls, Duration::from_secs(5), 4, 256 * 1024);
         let key = keys.get(DKG_EPOCH)?;
         let unknown = keys.get(DKG_EPOCH + 1).map(drop);
         let verifier = Verifier::new(GATEWAY, 30);

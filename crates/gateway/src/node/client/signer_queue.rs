@@ -12,7 +12,6 @@
 //! blocking threads.
 
 use std::collections::VecDeque;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,9 +24,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::Tuning;
-
-/// Largest answer read from a signer (a verdict is a few dozen bytes).
-const MAX_ANSWER: u64 = 64 * 1024;
 
 /// Queued tickets were dropped or left unverified: one warning per period.
 static QUEUE_WARNINGS: crate::logging::RateLimit =
@@ -52,6 +48,8 @@ pub struct SignerSettings {
     pub revocation_penalty: f64,
     /// Timeout of one request to a signer.
     pub timeout: Duration,
+    /// Largest answer read from a signer, in bytes; a larger one counts as no answer.
+    pub max_answer_size: usize,
 }
 
 impl SignerSettings {
@@ -66,6 +64,7 @@ impl SignerSettings {
             quorum: d.zk_nym_signer_quorum,
             revocation_penalty: d.zk_nym_revocation_penalty,
             timeout: d.nym_api_timeout,
+            max_answer_size: d.zk_nym_signer_max_answer_size.get(),
         }
     }
 }
@@ -207,9 +206,10 @@ impl Worker {
                     self.settings.urls[signer].trim_end_matches('/')
                 );
                 let body = pending.body.clone();
+                let limit = self.settings.max_answer_size;
                 (
                     signer,
-                    tokio::task::spawn_blocking(move || ask(&agent, &url, &body)),
+                    tokio::task::spawn_blocking(move || ask(&agent, &url, &body, limit)),
                 )
             })
             .collect();
@@ -270,19 +270,91 @@ impl Worker {
     }
 }
 
-/// One signer's vote (blocking).
-fn ask(agent: &ureq::Agent, url: &str, body: &str) -> Result<Vote, String> {
-    let response = agent
+/// One signer's vote, from an answer of at most `limit` bytes (blocking).
+fn ask(agent: &ureq::Agent, url: &str, body: &str, limit: usize) -> Result<Vote, String> {
+    let mut response = agent
         .post(url)
         .header("content-type", "application/json")
         .send(body)
         .map_err(|e| e.to_string())?;
-    let mut answer = Vec::new();
-    response
-        .into_body()
-        .into_reader()
-        .take(MAX_ANSWER)
-        .read_to_end(&mut answer)
+    let answer = response
+        .body_mut()
+        .with_config()
+        .limit(limit as u64)
+        .read_to_vec()
         .map_err(|e| e.to_string())?;
     parse_vote(&answer).ok_or_else(|| "not a verification answer".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::num::NonZeroUsize;
+
+    use super::*;
+
+    /// A signer on loopback answering every request with `answer`; its verification URL.
+    fn signer(answer: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/{VERIFY_TICKET_PATH}",
+            listener.local_addr().unwrap()
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    let header = line.to_ascii_lowercase();
+                    if let Some(value) = header.strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap();
+                    }
+                    line.clear();
+                }
+                // Read the whole request first: closing with unread bytes resets the
+                // connection, and the client could lose the answer.
+                let _ = reader.read_exact(&mut vec![0; length]);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn a_signer_answer_over_the_configured_size_is_no_answer() {
+        let answer = r#"{"verified":{"Ok":null}}"#;
+        let url = signer(answer);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        let settings = |limit| {
+            let tuning = Tuning {
+                zk_nym_signer_max_answer_size: NonZeroUsize::new(limit).unwrap(),
+                ..Tuning::default()
+            };
+            SignerSettings::from_config(&[], "n1gateway", &tuning)
+        };
+
+        let exact = settings(answer.len());
+        assert_eq!(
+            ask(&agent, &url, "{}", exact.max_answer_size),
+            Ok(Vote::Accepted)
+        );
+        let short = settings(answer.len() - 1);
+        assert_eq!(
+            ask(&agent, &url, "{}", short.max_answer_size),
+            Err(format!(
+                "the response body is larger than request limit: {}",
+                answer.len() - 1
+            ))
+        );
+    }
 }

@@ -51,6 +51,8 @@ pub struct TicketSettings {
     pub pay_info_window: Duration,
     /// Epochs whose master key is cached.
     pub key_cache_epochs: usize,
+    /// Largest answer read from nym-api for a master key, in bytes.
+    pub key_max_answer_size: usize,
     /// Tickets verified at once.
     pub verification_concurrency: usize,
 }
@@ -64,6 +66,7 @@ impl TicketSettings {
             nym_api_timeout: d.nym_api_timeout,
             pay_info_window: d.zk_nym_pay_info_window,
             key_cache_epochs: d.zk_nym_key_cache_epochs.get(),
+            key_max_answer_size: d.zk_nym_key_max_answer_size.get(),
             verification_concurrency: d.zk_nym_verification_concurrency.get(),
         }
     }
@@ -77,6 +80,7 @@ impl Tickets {
             &settings.nym_api_urls,
             settings.nym_api_timeout,
             settings.key_cache_epochs,
+            settings.key_max_answer_size,
         );
         Self::with_keys(identity, settings, keys, signers)
     }
