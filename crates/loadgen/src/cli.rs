@@ -108,6 +108,11 @@ pub struct Cli {
     #[arg(global = true, long, value_name = "PHASE,..", value_delimiter = ',')]
     pub skip: Vec<Phase>,
 
+    /// Write each connected-client ingest run's per-packet times here (one CSV per run:
+    /// id, sent and received in ns; received 0 = never), to see where a tail came from
+    #[arg(long, global = true, value_name = "DIR")]
+    pub latency_trace: Option<PathBuf>,
+
     /// Paced ingest at exactly these rates (packets/s, e.g. 2000,5000): p50/p99/max latency
     /// and the gateway's CPU per packet at each, besides the runs at 50 % and 25 % of the peak
     #[arg(long, value_name = "PKT/S,..", value_parser = parse_rates)]
@@ -427,6 +432,8 @@ pub struct Settings {
     pub rates: Vec<f64>,
     /// Only the paced runs at `rates` in the ingest phase (no peak, no 50 %/25 %, no offline).
     pub paced_only: bool,
+    /// Where each online ingest run's per-packet times go, if anywhere.
+    pub latency_trace: Option<PathBuf>,
     /// Start nym-node (this binary) as the target.
     pub nym_node_bin: Option<PathBuf>,
     /// `RUST_LOG` of the nym-node we start.
@@ -491,6 +498,7 @@ impl Settings {
             skip: cli.skip,
             rates: cli.rate.map(|r| r.0).unwrap_or_default(),
             paced_only: false,
+            latency_trace: cli.latency_trace,
             nym_node_bin: cli.nym_node_bin,
             nym_node_log: cli.nym_node_log,
             nym_node_replay_pps: cli

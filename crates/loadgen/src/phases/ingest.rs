@@ -3,6 +3,7 @@
 //! the latency from mix ingress (our write to the socket) to client receipt (the pushed
 //! frame decrypted by the client).
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use crate::client::{open_pushed, Connection, Identity, Incoming};
 use crate::mix_link::MixLink;
 use crate::packets::{self, message_id, Packet, FRAME_LEN};
 use crate::stats::{per_second, Latency};
+use crate::target::Software;
 
 /// Frames written to a mix connection at once when not pacing.
 const WRITE_BATCH: usize = 16;
@@ -72,6 +74,25 @@ impl Timeline {
     /// Receipts of unknown or repeated ids.
     pub fn unexpected(&self) -> u64 {
         self.unexpected.load(Ordering::Relaxed)
+    }
+
+    /// Writes `id,sent_ns,received_ns` for every id in `range` to `path` (0 = never), times in
+    /// ns since the run's epoch: where a tail came from (a burst, a stall, a slow client) shows
+    /// in the order of the packets, which the percentiles lose.
+    pub fn write_trace(&self, range: std::ops::Range<u64>, path: &Path) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot create the latency trace {}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        writeln!(out, "id,sent_ns,received_ns")?;
+        for id in range {
+            let Some(slot) = self.slot(id) else { continue };
+            let sent = self.sent_ns[slot].load(Ordering::Relaxed);
+            let received = self.received_ns[slot].load(Ordering::Relaxed);
+            writeln!(out, "{id},{sent},{received}")?;
+        }
+        out.flush()
+            .with_context(|| format!("cannot write the latency trace {}", path.display()))
     }
 
     /// For the ids in `range`: the first send, the last receipt, and every latency in µs.
@@ -465,6 +486,22 @@ pub async fn online_run(
         .await
         - acks_before;
     drop(links);
+    if let Some(dir) = &ctx.settings.latency_trace {
+        // Named by target too: `compare` runs the same phases against two gateways.
+        let target = match ctx.target.software {
+            Software::NymGateway => "nym-gateway",
+            Software::NymNode => "nym-node",
+            Software::Unknown => "target",
+        };
+        let run = if rate > 0.0 {
+            format!("paced-{}", rate.round())
+        } else {
+            "peak".to_owned()
+        };
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let name = format!("{target}-{run}-from-{}.csv", ids.start);
+        online.timeline.write_trace(ids.clone(), &dir.join(name))?;
+    }
     let (first_sent, last_received, mut latencies) = online.timeline.summarise(ids);
     let elapsed = Duration::from_nanos(last_received.saturating_sub(first_sent));
     Ok(IngestRun {
@@ -493,6 +530,30 @@ pub fn build(ctx: &Context, recipients: &[[u8; 32]], first_id: u64, count: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trace_has_every_packet_with_its_send_and_receipt_times() {
+        let timeline = Timeline::new(100, 3);
+        timeline.mark_sent(100, 5_000);
+        timeline.mark_sent(101, 6_000);
+        timeline.mark_sent(102, 7_000);
+        timeline.mark_received(100, 9_500);
+        timeline.mark_received(102, 8_000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.csv");
+        timeline.write_trace(100..103, &path).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "id,sent_ns,received_ns\n100,5000,9500\n101,6000,0\n102,7000,8000\n"
+        );
+        let missing = dir.path().join("no-such-dir").join("trace.csv");
+        let e = timeline.write_trace(100..103, &missing).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("cannot create the latency trace "),
+            "{e}"
+        );
+    }
 
     /// A schedule whose start passed while the frames were being prepared still sends at its
     /// rate from the first write: overdue packets sent in one burst would measure the wait
