@@ -6,18 +6,17 @@
 
 use crate::keys::GatewayKeys;
 use anyhow::{bail, Context};
-use rustix::process::{kill_process, Pid, Signal};
+use gateway_test_harness::ChildGuard;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_TIMEOUT: Duration = Duration::from_secs(90);
-const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Path of `nym-localnet`.
 pub fn localnet_binary() -> anyhow::Result<PathBuf> {
@@ -64,7 +63,7 @@ impl LocalGateway {
 /// A running `nym-localnet`. Dropping it sends SIGTERM (it then stops its nodes); a passing test
 /// ends with [`finish`](Localnet::finish), which requires exit status 0.
 pub struct Localnet {
-    child: Child,
+    process: ChildGuard,
     /// Where the nodes live (their logs are in `logs/`).
     pub dir: tempfile::TempDir,
     /// nym-api's address.
@@ -121,9 +120,10 @@ impl Localnet {
                 }
             });
         }
+        // From here on, every early return stops nym-localnet.
+        let process = ChildGuard::new(child, "nym-localnet");
         let Ok(Some(api_url)) = tokio::time::timeout(STARTUP_TIMEOUT, api_rx.recv()).await else {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            terminate(&child);
             bail!(
                 "nym-localnet did not come up within {STARTUP_TIMEOUT:?}\n{}",
                 output.lock().expect("output lock").join("\n")
@@ -164,7 +164,7 @@ impl Localnet {
             data_dir: gateway_dir.join("data"),
         };
         Ok(Self {
-            child,
+            process,
             dir,
             api,
             gateway,
@@ -201,69 +201,11 @@ impl Localnet {
     /// Ends a test with its `result`: on success SIGTERM, and nym-localnet must exit 0; on
     /// failure the error with nym-localnet's output and the nodes' logs.
     pub async fn finish<T>(mut self, result: anyhow::Result<T>) -> anyhow::Result<T> {
-        let value = match result {
-            Ok(value) => value,
-            Err(err) => return Err(self.explain(err)),
-        };
-        if !terminate(&self.child) {
-            return Err(self.explain(anyhow::anyhow!("nym-localnet already exited")));
-        }
-        let status: ExitStatus = tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
+        let value = result.map_err(|err| self.explain(err))?;
+        self.process
+            .stop(STOP_TIMEOUT)
             .await
-            .context("nym-localnet did not exit after SIGTERM")??;
-        if !status.success() {
-            let err = anyhow::anyhow!("nym-localnet exited with {status} after SIGTERM");
-            return Err(self.explain(err));
-        }
+            .map_err(|err| self.explain(err))?;
         Ok(value)
     }
-}
-
-impl Drop for Localnet {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            terminate(&self.child);
-        }
-    }
-}
-
-/// SIGTERM to a child; false if it has no pid any more.
-fn terminate(child: &Child) -> bool {
-    match child.id().and_then(|id| Pid::from_raw(id as i32)) {
-        Some(pid) => kill_process(pid, Signal::TERM).is_ok(),
-        None => false,
-    }
-}
-
-/// `POST http://<address><path>` with a JSON body: the status code and the body.
-pub async fn post_json(
-    address: SocketAddr,
-    path: &str,
-    body: &serde_json::Value,
-) -> anyhow::Result<(u16, String)> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await?;
-        let body = body.to_string();
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        anyhow::Ok(response)
-    };
-    let response = tokio::time::timeout(HTTP_TIMEOUT, exchange)
-        .await
-        .with_context(|| format!("POST {path} timed out"))??;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .context("no HTTP header end")?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .context("no HTTP status")?;
-    Ok((status, body.to_owned()))
 }

@@ -6,9 +6,9 @@
 //! * [`imported_ticketbook`]: a whole ticketbook from `POST /localnet/v1/ecash/ticketbook`,
 //!   imported as nym's clients import one, for nym's own `BandwidthController` to spend.
 
-use crate::localnet::post_json;
 use anyhow::Context;
 use async_trait::async_trait;
+use gateway_test_harness::http_request;
 use nym_bandwidth_controller::error::BandwidthControllerError;
 use nym_bandwidth_controller::{
     BandwidthTicketProvider, PreparedCredential, PreparedCredentialMetadata,
@@ -38,7 +38,8 @@ pub async fn imported_ticketbook(
     ticket_type: TicketType,
 ) -> anyhow::Result<(EphemeralStorage, IssuedTicketBookInfo)> {
     let request = serde_json::json!({ "ticket_type": ticket_type.to_string() });
-    let (status, body) = post_json(api, TICKETBOOK_PATH, &request).await?;
+    let (status, body) =
+        http_request(api, "POST", TICKETBOOK_PATH, Some(&request.to_string())).await?;
     anyhow::ensure!(
         status == 200,
         "nym-localnet gave no ticketbook ({status}): {body}"
@@ -117,7 +118,7 @@ pub async fn fetch_ticket(
         "ticket_type": ticket_type.to_string(),
         "spend_time": spend_time.unix_timestamp(),
     });
-    let (status, body) = post_json(api, TICKET_PATH, &request).await?;
+    let (status, body) = http_request(api, "POST", TICKET_PATH, Some(&request.to_string())).await?;
     anyhow::ensure!(
         status == 200,
         "nym-localnet gave no ticket ({status}): {body}"

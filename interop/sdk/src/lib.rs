@@ -9,16 +9,17 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use gateway_test_harness::ChildGuard;
+pub use gateway_test_harness::{http_get, http_post};
 
 pub mod clients;
-use rustix::process::{kill_process, Pid, Signal};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_TIMEOUT: Duration = Duration::from_secs(90);
@@ -79,7 +80,7 @@ pub struct Node {
 /// A running `nym-localnet`. Dropping it sends SIGTERM, so nym-localnet still stops its nodes;
 /// a passing test ends with [`stop`](Localnet::stop), which also checks the exit status.
 pub struct Localnet {
-    child: Child,
+    process: ChildGuard,
     /// Where the nodes live (their logs are in `logs/`).
     pub dir: tempfile::TempDir,
     /// The nym-api address, e.g. `http://127.0.0.1:41234/`.
@@ -142,12 +143,13 @@ impl Localnet {
                 }
             });
         }
+        // From here on, every early return stops nym-localnet.
+        let process = ChildGuard::new(child, "nym-localnet");
         let api_url = match tokio::time::timeout(STARTUP_TIMEOUT, api_rx.recv()).await {
             Ok(Some(url)) => url,
             _ => {
                 // Give it a moment to print why it stopped, if it did.
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                terminate(&child);
                 bail!(
                     "nym-localnet did not come up within {STARTUP_TIMEOUT:?}\n{}",
                     output.lock().unwrap().join("\n")
@@ -180,7 +182,7 @@ impl Localnet {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
-            child,
+            process,
             dir,
             api_url,
             nodes,
@@ -229,40 +231,17 @@ impl Localnet {
     /// failure returns the error with nym-localnet's output and the nodes' logs.
     pub async fn finish(self, result: anyhow::Result<()>) -> anyhow::Result<()> {
         match result {
-            Ok(()) => self.stop().await.map(drop),
+            Ok(()) => self.stop().await,
             Err(err) => Err(self.explain(err)),
         }
     }
 
     /// SIGTERM; nym-localnet stops every node and must exit 0.
-    pub async fn stop(mut self) -> anyhow::Result<ExitStatus> {
-        if !terminate(&self.child) {
-            bail!("nym-localnet already exited");
-        }
-        let status = tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.process
+            .stop(STOP_TIMEOUT)
             .await
-            .context("nym-localnet did not exit after SIGTERM")??;
-        if !status.success() {
-            let err = anyhow::anyhow!("nym-localnet exited with {status} after SIGTERM");
-            return Err(self.explain(err));
-        }
-        Ok(status)
-    }
-}
-
-impl Drop for Localnet {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            terminate(&self.child);
-        }
-    }
-}
-
-/// SIGTERM to a child; false if it has no pid any more.
-fn terminate(child: &Child) -> bool {
-    match child.id().and_then(|id| Pid::from_raw(id as i32)) {
-        Some(pid) => kill_process(pid, Signal::TERM).is_ok(),
-        None => false,
+            .map_err(|err| self.explain(err))
     }
 }
 
@@ -281,44 +260,6 @@ impl Localnet {
         let body = http_get(self.api_address()?, path).await?;
         serde_json::from_str(&body).with_context(|| format!("GET {path}: not the expected JSON"))
     }
-}
-
-/// The body of `GET http://<address><path>` (HTTP/1.1, no keep-alive), which must answer 200.
-pub async fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<String> {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    round_trip(address, &request, Duration::from_secs(10))
-        .await
-        .with_context(|| format!("GET {path}"))
-}
-
-/// The body of `POST http://<address><path>` with a JSON `body`, which must answer 200.
-pub async fn http_post(address: SocketAddr, path: &str, body: &str) -> anyhow::Result<String> {
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    round_trip(address, &request, Duration::from_secs(30))
-        .await
-        .with_context(|| format!("POST {path}"))
-}
-
-/// Sends `request` (which asks for `Connection: close`) and reads the response until the peer
-/// closes; the body of a 200, else an error naming the status line and body.
-async fn round_trip(address: SocketAddr, request: &str, limit: Duration) -> anyhow::Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    tokio::time::timeout(limit, stream.read_to_string(&mut response))
-        .await
-        .context("HTTP request timed out")??;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .context("no HTTP header end")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        bail!("{} {body}", head.lines().next().unwrap_or_default());
-    }
-    Ok(body.to_owned())
 }
 
 /// One node's metrics: `series` (name with labels) → value.
