@@ -6,9 +6,13 @@
 //!   and a [`stop`](ChildGuard::stop) that requires a clean exit.
 //! * [`http_request`], [`http_get`], [`http_post`] — plain HTTP/1.1 over loopback, one
 //!   connection per request.
+//! * [`LocalnetProcess`] — nym-localnet started in a fresh directory: the nym-api URL it
+//!   announces, its output and the nodes' logs for failure reports, and a clean stop.
 
 mod http;
+mod localnet;
 mod process;
 
 pub use http::{http_get, http_post, http_request};
+pub use localnet::LocalnetProcess;
 pub use process::ChildGuard;

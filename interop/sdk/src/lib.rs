@@ -9,20 +9,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use gateway_test_harness::ChildGuard;
+use gateway_test_harness::LocalnetProcess;
 pub use gateway_test_harness::{http_get, http_post};
 
 pub mod clients;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
-
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
-const STOP_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn repo_binary(env: &str, name: &str) -> PathBuf {
     match std::env::var_os(env) {
@@ -80,14 +73,11 @@ pub struct Node {
 /// A running `nym-localnet`. Dropping it sends SIGTERM, so nym-localnet still stops its nodes;
 /// a passing test ends with [`stop`](Localnet::stop), which also checks the exit status.
 pub struct Localnet {
-    process: ChildGuard,
-    /// Where the nodes live (their logs are in `logs/`).
-    pub dir: tempfile::TempDir,
+    process: LocalnetProcess,
     /// The nym-api address, e.g. `http://127.0.0.1:41234/`.
     pub api_url: String,
     /// The nodes.
     pub nodes: Vec<Node>,
-    output: Arc<Mutex<Vec<String>>>,
 }
 
 impl Localnet {
@@ -105,59 +95,8 @@ impl Localnet {
                  -p nym-localnet`) or point NYM_LOCALNET_BIN at it"
             );
         }
-        let dir = tempfile::Builder::new().prefix("sdk-localnet-").tempdir()?;
-        let mut command = Command::new(&bin);
-        command
-            .args(["--api-address", "127.0.0.1:0", "--dir"])
-            .arg(dir.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(gateway) = std::env::var_os("NYM_GATEWAY_BIN") {
-            command.arg("--gateway-bin").arg(gateway);
-        }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {bin:?}"))?;
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let (api_tx, mut api_rx) = tokio::sync::mpsc::channel(1);
-        if let Some(stdout) = child.stdout.take() {
-            let output = output.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stdout).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Some(url) = line.trim().strip_prefix("nym-api") {
-                        let _ = api_tx.try_send(url.trim().to_owned());
-                    }
-                    output.lock().unwrap().push(line);
-                }
-            });
-        }
-        if let Some(stderr) = child.stderr.take() {
-            let output = output.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    output.lock().unwrap().push(format!("[stderr] {line}"));
-                }
-            });
-        }
-        // From here on, every early return stops nym-localnet.
-        let process = ChildGuard::new(child, "nym-localnet");
-        let api_url = match tokio::time::timeout(STARTUP_TIMEOUT, api_rx.recv()).await {
-            Ok(Some(url)) => url,
-            _ => {
-                // Give it a moment to print why it stopped, if it did.
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                bail!(
-                    "nym-localnet did not come up within {STARTUP_TIMEOUT:?}\n{}",
-                    output.lock().unwrap().join("\n")
-                );
-            }
-        };
-        let description: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("localnet.json"))?)?;
+        let process = LocalnetProcess::start(&bin, "sdk-localnet-", args).await?;
+        let description = process.description()?;
         let nodes = description["nodes"]
             .as_array()
             .context("localnet.json lists no nodes")?
@@ -182,11 +121,9 @@ impl Localnet {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
+            api_url: process.api_url.clone(),
             process,
-            dir,
-            api_url,
             nodes,
-            output,
         })
     }
 
@@ -208,23 +145,7 @@ impl Localnet {
 
     /// What nym-localnet printed, and the tail of every node's log, for a failure message.
     pub fn explain(&self, err: anyhow::Error) -> anyhow::Error {
-        let mut text = format!(
-            "--- nym-localnet output ---\n{}\n",
-            self.output.lock().unwrap().join("\n")
-        );
-        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("logs")) {
-            for entry in entries.flatten() {
-                let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
-                let lines: Vec<&str> = log.lines().collect();
-                let start = lines.len().saturating_sub(25);
-                text.push_str(&format!(
-                    "--- {} (last lines) ---\n{}\n",
-                    entry.path().display(),
-                    lines[start..].join("\n")
-                ));
-            }
-        }
-        err.context(text)
+        self.process.explain(err)
     }
 
     /// Ends a test with its `result`: on success stops nym-localnet, which must exit 0; on
@@ -238,10 +159,7 @@ impl Localnet {
 
     /// SIGTERM; nym-localnet stops every node and must exit 0.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        self.process
-            .stop(STOP_TIMEOUT)
-            .await
-            .map_err(|err| self.explain(err))
+        self.process.stop().await
     }
 }
 
