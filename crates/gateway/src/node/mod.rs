@@ -30,6 +30,8 @@ pub mod replay;
 pub mod rotation;
 pub mod router;
 pub mod statistics;
+#[cfg(test)]
+mod test_http;
 pub mod unwrapper;
 pub mod upgrade_mode;
 pub mod validator_check;
