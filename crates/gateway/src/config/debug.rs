@@ -234,6 +234,11 @@ tuning_keys! {
     /// After nym-api failed to answer (or its epoch is stuck), ask again after this.
     #[serde(with = "humantime_serde")]
     key_rotation_retry_interval: Duration = Duration::from_secs(60), check not_zero;
+    /// Largest key-rotation answer read from nym-api, in bytes.
+    ///
+    /// The answer is a few hundred bytes of JSON; a larger one is a failed request (a warning,
+    /// and nym-api is asked again after `key_rotation_retry_interval`).
+    key_rotation_max_answer_size: NonZeroUsize = nonzero(64 * 1024);
     /// How often statistics are reported when enabled.
     #[serde(with = "humantime_serde")]
     statistics_report_interval: Duration = Duration::from_secs(60);

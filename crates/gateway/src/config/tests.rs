@@ -262,6 +262,7 @@ fn a_zero_limit_is_refused_when_the_file_is_read_naming_file_key_and_line() {
         "store_max_batch",
         "zk_nym_key_max_answer_size",
         "zk_nym_signer_max_answer_size",
+        "key_rotation_max_answer_size",
     ] {
         let line = text
             .lines()
@@ -274,17 +275,28 @@ fn a_zero_limit_is_refused_when_the_file_is_read_naming_file_key_and_line() {
 }
 
 #[test]
-fn e_cash_answer_limits_have_defaults_and_are_read_from_the_file() {
+fn answer_size_limits_have_defaults_and_are_read_from_the_file() {
+    let keys = [
+        ("zk_nym_key_max_answer_size", 262_144),
+        ("zk_nym_signer_max_answer_size", 65_536),
+        ("key_rotation_max_answer_size", 65_536),
+    ];
     let text = sample().render();
-    let key = "\nzk_nym_key_max_answer_size = 262144\n";
-    let signer = "\nzk_nym_signer_max_answer_size = 65536\n";
-    assert!(text.contains(key) && text.contains(signer), "{text}");
-    let smaller = text
-        .replace(key, "\nzk_nym_key_max_answer_size = 100\n")
-        .replace(signer, "\nzk_nym_signer_max_answer_size = 200\n");
+    let mut smaller = text.clone();
+    for (n, (key, default)) in keys.into_iter().enumerate() {
+        let line = format!("\n{key} = {default}\n");
+        assert!(text.contains(&line), "{key} missing from:\n{text}");
+        smaller = smaller.replace(&line, &format!("\n{key} = {}\n", 100 + n));
+    }
     let debug = Config::parse(&smaller).unwrap().debug;
-    assert_eq!(debug.zk_nym_key_max_answer_size.get(), 100);
-    assert_eq!(debug.zk_nym_signer_max_answer_size.get(), 200);
+    let read = [
+        debug.zk_nym_key_max_answer_size,
+        debug.zk_nym_signer_max_answer_size,
+        debug.key_rotation_max_answer_size,
+    ];
+    for (n, value) in read.into_iter().enumerate() {
+        assert_eq!(value.get(), 100 + n, "{}", keys[n].0);
+    }
 }
 
 #[test]

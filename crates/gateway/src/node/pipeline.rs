@@ -514,7 +514,7 @@ impl ReplayPersistence {
             maker: self.maker.clone(),
             static_secret: keys.sphinx.clone(),
             identity: keys.identity.clone(),
-            api: NymApi::new(urls, d.nym_api_timeout),
+            api: NymApi::from_config(urls, d),
             poll_interval: d.key_rotation_poll_interval,
             retry_interval: d.key_rotation_retry_interval,
         })
