@@ -321,6 +321,15 @@ tuning_keys! {
     /// How often the directory's Noise keys are read from nym-api.
     #[serde(with = "humantime_serde")]
     noise_directory_refresh_interval: Duration = Duration::from_secs(300), check not_zero;
+    /// Largest page of nym-api's node list read for the Noise keys, in bytes.
+    ///
+    /// Mainnet's list is a few hundred KiB, all on one page; a larger page fails the read,
+    /// which keeps the last view (a warning).
+    noise_directory_max_answer_size: NonZeroUsize = nonzero(32 * 1024 * 1024);
+    /// Pages of nym-api's node list read at most per refresh; nodes on further pages count as announcing no Noise key.
+    ///
+    /// nym-api puts every node on the first page today; reaching the limit is a warning.
+    noise_directory_max_pages: NonZeroUsize = nonzero(64);
     /// Threads unwrapping Sphinx packets (0 = one per core).
     unwrap_workers: usize = 0;
     /// Threads running sockets, sessions and routing (0 = one per two cores, at least one).

@@ -263,6 +263,8 @@ fn a_zero_limit_is_refused_when_the_file_is_read_naming_file_key_and_line() {
         "zk_nym_key_max_answer_size",
         "zk_nym_signer_max_answer_size",
         "key_rotation_max_answer_size",
+        "noise_directory_max_answer_size",
+        "noise_directory_max_pages",
     ] {
         let line = text
             .lines()
@@ -275,27 +277,35 @@ fn a_zero_limit_is_refused_when_the_file_is_read_naming_file_key_and_line() {
 }
 
 #[test]
-fn answer_size_limits_have_defaults_and_are_read_from_the_file() {
-    let keys = [
-        ("zk_nym_key_max_answer_size", 262_144),
-        ("zk_nym_signer_max_answer_size", 65_536),
-        ("key_rotation_max_answer_size", 65_536),
+fn answer_limits_have_defaults_and_are_read_from_the_file() {
+    type Read = fn(&Tuning) -> usize;
+    let keys: [(&str, usize, Read); 5] = [
+        ("zk_nym_key_max_answer_size", 262_144, |d| {
+            d.zk_nym_key_max_answer_size.get()
+        }),
+        ("zk_nym_signer_max_answer_size", 65_536, |d| {
+            d.zk_nym_signer_max_answer_size.get()
+        }),
+        ("key_rotation_max_answer_size", 65_536, |d| {
+            d.key_rotation_max_answer_size.get()
+        }),
+        ("noise_directory_max_answer_size", 33_554_432, |d| {
+            d.noise_directory_max_answer_size.get()
+        }),
+        ("noise_directory_max_pages", 64, |d| {
+            d.noise_directory_max_pages.get()
+        }),
     ];
     let text = sample().render();
     let mut smaller = text.clone();
-    for (n, (key, default)) in keys.into_iter().enumerate() {
+    for (n, (key, default, _)) in keys.iter().enumerate() {
         let line = format!("\n{key} = {default}\n");
         assert!(text.contains(&line), "{key} missing from:\n{text}");
         smaller = smaller.replace(&line, &format!("\n{key} = {}\n", 100 + n));
     }
     let debug = Config::parse(&smaller).unwrap().debug;
-    let read = [
-        debug.zk_nym_key_max_answer_size,
-        debug.zk_nym_signer_max_answer_size,
-        debug.key_rotation_max_answer_size,
-    ];
-    for (n, value) in read.into_iter().enumerate() {
-        assert_eq!(value.get(), 100 + n, "{}", keys[n].0);
+    for (n, (key, _, read)) in keys.iter().enumerate() {
+        assert_eq!(read(&debug), 100 + n, "{key}");
     }
 }
 

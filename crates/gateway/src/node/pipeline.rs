@@ -271,8 +271,7 @@ impl Pipeline {
             background.push(tokio::spawn(noise::directory::refresh(
                 noise.clone(),
                 apis.to_vec(),
-                d.nym_api_timeout,
-                d.noise_directory_refresh_interval,
+                noise::directory::DirectorySettings::from_config(d),
             )));
         }
         background.push(tokio::spawn(reload_on_request(
