@@ -222,6 +222,11 @@ tuning_keys! {
     /// Timeout of the start-up duplicate-host check against the validator API.
     #[serde(with = "humantime_serde")]
     validator_check_timeout: Duration = Duration::from_secs(5);
+    /// Largest answer read from the validator API for the start-up duplicate-host check, in bytes.
+    ///
+    /// The answer lists every bonded gateway; a larger one counts as an unreachable API (a
+    /// warning, and the gateway starts).
+    validator_check_max_answer_size: NonZeroUsize = nonzero(10 * 1024 * 1024);
     /// Timeout of one request to nym-api (key rotation, refresh-described).
     #[serde(with = "humantime_serde")]
     nym_api_timeout: Duration = Duration::from_secs(10), check not_zero;

@@ -265,6 +265,7 @@ fn a_zero_limit_is_refused_when_the_file_is_read_naming_file_key_and_line() {
         "key_rotation_max_answer_size",
         "noise_directory_max_answer_size",
         "noise_directory_max_pages",
+        "validator_check_max_answer_size",
     ] {
         let line = text
             .lines()
@@ -279,7 +280,7 @@ fn a_zero_limit_is_refused_when_the_file_is_read_naming_file_key_and_line() {
 #[test]
 fn answer_limits_have_defaults_and_are_read_from_the_file() {
     type Read = fn(&Tuning) -> usize;
-    let keys: [(&str, usize, Read); 5] = [
+    let keys: [(&str, usize, Read); 6] = [
         ("zk_nym_key_max_answer_size", 262_144, |d| {
             d.zk_nym_key_max_answer_size.get()
         }),
@@ -294,6 +295,9 @@ fn answer_limits_have_defaults_and_are_read_from_the_file() {
         }),
         ("noise_directory_max_pages", 64, |d| {
             d.noise_directory_max_pages.get()
+        }),
+        ("validator_check_max_answer_size", 10_485_760, |d| {
+            d.validator_check_max_answer_size.get()
         }),
     ];
     let text = sample().render();
