@@ -2,13 +2,15 @@
 //! (`POST /v1/all-statistics`), parsed as the service does and validated.
 
 use chrono::NaiveDateTime;
-use nym_network_statistics::report::{RawRange, RawReport, MAX_ENTRIES_PER_REPORT};
+use nym_network_statistics::api::Limits;
+use nym_network_statistics::report::{RawRange, RawReport};
 
 pub fn run(data: &[u8]) {
     if let Ok(raw) = serde_json::from_slice::<RawReport>(data) {
-        match raw.validate() {
+        let max_entries = Limits::DEFAULT.max_report_entries;
+        match raw.validate(max_entries) {
             Ok(report) => {
-                assert!(report.entries.len() <= MAX_ENTRIES_PER_REPORT);
+                assert!(report.entries.len() <= max_entries);
                 // what a query answers is the stored instant, exactly
                 let rendered = report.timestamp.render();
                 let parsed = NaiveDateTime::parse_from_str(&rendered, "%Y-%m-%d %H:%M:%S%.f")

@@ -27,6 +27,7 @@ async fn statistics_service(dir: &std::path::Path) -> (String, tokio::sync::ones
     tokio::spawn(nym_network_statistics::serve(
         listener,
         storage,
+        nym_network_statistics::api::Limits::DEFAULT,
         async move {
             let _ = stopped.await;
         },

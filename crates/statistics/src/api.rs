@@ -17,20 +17,40 @@ use tracing::{debug, error};
 use crate::report::{InvalidRequest, RawRange, RawReport, StoredEntry};
 use crate::storage::{Storage, StorageError};
 
-/// Largest request body accepted. A full report of [`crate::report::MAX_ENTRIES_PER_REPORT`]
-/// service entries with long host names stays well below it.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// What one request may ask of the service (the `--max-*` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// Most entries one report may carry. A gateway sends one; a network requester one per
+    /// service it forwarded to in the interval.
+    pub max_report_entries: usize,
+    /// Most entries one query answer may carry; a wider range is refused rather than answered
+    /// with an unbounded response.
+    pub max_query_entries: usize,
+}
 
-/// Most entries one query answer may carry; a wider range is refused rather than answered
-/// with an unbounded response.
-pub const MAX_QUERY_ENTRIES: usize = 100_000;
+impl Limits {
+    /// The defaults: 1 MiB per request, which a full report of 4096 service entries with long
+    /// host names stays well below, and 100 000 entries per answer.
+    pub const DEFAULT: Self = Self {
+        max_request_bytes: 1024 * 1024,
+        max_report_entries: 4096,
+        max_query_entries: 100_000,
+    };
+}
 
 /// Why a request failed; the message is the response body.
 #[derive(Debug, Error)]
 pub enum ApiError {
     /// The body could not be read (too large, or the connection broke).
-    #[error("Request body could not be read (at most {MAX_BODY_BYTES} bytes are accepted): {}", .0.body_text())]
-    Body(BytesRejection),
+    #[error("Request body could not be read (at most {limit} bytes are accepted): {}", .rejection.body_text())]
+    Body {
+        /// axum's reason.
+        rejection: BytesRejection,
+        /// The body limit.
+        limit: usize,
+    },
     /// The body is not the JSON this route expects.
     #[error("Invalid JSON body: {0}")]
     Json(#[from] serde_json::Error),
@@ -45,7 +65,7 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::Body(rejection) => rejection.status(),
+            Self::Body { rejection, .. } => rejection.status(),
             Self::Json(_) | Self::Invalid(_) | Self::Storage(StorageError::TooManyRows { .. }) => {
                 StatusCode::BAD_REQUEST
             }
@@ -66,9 +86,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// What the handlers share.
+#[derive(Clone)]
+struct Service {
+    storage: Storage,
+    limits: Limits,
+}
+
 /// The service's routes, mounted at `/v1` and also at `//v1`: 1.0.2 gateways joined their
 /// configured URL (which ends in `/`) and `/v1/statistic`, and posted to `//v1/statistic`.
-pub fn router(storage: Storage) -> Router {
+pub fn router(storage: Storage, limits: Limits) -> Router {
     let v1 = Router::new()
         .route("/statistic", post(post_statistic))
         .route("/all-statistics", post(post_all_statistics));
@@ -77,19 +104,20 @@ pub fn router(storage: Storage) -> Router {
         .nest("//v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(storage)
+        .layer(DefaultBodyLimit::max(limits.max_request_bytes))
+        .with_state(Service { storage, limits })
 }
 
 /// `POST /v1/statistic`: store a report; answers JSON `null` as 1.0.2 did.
 async fn post_statistic(
-    State(storage): State<Storage>,
+    State(service): State<Service>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<()>, ApiError> {
     let handle = async {
-        let report = parse::<RawReport>(body)?.validate()?;
-        storage.insert(report).await?;
+        let report = parse::<RawReport>(body, &service.limits)?
+            .validate(service.limits.max_report_entries)?;
+        service.storage.insert(report).await?;
         Ok(Json(()))
     };
     log_rejected(peer, "statistic", handle.await)
@@ -97,19 +125,29 @@ async fn post_statistic(
 
 /// `POST /v1/all-statistics`: every stored entry dated within `since..=until`.
 async fn post_all_statistics(
-    State(storage): State<Storage>,
+    State(service): State<Service>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Vec<StoredEntry>>, ApiError> {
     let handle = async {
-        let range = parse::<RawRange>(body)?.validate()?;
-        Ok(Json(storage.query(range, MAX_QUERY_ENTRIES).await?))
+        let range = parse::<RawRange>(body, &service.limits)?.validate()?;
+        let entries = service
+            .storage
+            .query(range, service.limits.max_query_entries)
+            .await?;
+        Ok(Json(entries))
     };
     log_rejected(peer, "all-statistics", handle.await)
 }
 
-fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let body = body.map_err(ApiError::Body)?;
+fn parse<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    limits: &Limits,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|rejection| ApiError::Body {
+        rejection,
+        limit: limits.max_request_bytes,
+    })?;
     Ok(serde_json::from_slice(&body)?)
 }
 

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::Parser;
 use thiserror::Error;
 
+use crate::api::Limits;
+
 /// Where the database lives unless `--database` says otherwise, relative to `$HOME` (the 1.0.2
 /// service's location, so an operator finds it where the old docs say).
 pub const DEFAULT_DATABASE: &str = ".nym/service-providers/network-statistics/db.sqlite";
@@ -27,6 +29,18 @@ pub struct Cli {
     /// [default: $HOME/.nym/service-providers/network-statistics/db.sqlite]
     #[arg(long, value_name = "PATH")]
     pub database: Option<PathBuf>,
+
+    /// Largest request body accepted, in bytes; a larger one is answered 413
+    #[arg(long, value_name = "BYTES", value_parser = at_least_one, default_value_t = Limits::DEFAULT.max_request_bytes)]
+    pub max_request_bytes: usize,
+
+    /// Most entries one report may carry; a report with more is refused whole
+    #[arg(long, value_name = "N", value_parser = at_least_one, default_value_t = Limits::DEFAULT.max_report_entries)]
+    pub max_report_entries: usize,
+
+    /// Most entries one query may answer; a range matching more is refused
+    #[arg(long, value_name = "N", value_parser = at_least_one, default_value_t = Limits::DEFAULT.max_query_entries)]
+    pub max_query_entries: usize,
 }
 
 /// What the service runs with.
@@ -36,6 +50,17 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The SQLite database file.
     pub database: PathBuf,
+    /// What one request may ask.
+    pub limits: Limits,
+}
+
+/// A limit of 0 would refuse every request: it is refused when the flags are read.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A flag combination that cannot be used.
@@ -61,6 +86,11 @@ impl Cli {
         Ok(Config {
             listen: self.listen,
             database,
+            limits: Limits {
+                max_request_bytes: self.max_request_bytes,
+                max_report_entries: self.max_report_entries,
+                max_query_entries: self.max_query_entries,
+            },
         })
     }
 }
@@ -84,6 +114,40 @@ mod tests {
             config.database,
             PathBuf::from("/home/op/.nym/service-providers/network-statistics/db.sqlite")
         );
+        assert_eq!(config.limits, Limits::DEFAULT);
+    }
+
+    #[test]
+    fn limits_are_read_from_their_flags_and_zero_is_refused() {
+        let config = parse(&[
+            "--database",
+            "x.sqlite",
+            "--max-request-bytes",
+            "2048",
+            "--max-report-entries",
+            "3",
+            "--max-query-entries",
+            "4",
+        ])
+        .unwrap()
+        .into_config(None)
+        .unwrap();
+        assert_eq!(
+            config.limits,
+            Limits {
+                max_request_bytes: 2048,
+                max_report_entries: 3,
+                max_query_entries: 4,
+            }
+        );
+        for flag in [
+            "--max-request-bytes",
+            "--max-report-entries",
+            "--max-query-entries",
+        ] {
+            let err = parse(&[flag, "0"]).unwrap_err().to_string();
+            assert!(err.contains("must be at least 1"), "{flag}: {err}");
+        }
     }
 
     #[test]

@@ -28,20 +28,22 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tracing::warn;
 
+use crate::api::Limits;
 use crate::storage::Storage;
 
 /// After shutdown is requested, how long requests in flight may take before their connections
 /// are dropped; a stalled client must not keep the process alive.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves the API on `listener` until `shutdown` completes, then stops accepting, lets requests
-/// in flight finish (up to [`SHUTDOWN_GRACE`]) and returns.
+/// Serves the API on `listener` within `limits` until `shutdown` completes, then stops
+/// accepting, lets requests in flight finish (up to [`SHUTDOWN_GRACE`]) and returns.
 pub async fn serve(
     listener: TcpListener,
     storage: Storage,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = api::router(storage).into_make_service_with_connect_info::<SocketAddr>();
+    let app = api::router(storage, limits).into_make_service_with_connect_info::<SocketAddr>();
     let (shutdown_started, grace_begins) = oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;

@@ -71,7 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .flush()
             .context("cannot write to stdout")?;
         info!(%addr, database = %config.database.display(), "statistics service started");
-        nym_network_statistics::serve(listener, storage.clone(), shutdown)
+        nym_network_statistics::serve(listener, storage.clone(), config.limits, shutdown)
             .await
             .context("the HTTP server failed")
     })?;

@@ -9,21 +9,19 @@ use thiserror::Error;
 
 use crate::timestamp::{parse_rfc3339, TimestampError, UnixNanos};
 
-/// The most entries one report may carry. A gateway sends one; a network requester one per
-/// service it forwarded to in the interval.
-pub const MAX_ENTRIES_PER_REPORT: usize = 4096;
-
 /// A request body that parsed as JSON but does not make sense.
 #[derive(Debug, Error)]
 pub enum InvalidRequest {
     /// A date that could not be used.
     #[error(transparent)]
     Timestamp(#[from] TimestampError),
-    /// More entries than [`MAX_ENTRIES_PER_REPORT`].
-    #[error("Too many entries in one report: {count} (at most {MAX_ENTRIES_PER_REPORT})")]
+    /// More entries than one report may carry (`--max-report-entries`).
+    #[error("Too many entries in one report: {count} (at most {limit})")]
     TooManyEntries {
         /// How many the report carried.
         count: usize,
+        /// How many it may carry.
+        limit: usize,
     },
     /// A query range that ends before it starts.
     #[error("`since` ({since}) is later than `until` ({until})")]
@@ -77,11 +75,12 @@ pub struct Report {
 }
 
 impl RawReport {
-    /// Checks the entry count and the date.
-    pub fn validate(self) -> Result<Report, InvalidRequest> {
-        if self.stats_data.len() > MAX_ENTRIES_PER_REPORT {
+    /// Checks the date and that there are at most `max_entries` entries.
+    pub fn validate(self, max_entries: usize) -> Result<Report, InvalidRequest> {
+        if self.stats_data.len() > max_entries {
             return Err(InvalidRequest::TooManyEntries {
                 count: self.stats_data.len(),
+                limit: max_entries,
             });
         }
         let date = parse_rfc3339("timestamp", &self.timestamp)?;
@@ -164,7 +163,7 @@ mod tests {
         let body = r#"{"stats_data":[{"Gateway":{"gateway_id":"Fo4f","inbox_count":8}}],"interval_seconds":60,"timestamp":"2022-07-26T12:46:34.148075290+00:00"}"#;
         let report = serde_json::from_str::<RawReport>(body)
             .unwrap()
-            .validate()
+            .validate(1)
             .unwrap();
         assert_eq!(report.interval_seconds, 60);
         assert_eq!(report.timestamp.render(), "2022-07-26 12:46:34.148075290");
@@ -180,16 +179,16 @@ mod tests {
     #[test]
     fn rejects_too_many_entries() {
         let entry = r#"{"Gateway":{"gateway_id":"g","inbox_count":1}}"#;
-        let entries = vec![entry; MAX_ENTRIES_PER_REPORT + 1].join(",");
+        let entries = [entry; 3].join(",");
         let body = format!(
             r#"{{"stats_data":[{entries}],"interval_seconds":60,"timestamp":"2022-07-26T12:46:34Z"}}"#
         );
-        let err = serde_json::from_str::<RawReport>(&body)
-            .unwrap()
-            .validate()
-            .unwrap_err();
+        let report = || serde_json::from_str::<RawReport>(&body).unwrap();
+        assert_eq!(report().validate(3).unwrap().entries.len(), 3);
+        let err = report().validate(2).unwrap_err();
         assert!(
-            matches!(err, InvalidRequest::TooManyEntries { count } if count == MAX_ENTRIES_PER_REPORT + 1)
+            matches!(err, InvalidRequest::TooManyEntries { count: 3, limit: 2 }),
+            "{err:?}"
         );
     }
 

@@ -4,11 +4,12 @@ mod util;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::Command;
 use std::thread;
 
 use serde_json::{json, Value};
 
-use util::{temp_database, Service};
+use util::{temp_database, Service, BIN};
 
 fn gateway_report(gateway_id: &str, inbox_count: u32, timestamp: &str) -> String {
     json!({
@@ -297,11 +298,10 @@ fn bad_queries_get_400() {
     }
 }
 
-#[test]
-fn oversized_body_is_refused_with_413() {
-    let (_dir, db) = temp_database();
-    let service = Service::start(&db);
-    let body = format!(r#"{{"padding":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
+/// Posts `body`, which the service should refuse as too large, and returns the raw response.
+/// The service may answer and close before reading the whole body, so the body is sent from
+/// another thread and write errors are ignored.
+fn post_oversized(service: &Service, body: String) -> String {
     let mut stream = TcpStream::connect(service.addr).unwrap();
     let head = format!(
         "POST /v1/statistic HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
@@ -309,8 +309,6 @@ fn oversized_body_is_refused_with_413() {
         service.addr,
         body.len()
     );
-    // The service may answer and close before reading the whole body; send it from another
-    // thread and ignore write errors.
     let mut writer = stream.try_clone().unwrap();
     let sender = thread::spawn(move || {
         let _ = writer.write_all(head.as_bytes());
@@ -319,13 +317,73 @@ fn oversized_body_is_refused_with_413() {
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
     sender.join().unwrap();
-    let response = String::from_utf8_lossy(&response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[test]
+fn oversized_body_is_refused_with_413() {
+    let (_dir, db) = temp_database();
+    let service = Service::start(&db);
+    let body = format!(r#"{{"padding":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    let response = post_oversized(&service, body);
     assert!(
         response.starts_with("HTTP/1.1 413"),
         "{}",
         &response[..response.len().min(200)]
     );
     assert!(response.contains("at most 1048576 bytes"), "{response}");
+}
+
+/// Each limit is a flag: a service started with smaller ones refuses what they exclude, with
+/// the errors of the defaults naming the configured limit.
+#[test]
+fn smaller_limits_set_by_flags_refuse_larger_requests() {
+    let (_dir, db) = temp_database();
+    let mut command = Command::new(BIN);
+    command
+        .args(["--listen", "127.0.0.1:0", "--database"])
+        .arg(&db)
+        .args(["--max-request-bytes", "1024"])
+        .args(["--max-report-entries", "2"])
+        .args(["--max-query-entries", "2"]);
+    let service = Service::spawn(command);
+
+    let at = "2022-07-26T12:46:00Z";
+    let three = [
+        ("a.example:443", 1, 2),
+        ("b.example:443", 3, 4),
+        ("c.example:443", 5, 6),
+    ];
+    assert_rejected(
+        &service,
+        "/v1/statistic",
+        &service_report(&three, at),
+        400,
+        "Too many entries in one report: 3 (at most 2)",
+    );
+    assert_stored(&service, &service_report(&three[..2], at));
+
+    let (since, until) = ("2022-07-26T12:00:00Z", "2022-07-26T13:00:00Z");
+    assert_eq!(service.query(since, until).as_array().unwrap().len(), 2);
+    assert_stored(&service, &gateway_report("g", 1, "2022-07-26T12:47:00Z"));
+    assert_rejected(
+        &service,
+        "/v1/all-statistics",
+        &format!(r#"{{"since":"{since}","until":"{until}"}}"#),
+        400,
+        "More than 2 entries match",
+    );
+
+    let report = gateway_report("g", 1, at);
+    let padded = format!("{report:<1025}");
+    let response = post_oversized(&service, padded);
+    assert!(
+        response.starts_with("HTTP/1.1 413"),
+        "{}",
+        &response[..response.len().min(200)]
+    );
+    assert!(response.contains("at most 1024 bytes"), "{response}");
+    assert_stored(&service, &format!("{report:<1024}"));
 }
 
 #[test]

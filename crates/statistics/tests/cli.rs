@@ -8,7 +8,7 @@ use std::process::Command;
 use util::{run_to_end, temp_database, Service, BIN};
 
 #[test]
-fn help_names_both_flags_and_their_defaults() {
+fn help_names_every_flag_and_its_default() {
     let (status, stdout, _) = run_to_end(&["--help"], None);
     assert!(status.success());
     assert!(stdout.contains("--listen <ADDR>"), "{stdout}");
@@ -17,6 +17,24 @@ fn help_names_both_flags_and_their_defaults() {
     assert!(
         stdout.contains(".nym/service-providers/network-statistics/db.sqlite"),
         "{stdout}"
+    );
+    for (flag, default) in [
+        ("--max-request-bytes <BYTES>", "[default: 1048576]"),
+        ("--max-report-entries <N>", "[default: 4096]"),
+        ("--max-query-entries <N>", "[default: 100000]"),
+    ] {
+        assert!(stdout.contains(flag), "{flag} missing from {stdout}");
+        assert!(stdout.contains(default), "{default} missing from {stdout}");
+    }
+}
+
+#[test]
+fn a_zero_limit_exits_1_naming_the_flag() {
+    let (status, _, stderr) = run_to_end(&["--max-query-entries", "0"], None);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains("invalid value '0' for '--max-query-entries <N>': must be at least 1"),
+        "{stderr}"
     );
 }
 

@@ -222,6 +222,11 @@ tuning_keys! {
     /// Timeout of the start-up duplicate-host check against the validator API.
     #[serde(with = "humantime_serde")]
     validator_check_timeout: Duration = Duration::from_secs(5);
+    /// Largest answer read from the validator API for the start-up duplicate-host check, in bytes.
+    ///
+    /// The answer lists every bonded gateway; a larger one counts as an unreachable API (a
+    /// warning, and the gateway starts).
+    validator_check_max_answer_size: NonZeroUsize = nonzero(10 * 1024 * 1024);
     /// Timeout of one request to nym-api (key rotation, refresh-described).
     #[serde(with = "humantime_serde")]
     nym_api_timeout: Duration = Duration::from_secs(10), check not_zero;
@@ -234,6 +239,11 @@ tuning_keys! {
     /// After nym-api failed to answer (or its epoch is stuck), ask again after this.
     #[serde(with = "humantime_serde")]
     key_rotation_retry_interval: Duration = Duration::from_secs(60), check not_zero;
+    /// Largest key-rotation answer read from nym-api, in bytes.
+    ///
+    /// The answer is a few hundred bytes of JSON; a larger one is a failed request (a warning,
+    /// and nym-api is asked again after `key_rotation_retry_interval`).
+    key_rotation_max_answer_size: NonZeroUsize = nonzero(64 * 1024);
     /// How often statistics are reported when enabled.
     #[serde(with = "humantime_serde")]
     statistics_report_interval: Duration = Duration::from_secs(60);
@@ -316,6 +326,15 @@ tuning_keys! {
     /// How often the directory's Noise keys are read from nym-api.
     #[serde(with = "humantime_serde")]
     noise_directory_refresh_interval: Duration = Duration::from_secs(300), check not_zero;
+    /// Largest page of nym-api's node list read for the Noise keys, in bytes.
+    ///
+    /// Mainnet's list is a few hundred KiB, all on one page; a larger page fails the read,
+    /// which keeps the last view (a warning).
+    noise_directory_max_answer_size: NonZeroUsize = nonzero(32 * 1024 * 1024);
+    /// Pages of nym-api's node list read at most per refresh; nodes on further pages count as announcing no Noise key.
+    ///
+    /// nym-api puts every node on the first page today; reaching the limit is a warning.
+    noise_directory_max_pages: NonZeroUsize = nonzero(64);
     /// Threads unwrapping Sphinx packets (0 = one per core).
     unwrap_workers: usize = 0;
     /// Threads running sockets, sessions and routing (0 = one per two cores, at least one).

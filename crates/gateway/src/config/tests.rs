@@ -262,6 +262,10 @@ fn a_zero_limit_is_refused_when_the_file_is_read_naming_file_key_and_line() {
         "store_max_batch",
         "zk_nym_key_max_answer_size",
         "zk_nym_signer_max_answer_size",
+        "key_rotation_max_answer_size",
+        "noise_directory_max_answer_size",
+        "noise_directory_max_pages",
+        "validator_check_max_answer_size",
     ] {
         let line = text
             .lines()
@@ -274,17 +278,39 @@ fn a_zero_limit_is_refused_when_the_file_is_read_naming_file_key_and_line() {
 }
 
 #[test]
-fn e_cash_answer_limits_have_defaults_and_are_read_from_the_file() {
+fn answer_limits_have_defaults_and_are_read_from_the_file() {
+    type Read = fn(&Tuning) -> usize;
+    let keys: [(&str, usize, Read); 6] = [
+        ("zk_nym_key_max_answer_size", 262_144, |d| {
+            d.zk_nym_key_max_answer_size.get()
+        }),
+        ("zk_nym_signer_max_answer_size", 65_536, |d| {
+            d.zk_nym_signer_max_answer_size.get()
+        }),
+        ("key_rotation_max_answer_size", 65_536, |d| {
+            d.key_rotation_max_answer_size.get()
+        }),
+        ("noise_directory_max_answer_size", 33_554_432, |d| {
+            d.noise_directory_max_answer_size.get()
+        }),
+        ("noise_directory_max_pages", 64, |d| {
+            d.noise_directory_max_pages.get()
+        }),
+        ("validator_check_max_answer_size", 10_485_760, |d| {
+            d.validator_check_max_answer_size.get()
+        }),
+    ];
     let text = sample().render();
-    let key = "\nzk_nym_key_max_answer_size = 262144\n";
-    let signer = "\nzk_nym_signer_max_answer_size = 65536\n";
-    assert!(text.contains(key) && text.contains(signer), "{text}");
-    let smaller = text
-        .replace(key, "\nzk_nym_key_max_answer_size = 100\n")
-        .replace(signer, "\nzk_nym_signer_max_answer_size = 200\n");
+    let mut smaller = text.clone();
+    for (n, (key, default, _)) in keys.iter().enumerate() {
+        let line = format!("\n{key} = {default}\n");
+        assert!(text.contains(&line), "{key} missing from:\n{text}");
+        smaller = smaller.replace(&line, &format!("\n{key} = {}\n", 100 + n));
+    }
     let debug = Config::parse(&smaller).unwrap().debug;
-    assert_eq!(debug.zk_nym_key_max_answer_size.get(), 100);
-    assert_eq!(debug.zk_nym_signer_max_answer_size.get(), 200);
+    for (n, (key, _, read)) in keys.iter().enumerate() {
+        assert_eq!(read(&debug), 100 + n, "{key}");
+    }
 }
 
 #[test]

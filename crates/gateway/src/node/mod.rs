@@ -30,6 +30,8 @@ pub mod replay;
 pub mod rotation;
 pub mod router;
 pub mod statistics;
+#[cfg(test)]
+mod test_http;
 pub mod unwrapper;
 pub mod upgrade_mode;
 pub mod validator_check;
@@ -111,8 +113,9 @@ async fn check_directory(config: &Config, keys: &NodeKeys) -> anyhow::Result<()>
     let host = config.gateway.announce_address.clone();
     let identity = keys.identity_public_bs58();
     let timeout = config.debug.validator_check_timeout;
+    let max_answer = config.debug.validator_check_max_answer_size.get();
     let check = tokio::task::spawn_blocking(move || {
-        validator_check::check(&apis, &host, &identity, timeout)
+        validator_check::check(&apis, &host, &identity, timeout, max_answer)
     })
     .await?;
     validator_check::report(&check?);

@@ -271,8 +271,7 @@ impl Pipeline {
             background.push(tokio::spawn(noise::directory::refresh(
                 noise.clone(),
                 apis.to_vec(),
-                d.nym_api_timeout,
-                d.noise_directory_refresh_interval,
+                noise::directory::DirectorySettings::from_config(d),
             )));
         }
         background.push(tokio::spawn(reload_on_request(
@@ -514,7 +513,7 @@ impl ReplayPersistence {
             maker: self.maker.clone(),
             static_secret: keys.sphinx.clone(),
             identity: keys.identity.clone(),
-            api: NymApi::new(urls, d.nym_api_timeout),
+            api: NymApi::from_config(urls, d),
             poll_interval: d.key_rotation_poll_interval,
             retry_interval: d.key_rotation_retry_interval,
         })

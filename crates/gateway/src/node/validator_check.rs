@@ -86,13 +86,15 @@ pub fn gateways_url(api: &str) -> String {
     format!("{}/v1/gateways", api.trim_end_matches('/'))
 }
 
-/// Runs the check against the first validator API that answers. Blocking (call it from
-/// `spawn_blocking`).
+/// Runs the check against the first validator API that answers, each request bounded by
+/// `timeout` and its answer by `max_answer` bytes (a larger one counts as no answer). Blocking
+/// (call it from `spawn_blocking`).
 pub fn check(
     apis: &[String],
     announce_host: &str,
     identity: &str,
     timeout: Duration,
+    max_answer: usize,
 ) -> Result<CheckOutcome, DuplicateHost> {
     if is_local_host(announce_host) {
         return Ok(CheckOutcome::Skipped(
@@ -109,9 +111,13 @@ pub fn check(
     let mut last_error = String::new();
     for api in apis {
         let url = gateways_url(api);
-        // The body is read whole (at most 10 MB, ureq's limit) and parsed on its own.
+        // The body is read whole and parsed on its own.
         let body = match agent.get(&url).call() {
-            Ok(mut response) => response.body_mut().read_to_vec(),
+            Ok(mut response) => response
+                .body_mut()
+                .with_config()
+                .limit(max_answer as u64)
+                .read_to_vec(),
             Err(e) => Err(e),
         };
         let bonded = match body.map(|body| parse_gateways(&body)) {
@@ -143,6 +149,7 @@ pub fn report(outcome: &CheckOutcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::test_http::Server;
 
     #[test]
     fn local_hosts_are_recognised() {
@@ -178,7 +185,35 @@ mod tests {
     #[test]
     fn a_local_gateway_never_asks() {
         let apis = vec!["http://127.0.0.1:9/".to_owned()];
-        let outcome = check(&apis, "127.0.0.1", "id", Duration::from_millis(100)).unwrap();
+        let outcome = check(&apis, "127.0.0.1", "id", Duration::from_millis(100), 1024).unwrap();
         assert!(matches!(outcome, CheckOutcome::Skipped(_)));
+    }
+
+    #[test]
+    fn an_answer_over_the_configured_size_counts_as_an_unreachable_api() {
+        let bonds =
+            r#"[{"gateway":{"host":"gw.example.org","identity_key":"TheirKey","mix_port":1789}}]"#;
+        let api = Server::answering(bonds);
+        let apis = [api.url.clone()];
+        let with_limit = |limit| {
+            check(
+                &apis,
+                "gw.example.org",
+                "OurKey",
+                Duration::from_secs(5),
+                limit,
+            )
+        };
+
+        let refused = with_limit(bonds.len()).unwrap_err();
+        assert_eq!(refused.identity, "TheirKey");
+        assert_eq!(
+            with_limit(bonds.len() - 1).unwrap(),
+            CheckOutcome::Unreachable(format!(
+                "{}: the response body is larger than request limit: {}",
+                gateways_url(&api.url),
+                bonds.len() - 1
+            ))
+        );
     }
 }

@@ -288,49 +288,16 @@ fn ask(agent: &ureq::Agent, url: &str, body: &str, limit: usize) -> Result<Vote,
 
 #[cfg(test)]
 mod tests {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::TcpListener;
     use std::num::NonZeroUsize;
 
     use super::*;
-
-    /// A signer on loopback answering every request with `answer`; its verification URL.
-    fn signer(answer: &'static str) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!(
-            "http://{}/{VERIFY_TICKET_PATH}",
-            listener.local_addr().unwrap()
-        );
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0;
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                    let header = line.to_ascii_lowercase();
-                    if let Some(value) = header.strip_prefix("content-length:") {
-                        length = value.trim().parse().unwrap();
-                    }
-                    line.clear();
-                }
-                // Read the whole request first: closing with unread bytes resets the
-                // connection, and the client could lose the answer.
-                let _ = reader.read_exact(&mut vec![0; length]);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-            }
-        });
-        url
-    }
+    use crate::node::test_http::Server;
 
     #[test]
     fn a_signer_answer_over_the_configured_size_is_no_answer() {
         let answer = r#"{"verified":{"Ok":null}}"#;
-        let url = signer(answer);
+        let signer = Server::answering(answer);
+        let url = format!("{}{VERIFY_TICKET_PATH}", signer.url);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(5)))
             .build()

@@ -390,27 +390,69 @@ async fn a_connection_closes_after_the_idle_timeout_and_traffic_keeps_it_open() 
         idle_timeout: IDLE,
         ..config()
     });
-    setup.egress.send(&packet(addr, 0)).unwrap();
-    let mut first = accept(&listener).await;
-    assert_eq!(read_numbers(&mut first, 1).await, [0]);
+    let mut n = 0;
+    let mut sent = Instant::now();
+    setup.egress.send(&packet(addr, n)).unwrap();
+    let mut connection = accept(&listener).await;
+    assert_eq!(read_numbers(&mut connection, 1).await, [n]);
 
-    // A packet every quarter of the idle timeout, for two and a half timeouts: each write
-    // restarts the timer, so they all come over the first connection.
-    for n in 1..=10 {
-        tokio::time::sleep(IDLE / 4).await;
+    // A packet every tenth of the idle timeout, until one connection has carried them for two
+    // and a half timeouts: each write restarts the timer, so the connection stays open. The
+    // test knows only when it sent a packet and when it read it; the egress wrote it between
+    // the two, so two writes were at most "this read minus the previous send" apart. A busy
+    // machine can stall the test for longer than the idle timeout: the connection may then
+    // close (its packets go on over a new one), but only after such a gap, and the two and a
+    // half timeouts are counted again from there.
+    let deadline = Instant::now() + WAIT;
+    let mut kept_since = sent;
+    let mut longest_gap = Duration::ZERO;
+    while sent - kept_since < IDLE * 5 / 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the test never ran for {:?} without a stall of {IDLE:?}",
+            IDLE * 5 / 2
+        );
+        tokio::time::sleep(IDLE / 10).await;
+        let previous = sent;
+        sent = Instant::now();
+        n += 1;
         setup.egress.send(&packet(addr, n)).unwrap();
-        assert_eq!(read_numbers(&mut first, 1).await, [n]);
+        let read = read_numbers(&mut connection, 1).await;
+        let gap = previous.elapsed();
+        longest_gap = longest_gap.max(gap);
+        if read.is_empty() {
+            assert!(
+                longest_gap >= IDLE,
+                "closed while no two of its writes can have been more than {longest_gap:?} apart"
+            );
+            connection = accept(&listener).await;
+            assert_eq!(read_numbers(&mut connection, 1).await, [n]);
+            (kept_since, longest_gap) = (sent, Duration::ZERO);
+        } else {
+            assert_eq!(read, [n]);
+            if gap >= IDLE {
+                kept_since = sent;
+            }
+        }
     }
-    assert_eq!(setup.metrics.egress_connections.get(), 1);
+    // Only that connection is open (unless the test stalled again since, and it closed).
+    let open = setup.metrics.egress_connections.get();
+    assert!(
+        open == 1 || (open == 0 && sent.elapsed() >= IDLE),
+        "{open} connections open"
+    );
 
-    // Then nothing: the egress closes the connection.
-    expect_eof(&mut first).await;
+    // Then nothing: the egress closes the connection, no sooner than the idle timeout after
+    // its last write (which came after the last send).
+    expect_eof(&mut connection).await;
+    assert!(sent.elapsed() >= IDLE, "closed after {:?}", sent.elapsed());
     assert_eq!(setup.metrics.egress_connections.get(), 0);
 
     // A later packet opens a new one.
-    setup.egress.send(&packet(addr, 11)).unwrap();
-    let mut second = accept(&listener).await;
-    assert_eq!(read_numbers(&mut second, 1).await, [11]);
+    n += 1;
+    setup.egress.send(&packet(addr, n)).unwrap();
+    let mut next = accept(&listener).await;
+    assert_eq!(read_numbers(&mut next, 1).await, [n]);
     setup.stop().await;
-    assert_eq!(setup.metrics.egress_packets_sent.get(), 12);
+    assert_eq!(setup.metrics.egress_packets_sent.get(), u64::from(n) + 1);
 }

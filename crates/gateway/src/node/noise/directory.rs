@@ -1,7 +1,7 @@
 //! Which nodes speak Noise: nym-api's semi-skimmed node list names each node's addresses, mix
-//! port and Noise key. The view is read at start and every `noise_directory_refresh_interval`;
-//! a failed read keeps the last view (a warning), so a misbehaving nym-api cannot turn Noise
-//! off for peers it already knew.
+//! port and Noise key. The view is read at start and every `noise_directory_refresh_interval`,
+//! each page bounded in time and size and the pages in number; a failed read keeps the last
+//! view (a warning), so a misbehaving nym-api cannot turn Noise off for peers it already knew.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -11,13 +11,36 @@ use serde::Deserialize;
 use tracing::{debug, info, warn};
 
 use super::Noise;
+use crate::config::Tuning;
 
-/// Largest answer read per page (mainnet's list is a few hundred KiB).
-const MAX_BODY: u64 = 32 * 1024 * 1024;
-/// Pages read at most per refresh; nym-api puts every node on the first.
-const MAX_PAGES: u32 = 64;
 /// The only Noise version.
 const NOISE_V1: u8 = 1;
+
+/// How the directory is read (`[debug]`).
+#[derive(Debug, Clone)]
+pub struct DirectorySettings {
+    /// Timeout of one page's request (`nym_api_timeout`).
+    pub timeout: Duration,
+    /// Largest page read, in bytes (`noise_directory_max_answer_size`); a larger one fails
+    /// the read.
+    pub max_answer_size: usize,
+    /// Pages read at most per refresh (`noise_directory_max_pages`).
+    pub max_pages: usize,
+    /// Wait between reads (`noise_directory_refresh_interval`).
+    pub refresh_interval: Duration,
+}
+
+impl DirectorySettings {
+    /// The settings in `d`.
+    pub fn from_config(d: &Tuning) -> Self {
+        Self {
+            timeout: d.nym_api_timeout,
+            max_answer_size: d.noise_directory_max_answer_size.get(),
+            max_pages: d.noise_directory_max_pages.get(),
+            refresh_interval: d.noise_directory_refresh_interval,
+        }
+    }
+}
 
 /// The Noise keys the directory lists.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -131,16 +154,16 @@ struct VersionedKey {
     x25519_pubkey: String,
 }
 
-/// Reads every page of `GET /v2/unstable/nym-nodes/semi-skimmed` from the first of `apis`
-/// that answers (blocking).
-pub fn fetch(apis: &[String], timeout: Duration) -> Result<NoisePeers, String> {
+/// Reads every page of `GET /v2/unstable/nym-nodes/semi-skimmed` (up to the settings'
+/// limits) from the first of `apis` that answers (blocking).
+pub fn fetch(apis: &[String], settings: &DirectorySettings) -> Result<NoisePeers, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
+        .timeout_global(Some(settings.timeout))
         .build()
         .into();
     let mut last = "no nym-api is configured".to_owned();
     for base in apis {
-        match fetch_from(&agent, base) {
+        match fetch_from(&agent, base, settings) {
             Ok(peers) => return Ok(peers),
             Err(e) => last = format!("{base}: {e}"),
         }
@@ -148,11 +171,16 @@ pub fn fetch(apis: &[String], timeout: Duration) -> Result<NoisePeers, String> {
     Err(last)
 }
 
-fn fetch_from(agent: &ureq::Agent, base: &str) -> Result<NoisePeers, String> {
+fn fetch_from(
+    agent: &ureq::Agent,
+    base: &str,
+    settings: &DirectorySettings,
+) -> Result<NoisePeers, String> {
     let url = crate::node::rotation::nym_api::join(base, "v2/unstable/nym-nodes/semi-skimmed");
     let mut peers = NoisePeers::default();
     let mut seen = 0;
-    for page in 0..MAX_PAGES {
+    let mut total = 0;
+    for page in 0..settings.max_pages {
         let body = agent
             .get(&url)
             .query("page", page.to_string())
@@ -161,27 +189,36 @@ fn fetch_from(agent: &ureq::Agent, base: &str) -> Result<NoisePeers, String> {
                 response
                     .body_mut()
                     .with_config()
-                    .limit(MAX_BODY)
+                    .limit(settings.max_answer_size as u64)
                     .read_to_vec()
             })
             .map_err(|e| e.to_string())?;
         let read = NoisePeers::parse_page(&body, &mut peers).map_err(|e| e.to_string())?;
         seen += read.listed;
+        total = read.total;
         if read.listed == 0 || seen >= read.total {
-            break;
+            return Ok(peers);
         }
     }
+    // The operator can raise the limit; until then the nodes on the other pages count as
+    // announcing no key (plain TCP with them under `auto`).
+    warn!(
+        pages = settings.max_pages,
+        read = seen,
+        listed = total,
+        "the directory has more pages than noise_directory_max_pages; nodes on the others are taken to announce no Noise key"
+    );
     Ok(peers)
 }
 
-/// Keeps `noise`'s view of the directory fresh: reads it now, then every `interval`.
-pub async fn refresh(noise: Noise, apis: Vec<String>, timeout: Duration, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
+/// Keeps `noise`'s view of the directory fresh: reads it now, then every refresh interval.
+pub async fn refresh(noise: Noise, apis: Vec<String>, settings: DirectorySettings) {
+    let mut ticker = tokio::time::interval(settings.refresh_interval);
     let mut known: Option<usize> = None;
     loop {
         ticker.tick().await;
-        let apis_now = apis.clone();
-        let fetched = tokio::task::spawn_blocking(move || fetch(&apis_now, timeout)).await;
+        let (apis_now, settings_now) = (apis.clone(), settings.clone());
+        let fetched = tokio::task::spawn_blocking(move || fetch(&apis_now, &settings_now)).await;
         match fetched {
             Ok(Ok(peers)) => {
                 if known != Some(peers.len()) {

@@ -1,7 +1,11 @@
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use super::directory::DirectorySettings;
 use super::*;
+use crate::config::Tuning;
+use crate::node::test_http::Server;
 
 const NODE: &str = "192.0.2.10";
 
@@ -106,4 +110,55 @@ fn a_page_that_is_not_a_node_list_is_an_error() {
         assert!(NoisePeers::parse_page(body, &mut peers).is_err());
     }
     assert!(peers.is_empty());
+}
+
+/// A semi-skimmed page listing one node, 192.0.2.1:1789 with key `[5; 32]`, of `total`.
+fn one_node_page(total: usize) -> String {
+    let key = bs58::encode([5u8; 32]).into_string();
+    format!(
+        r#"{{"nodes":{{"pagination":{{"total":{total},"page":0,"size":1}},"data":[
+            {{"basic":{{"ip_addresses":["192.0.2.1"],"mix_port":1789}},
+              "x25519_noise_versioned_key":{{"supported_version":1,"x25519_pubkey":"{key}"}}}}]}}}}"#
+    )
+}
+
+fn directory_settings(max_answer_size: usize, max_pages: usize) -> DirectorySettings {
+    let tuning = Tuning {
+        noise_directory_max_answer_size: NonZeroUsize::new(max_answer_size).unwrap(),
+        noise_directory_max_pages: NonZeroUsize::new(max_pages).unwrap(),
+        ..Tuning::default()
+    };
+    DirectorySettings::from_config(&tuning)
+}
+
+#[test]
+fn a_directory_page_over_the_configured_size_fails_the_read() {
+    let page = one_node_page(1);
+    let api = Server::answering(page.clone());
+    let apis = [api.url.clone()];
+
+    let peers = directory::fetch(&apis, &directory_settings(page.len(), 64)).unwrap();
+    assert_eq!(
+        peers.key_of("192.0.2.1:1789".parse().unwrap()),
+        Some([5; 32])
+    );
+    let err = directory::fetch(&apis, &directory_settings(page.len() - 1, 64)).unwrap_err();
+    assert_eq!(
+        err,
+        format!(
+            "{}: the response body is larger than request limit: {}",
+            api.url,
+            page.len() - 1
+        )
+    );
+}
+
+#[test]
+fn the_directory_is_read_up_to_the_configured_number_of_pages() {
+    // Every page lists one node of a thousand: only the page limit ends the read.
+    let api = Server::answering(one_node_page(1000));
+    let apis = [api.url.clone()];
+    let peers = directory::fetch(&apis, &directory_settings(64 * 1024, 3)).unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(api.requests(), 3);
 }

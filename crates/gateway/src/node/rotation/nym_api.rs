@@ -5,16 +5,15 @@
 //! Every configured URL is tried in order until one answers; answers are bounded in size and
 //! time, so a slow or misbehaving nym-api costs a warning, never the gateway.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use ed25519_dalek::{Signer, SigningKey};
 use serde::Serialize;
 use thiserror::Error;
 
 use super::schedule::{InfoError, RotationInfo};
+use crate::config::Tuning;
 
-/// Largest answer read from nym-api (the key-rotation answer is a few hundred bytes).
-const MAX_BODY: u64 = 64 * 1024;
 /// What nym-api's `NodeRefreshBody` signature covers after the identity and the timestamp.
 const REFRESH_CONTEXT: &[u8] = b"describe-cache-refresh-request";
 
@@ -47,6 +46,7 @@ pub enum ApiError {
 pub struct NymApi {
     urls: Vec<String>,
     agent: ureq::Agent,
+    max_answer: u64,
 }
 
 /// nym-api's `NodeRefreshBody`.
@@ -60,15 +60,17 @@ struct RefreshBody {
 
 impl NymApi {
     /// `urls` (each a base such as `https://validator.nymtech.net/api/`), every request
-    /// bounded by `timeout`.
-    pub fn new(urls: &[String], timeout: Duration) -> Self {
+    /// bounded by `nym_api_timeout` and every answer by `key_rotation_max_answer_size` bytes
+    /// (a larger one is a failed request).
+    pub fn from_config(urls: &[String], d: &Tuning) -> Self {
         let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
+            .timeout_global(Some(d.nym_api_timeout))
             .build()
             .into();
         Self {
             urls: urls.to_vec(),
             agent,
+            max_answer: d.key_rotation_max_answer_size.get() as u64,
         }
     }
 
@@ -82,7 +84,7 @@ impl NymApi {
                 response
                     .body_mut()
                     .with_config()
-                    .limit(MAX_BODY)
+                    .limit(self.max_answer)
                     .read_to_vec()
             });
             match body {
@@ -152,8 +154,15 @@ pub(crate) fn join(base: &str, path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroUsize;
+    use std::time::Duration;
+
     use super::*;
+    use crate::node::test_http::Server;
     use ed25519_dalek::{Signature, Verifier};
+
+    /// A key-rotation answer as nym-api writes it (296 bytes).
+    const ROTATION_INFO: &str = r#"{"key_rotation_state":{"validity_epochs":24,"initial_epoch_id":0},"current_absolute_epoch_id":50,"current_epoch_start":"2026-12-04T17:00:00Z","epoch_duration":{"secs":3600,"nanos":0},"progress":{"current_key_rotation_id":2,"current_rotation_starting_epoch":48,"current_rotation_ending_epoch":71}}"#;
 
     #[test]
     fn the_refresh_request_is_signed_as_nym_api_checks_it() {
@@ -191,15 +200,44 @@ mod tests {
 
     #[test]
     fn an_unreachable_nym_api_is_an_error_naming_it() {
-        let api = NymApi::new(&["http://127.0.0.1:9/".into()], Duration::from_secs(2));
+        let api = NymApi::from_config(&["http://127.0.0.1:9/".into()], &Tuning::default());
         let err = api.key_rotation_info().unwrap_err().to_string();
         assert!(
             err.starts_with("http://127.0.0.1:9/v1/epoch/key-rotation-info"),
             "{err}"
         );
         assert!(matches!(
-            NymApi::new(&[], Duration::from_secs(1)).key_rotation_info(),
+            NymApi::from_config(&[], &Tuning::default()).key_rotation_info(),
             Err(ApiError::NoneConfigured)
         ));
+    }
+
+    #[test]
+    fn a_key_rotation_answer_over_the_configured_size_is_a_failed_request() {
+        let api = Server::answering(ROTATION_INFO);
+        let urls = [api.url.clone()];
+        let with_limit = |limit| {
+            let tuning = Tuning {
+                key_rotation_max_answer_size: NonZeroUsize::new(limit).unwrap(),
+                ..Tuning::default()
+            };
+            NymApi::from_config(&urls, &tuning)
+        };
+
+        let (info, body) = with_limit(ROTATION_INFO.len()).key_rotation_info().unwrap();
+        assert_eq!(info.current_rotation(), 2);
+        assert_eq!(body, ROTATION_INFO.as_bytes());
+        let err = with_limit(ROTATION_INFO.len() - 1)
+            .key_rotation_info()
+            .unwrap_err();
+        assert!(matches!(err, ApiError::Request { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}v1/epoch/key-rotation-info: the response body is larger than request limit: {}",
+                api.url,
+                ROTATION_INFO.len() - 1
+            )
+        );
     }
 }
