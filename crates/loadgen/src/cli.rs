@@ -1,5 +1,7 @@
 //! The command line. Clap stays here: the rest of the crate gets [`Settings`],
 //! [`SoakSettings`] or [`HoldSettings`](crate::hold::HoldSettings).
+// The flags' doc comments are their --help texts, where `<id>` is a placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -48,7 +48,7 @@ pub fn file(name: &str) -> &'static Value {
     })
 }
 
-/// A copy of [`file`]`(name)`, for a test that keeps it.
+/// A copy of [`file()`]`(name)`, for a test that keeps it.
 pub fn load(name: &str) -> Value {
     file(name).clone()
 }

@@ -122,7 +122,7 @@ impl NymApi {
 }
 
 /// What a refresh request's signature covers (nym-api's `NodeRefreshBody::plaintext`): the
-/// identity's bytes ‖ the time in seconds (big-endian i64) ‖ [`REFRESH_CONTEXT`].
+/// identity's bytes ‖ the time in seconds (big-endian i64) ‖ the bytes `describe-cache-refresh-request`.
 pub fn refresh_plaintext(identity: &[u8; 32], timestamp: i64) -> Vec<u8> {
     let mut plaintext = identity.to_vec();
     plaintext.extend_from_slice(&timestamp.to_be_bytes());
