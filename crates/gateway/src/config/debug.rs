@@ -250,6 +250,13 @@ tuning_keys! {
     /// Timeout of one statistics report.
     #[serde(with = "humantime_serde")]
     statistics_request_timeout: Duration = Duration::from_secs(10);
+    /// Longest each stage of a shutdown waits for its work before the next stage starts anyway.
+    ///
+    /// The stages stop in order: connections and sessions, store commits, delayed forward
+    /// hops, outgoing packets, the HTTP API. A stage still busy after this is logged and left.
+    /// The systemd unit allows 60 s for the whole stop: raise its `TimeoutStopSec` with this.
+    #[serde(with = "humantime_serde")]
+    shutdown_stage_timeout: Duration = Duration::from_secs(10), check not_zero;
     /// Stored messages older than this are deleted.
     #[serde(with = "humantime_serde")]
     stored_messages_max_age: Duration = Duration::from_secs(24 * 3600);

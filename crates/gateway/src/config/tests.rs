@@ -468,3 +468,22 @@ fn upgrade_mode_keys_are_written_only_when_set_parse_back_and_are_checked() {
         })
     ));
 }
+
+#[test]
+fn the_shutdown_stage_timeout_is_read_from_the_file_and_zero_is_refused() {
+    let text = sample().render();
+    let default = "\nshutdown_stage_timeout = \"10s\"\n";
+    assert!(text.contains(default), "{text}");
+    let longer =
+        Config::parse(&text.replace(default, "\nshutdown_stage_timeout = \"2m\"\n")).unwrap();
+    assert_eq!(
+        longer.debug.shutdown_stage_timeout,
+        std::time::Duration::from_secs(120)
+    );
+    let mut zero = sample();
+    zero.debug.shutdown_stage_timeout = std::time::Duration::ZERO;
+    match zero.validate() {
+        Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "shutdown_stage_timeout"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -19,7 +19,7 @@
 //! packets already read are processed and messages still queued for sessions go to the store.
 //! The replay filter is saved while store commits finish (their acks go to egress); the relay
 //! hands every waiting packet to egress; egress flushes; the HTTP API stops; the unwrap threads
-//! stop; the store commits and closes. Each draining stage gets [`SHUTDOWN_STAGE_TIMEOUT`].
+//! stop; the store commits and closes. Each draining stage gets `shutdown_stage_timeout`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,9 +59,6 @@ use crate::config::{Config, EgressFraming, NoiseMode};
 use crate::keys::{NodeKeys, NoiseKey};
 use crate::node_details::NodeDetails;
 
-/// How long each draining stage may take before the next one starts anyway.
-const SHUTDOWN_STAGE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The running stages, held until [`Pipeline::stop`].
 pub(super) struct Pipeline {
     store: Store,
@@ -75,13 +72,15 @@ pub(super) struct Pipeline {
     background: Vec<JoinHandle<()>>,
     pool: PoolGuard,
     replay: ReplayPersistence,
+    /// How long each draining stage may take before the next one starts anyway.
+    stage_timeout: Duration,
 }
 
 /// A stage whose tasks stop when its token is cancelled.
 struct Stage {
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    /// Logged when the stage does not finish within [`SHUTDOWN_STAGE_TIMEOUT`].
+    /// Logged when the stage does not finish within the shutdown's stage timeout.
     overdue: &'static str,
 }
 
@@ -94,22 +93,22 @@ impl Stage {
         }
     }
 
-    /// Cancels the stage and waits for its tasks.
-    async fn stop(&self) {
+    /// Cancels the stage and waits for its tasks, up to `timeout`.
+    async fn stop(&self, timeout: Duration) {
         self.shutdown.cancel();
-        drain(&self.tasks, self.overdue).await;
+        drain(&self.tasks, self.overdue, timeout).await;
     }
 }
 
 /// Waits (bounded) for every task of `tasks`, including those still being spawned by them.
-async fn drain(tasks: &TaskTracker, overdue: &str) {
+/// Returns whether they all finished in time.
+async fn drain(tasks: &TaskTracker, overdue: &str, timeout: Duration) -> bool {
     tasks.close();
-    if tokio::time::timeout(SHUTDOWN_STAGE_TIMEOUT, tasks.wait())
-        .await
-        .is_err()
-    {
+    let finished = tokio::time::timeout(timeout, tasks.wait()).await.is_ok();
+    if !finished {
         warn!("{overdue}; continuing shutdown");
     }
+    finished
 }
 
 impl Pipeline {
@@ -292,6 +291,7 @@ impl Pipeline {
             background,
             pool,
             replay,
+            stage_timeout: d.shutdown_stage_timeout,
         })
     }
 
@@ -300,16 +300,22 @@ impl Pipeline {
         for job in &self.background {
             job.abort();
         }
-        self.ingress.stop().await;
+        let timeout = self.stage_timeout;
+        self.ingress.stop(timeout).await;
         // No packet is checked any more: save the filter (if it changed) while the rest stops.
         let replay_saved = tokio::spawn(self.replay.save());
-        drain(&self.commits, "store commits did not finish in time").await;
+        drain(
+            &self.commits,
+            "store commits did not finish in time",
+            timeout,
+        )
+        .await;
         // Forward hops still waiting for their delay go out now, while egress still runs.
         if let Some(relay) = self.relay {
             relay.stop().await;
         }
-        self.egress.stop().await;
-        self.http.stop().await;
+        self.egress.stop(timeout).await;
+        self.http.stop(timeout).await;
         self.pool.0.shutdown();
         let _ = replay_saved.await;
         self.store
@@ -556,5 +562,37 @@ impl PoolGuard {
 impl Drop for PoolGuard {
     fn drop(&mut self) {
         self.0.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stage_is_waited_for_until_its_timeout_and_no_longer() {
+        let tasks = TaskTracker::new();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        tasks.spawn(async move {
+            let _ = released.await;
+        });
+        let started = tokio::time::Instant::now();
+        assert!(!drain(&tasks, "stuck", Duration::from_secs(25)).await);
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(25),
+            "the configured timeout, not a fixed one"
+        );
+
+        let tasks = TaskTracker::new();
+        tasks.spawn(tokio::time::sleep(Duration::from_secs(3)));
+        let started = tokio::time::Instant::now();
+        assert!(drain(&tasks, "slow", Duration::from_secs(25)).await);
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(3),
+            "done when its work is"
+        );
+        drop(release);
     }
 }
