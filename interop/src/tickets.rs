@@ -8,7 +8,7 @@
 
 use anyhow::Context;
 use async_trait::async_trait;
-use gateway_test_harness::http_request;
+use gateway_test_harness::http_post;
 use nym_bandwidth_controller::error::BandwidthControllerError;
 use nym_bandwidth_controller::{
     BandwidthTicketProvider, PreparedCredential, PreparedCredentialMetadata,
@@ -38,12 +38,9 @@ pub async fn imported_ticketbook(
     ticket_type: TicketType,
 ) -> anyhow::Result<(EphemeralStorage, IssuedTicketBookInfo)> {
     let request = serde_json::json!({ "ticket_type": ticket_type.to_string() });
-    let (status, body) =
-        http_request(api, "POST", TICKETBOOK_PATH, Some(&request.to_string())).await?;
-    anyhow::ensure!(
-        status == 200,
-        "nym-localnet gave no ticketbook ({status}): {body}"
-    );
+    let body = http_post(api, TICKETBOOK_PATH, &request.to_string())
+        .await
+        .context("nym-localnet gave no ticketbook")?;
     let answer: serde_json::Value = serde_json::from_str(&body).context("the answer's JSON")?;
     let encoded = answer["ticketbook"]
         .as_str()
@@ -118,11 +115,9 @@ pub async fn fetch_ticket(
         "ticket_type": ticket_type.to_string(),
         "spend_time": spend_time.unix_timestamp(),
     });
-    let (status, body) = http_request(api, "POST", TICKET_PATH, Some(&request.to_string())).await?;
-    anyhow::ensure!(
-        status == 200,
-        "nym-localnet gave no ticket ({status}): {body}"
-    );
+    let body = http_post(api, TICKET_PATH, &request.to_string())
+        .await
+        .context("nym-localnet gave no ticket")?;
     let answer: serde_json::Value = serde_json::from_str(&body).context("the ticket's JSON")?;
     let credential = answer["credential"]
         .as_str()
