@@ -54,6 +54,15 @@ impl Timeline {
         }
     }
 
+    /// `id`'s send and receipt times (0 = not yet), if it is in this timeline.
+    fn times(&self, id: u64) -> Option<(u64, u64)> {
+        let slot = self.slot(id)?;
+        Some((
+            self.sent_ns[slot].load(Ordering::Relaxed),
+            self.received_ns[slot].load(Ordering::Relaxed),
+        ))
+    }
+
     /// Records a receipt; an unknown id or a second receipt is counted as unexpected.
     pub fn mark_received(&self, id: u64, ns: u64) {
         let fresh = self
@@ -86,9 +95,9 @@ impl Timeline {
         let mut out = std::io::BufWriter::new(file);
         writeln!(out, "id,sent_ns,received_ns")?;
         for id in range {
-            let Some(slot) = self.slot(id) else { continue };
-            let sent = self.sent_ns[slot].load(Ordering::Relaxed);
-            let received = self.received_ns[slot].load(Ordering::Relaxed);
+            let Some((sent, received)) = self.times(id) else {
+                continue;
+            };
             writeln!(out, "{id},{sent},{received}")?;
         }
         out.flush()
@@ -100,9 +109,9 @@ impl Timeline {
         let (mut first_sent, mut last_received) = (u64::MAX, 0);
         let mut latencies = Vec::with_capacity((range.end - range.start) as usize);
         for id in range {
-            let Some(slot) = self.slot(id) else { continue };
-            let sent = self.sent_ns[slot].load(Ordering::Relaxed);
-            let received = self.received_ns[slot].load(Ordering::Relaxed);
+            let Some((sent, received)) = self.times(id) else {
+                continue;
+            };
             if sent > 0 {
                 first_sent = first_sent.min(sent);
             }
