@@ -66,12 +66,7 @@ impl Localnet {
     pub async fn start(args: &[&str]) -> anyhow::Result<Self> {
         let process =
             LocalnetProcess::start(&localnet_binary()?, "interop-localnet-", args).await?;
-        let api = process
-            .api_url
-            .trim_end_matches('/')
-            .strip_prefix("http://")
-            .context("the nym-api URL is not http")?
-            .parse()?;
+        let api = process.api_address()?;
         let description = process.description()?;
         let gateway = description["nodes"]
             .as_array()

@@ -2,6 +2,7 @@
 //! reports, the nym-api URL it announces, and a stop that requires a clean exit.
 
 use std::ffi::OsStr;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -95,6 +96,16 @@ impl LocalnetProcess {
         })
     }
 
+    /// nym-api's `host:port`, from the URL it announced.
+    pub fn api_address(&self) -> anyhow::Result<SocketAddr> {
+        let host = self
+            .api_url
+            .trim_end_matches('/')
+            .strip_prefix("http://")
+            .context("the nym-api URL is not http")?;
+        Ok(host.parse()?)
+    }
+
     /// `localnet.json`: the nodes nym-localnet started, with their addresses and files.
     pub fn description(&self) -> anyhow::Result<serde_json::Value> {
         let path = self.dir.path().join("localnet.json");
@@ -182,6 +193,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(localnet.api_url, "http://127.0.0.1:1/");
+        assert_eq!(
+            localnet.api_address().unwrap(),
+            "127.0.0.1:1".parse().unwrap()
+        );
         assert_eq!(
             localnet.description().unwrap()["nodes"],
             serde_json::json!([])

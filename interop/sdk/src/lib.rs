@@ -166,11 +166,7 @@ impl Localnet {
 impl Localnet {
     /// `host:port` of the directory.
     pub fn api_address(&self) -> anyhow::Result<SocketAddr> {
-        let url = self.api_url.trim_end_matches('/');
-        let host = url
-            .strip_prefix("http://")
-            .context("the nym-api URL is not http")?;
-        Ok(host.parse()?)
+        self.process.api_address()
     }
 
     /// `GET <nym-api><path>`, parsed from JSON as `T` (nym-api's own types, or a `Value`).
