@@ -3,8 +3,6 @@
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const RECEIVED: &str = "gateway_mix_packets_received_total";
 pub const DROPPED: &str = "gateway_mix_packets_dropped_total";
@@ -135,77 +133,8 @@ fn split_sample(line: &str) -> anyhow::Result<Sample<'_>> {
     }
 }
 
-/// `GET http://<addr>/metrics` (HTTP/1.0, so the body ends at connection close).
+/// `GET http://<addr>/metrics`.
 pub async fn scrape(addr: SocketAddr) -> anyhow::Result<Metrics> {
-    let body = http_get(addr, "/metrics").await?;
+    let body = gateway_test_harness::http_get(addr, "/metrics").await?;
     Metrics::parse(&body)
-}
-
-/// A minimal HTTP GET over loopback: returns the body of a 200 response.
-pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
-    let (status, body) = http_request(addr, path).await?;
-    if status != 200 {
-        bail!("GET {path} on {addr}: status {status}");
-    }
-    Ok(body)
-}
-
-/// A minimal HTTP GET over loopback: the status code and the body, whatever the status.
-pub async fn http_request(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let fetch = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        anyhow::Ok(raw)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(10), fetch)
-        .await
-        .with_context(|| format!("GET {path} on {addr} timed out"))?
-        .with_context(|| format!("GET {path} on {addr}"))?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("HTTP response without a header terminator")?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut body = raw[split + 4..].to_vec();
-    let status_line = head.lines().next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse::<u16>().ok())
-        .with_context(|| format!("GET {path} on {addr}: bad status line `{status_line}`"))?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    if chunked {
-        body = dechunk(&body)?;
-    }
-    let body = String::from_utf8(body)
-        .with_context(|| format!("GET {path} on {addr}: the body is not UTF-8"))?;
-    Ok((status, body))
-}
-
-fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .context("bad chunk header")?;
-        let size_text = std::str::from_utf8(&data[..line_end])?;
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).context("bad chunk size")?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if data.len() < size + 2 {
-            bail!("truncated chunk");
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
 }

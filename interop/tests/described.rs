@@ -7,8 +7,8 @@
 use anyhow::{ensure, Context};
 use gateway_interop::gateway::{GatewayHome, GatewayProcess};
 use gateway_interop::keys::{read_key, IDENTITY_PRIVATE};
-use gateway_interop::metrics::{http_get, http_request};
 use gateway_interop::within;
+use gateway_test_harness::{http_get, http_request};
 use nym_crypto::asymmetric::{ed25519, x25519};
 use nym_node_requests::api::v1::gateway::models::WebSockets;
 use nym_node_requests::api::v1::health::models::NodeHealth;
@@ -173,7 +173,7 @@ async fn check_described(home: &GatewayHome, expected: &Expected) -> anyhow::Res
         routes::gateway::client_interfaces::wireguard_absolute(),
         routes::lp_absolute(),
     ] {
-        let (status, body) = http_request(home.http_addr(), &path).await?;
+        let (status, body) = http_request(home.http_addr(), "GET", &path, None).await?;
         ensure!(status == 404, "{path}: {status} {body}");
     }
     Ok(())

@@ -87,7 +87,7 @@ async fn with_gateway(
     )?;
     let gateway_noise = x25519::PublicKey::from_bytes(&gateway_noise)?;
     let announced =
-        gateway_interop::metrics::http_get(home.http_addr(), "/api/v1/host-information").await?;
+        gateway_test_harness::http_get(home.http_addr(), "/api/v1/host-information").await?;
     ensure!(
         announced.contains(&format!(
             r#""x25519_versioned_noise":{{"supported_version":1,"x25519_pubkey":"{}"}}"#,

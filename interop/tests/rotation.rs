@@ -11,7 +11,7 @@ use anyhow::ensure;
 use gateway_interop::ack_sink::AckSink;
 use gateway_interop::gateway::GatewayHome;
 use gateway_interop::keys::GatewayKeys;
-use gateway_interop::metrics::{http_get, scrape};
+use gateway_interop::metrics::scrape;
 use gateway_interop::mix::MixConnection;
 use gateway_interop::nym_api::NymApi;
 use gateway_interop::packets::{
@@ -19,6 +19,7 @@ use gateway_interop::packets::{
 };
 use gateway_interop::store::stored_messages;
 use gateway_interop::{eventually, within};
+use gateway_test_harness::http_get;
 use nym_crypto::asymmetric::ed25519;
 use nym_node_requests::api::v1::node::models::{SignedHostInformation, SphinxKey};
 use nym_sphinx::params::{PacketSize, SphinxKeyRotation};

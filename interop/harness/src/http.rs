@@ -32,8 +32,8 @@ pub async fn http_request(
     let exchange = async {
         let mut stream = TcpStream::connect(address).await?;
         stream.write_all(request.as_bytes()).await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
         anyhow::Ok(response)
     };
     let response = tokio::time::timeout(HTTP_TIMEOUT, exchange)
@@ -42,15 +42,54 @@ pub async fn http_request(
             format!("{method} {path} on {address}: no answer within {HTTP_TIMEOUT:?}")
         })?
         .with_context(|| format!("{method} {path} on {address}"))?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
         .with_context(|| format!("{method} {path} on {address}: no end of the HTTP header"))?;
+    let head = String::from_utf8_lossy(&response[..split]);
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|code| code.parse().ok())
         .with_context(|| format!("{method} {path} on {address}: no HTTP status"))?;
-    Ok((status, body.to_owned()))
+    let mut body = response[split + 4..].to_vec();
+    // HTTP/1.1 lets a server send a body of unannounced length in chunks (axum does for
+    // streamed answers such as metrics).
+    let chunked = head.lines().any(|line| {
+        let line = line.to_ascii_lowercase();
+        line.starts_with("transfer-encoding:") && line.contains("chunked")
+    });
+    if chunked {
+        body = dechunk(&body)
+            .with_context(|| format!("{method} {path} on {address}: a bad chunked body"))?;
+    }
+    let body = String::from_utf8(body)
+        .with_context(|| format!("{method} {path} on {address}: the body is not UTF-8"))?;
+    Ok((status, body))
+}
+
+/// The data of a chunked body: each chunk is its size in hex (maybe with extensions after a
+/// `;`), CRLF, the data, CRLF; a chunk of size 0 ends it.
+fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("a chunk size without its CRLF")?;
+        let size_text =
+            std::str::from_utf8(&data[..line_end]).context("a chunk size not in text")?;
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .with_context(|| format!("a bad chunk size {size_text:?}"))?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        ensure!(data.len() >= size + 2, "the body ends inside a chunk");
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
 }
 
 /// The body of `GET path` on `address`, which must answer 200.
@@ -141,5 +180,23 @@ mod tests {
         );
         let request = server.await.expect("server");
         assert!(!request.contains("Content-Length"), "{request}");
+    }
+
+    #[tokio::test]
+    async fn a_chunked_body_is_joined_and_a_truncated_one_is_an_error() {
+        let (address, _server) = answer_once(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n",
+        )
+        .await;
+        assert_eq!(http_get(address, "/m").await.expect("200"), "hello, world");
+
+        let (address, _server) =
+            answer_once("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\na\r\nhello").await;
+        let err = http_get(address, "/m").await.expect_err("truncated");
+        assert!(
+            format!("{err:#}").contains("the body ends inside a chunk"),
+            "{err:#}"
+        );
     }
 }
