@@ -102,9 +102,9 @@ impl Localnet {
         })
     }
 
-    /// nym-api's base URL.
-    pub fn api_url(&self) -> String {
-        format!("http://{}/", self.api)
+    /// nym-api's base URL, as nym-localnet announced it.
+    pub fn api_url(&self) -> &str {
+        &self.process.api_url
     }
 
     /// What nym-localnet printed, and the tail of every node's log, for a failure message.

@@ -26,7 +26,7 @@ pub async fn connect(
     dir: &std::path::Path,
     debug: DebugConfig,
 ) -> anyhow::Result<MixnetClient> {
-    let api = localnet.api_url.as_str();
+    let api = localnet.api_url();
     let network = NymNetworkDetails::new_empty()
         .with_nym_api_urls(vec![url::Url::parse(api)?])
         .with_validator_endpoint(ValidatorDetails::new(api, Some(api), None));

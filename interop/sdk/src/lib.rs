@@ -74,8 +74,6 @@ pub struct Node {
 /// a passing test ends with [`stop`](Localnet::stop), which also checks the exit status.
 pub struct Localnet {
     process: LocalnetProcess,
-    /// The nym-api address, e.g. `http://127.0.0.1:41234/`.
-    pub api_url: String,
     /// The nodes.
     pub nodes: Vec<Node>,
 }
@@ -120,11 +118,7 @@ impl Localnet {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Self {
-            api_url: process.api_url.clone(),
-            process,
-            nodes,
-        })
+        Ok(Self { process, nodes })
     }
 
     /// The gateway.
@@ -164,6 +158,11 @@ impl Localnet {
 }
 
 impl Localnet {
+    /// The nym-api URL, e.g. `http://127.0.0.1:41234/`.
+    pub fn api_url(&self) -> &str {
+        &self.process.api_url
+    }
+
     /// `host:port` of the directory.
     pub fn api_address(&self) -> anyhow::Result<SocketAddr> {
         self.process.api_address()

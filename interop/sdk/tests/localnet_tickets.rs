@@ -114,7 +114,7 @@ async fn credentials_mode_client(
     localnet: &Localnet,
     dir: &std::path::Path,
 ) -> anyhow::Result<DisconnectedMixnetClient<OnDiskPersistent>> {
-    let api = localnet.api_url.as_str();
+    let api = localnet.api_url();
     let network = NymNetworkDetails::new_empty()
         .with_chain_details(NymNetworkDetails::new_mainnet().chain_details)
         .with_nym_api_urls(vec![url::Url::parse(api)?])
