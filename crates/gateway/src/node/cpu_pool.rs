@@ -162,7 +162,8 @@ impl<J: Send + 'static> CpuPool<J> {
 
     /// Queues `job` for `queue`, weighing `weight` (at least 1; more than the capacity counts
     /// as all of it), once there is room. The jobs of one queue start in order; queues take
-    /// turns, one job each per round, so a flooding peer cannot hold back a quiet one. The job answers through whatever channel it carries.
+    /// turns, one job each per round, so a flooding peer cannot hold back a quiet one. The job
+    /// answers through whatever channel it carries.
     pub async fn submit(&self, queue: QueueId, weight: usize, job: J) -> Result<(), PoolClosed> {
         let weight = weight.clamp(1, self.capacity);
         // Fits in u32: the capacity is at most `Semaphore::MAX_PERMITS` (< u32::MAX).
